@@ -1,0 +1,80 @@
+"""The API channel: an integration posts customer messages as JSON; replies
+are collected by the integration (or pushed to its callback URL)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Mapping
+
+import requests
+
+from .base import Adapter, ChannelError, Inbound, Outbound, SendResult, TransientSendError, register
+
+MAX_TEXT = 20_000
+
+
+@register
+class ApiAdapter(Adapter):
+    kind = "api"
+    label = "API"
+
+    def parse(self, raw: bytes | Mapping[str, Any]) -> list[Inbound]:
+        if isinstance(raw, (bytes, str)):
+            try:
+                raw = json.loads(raw)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ChannelError("body is not valid JSON") from exc
+        if not isinstance(raw, Mapping):
+            raise ChannelError("body must be a JSON object")
+        missing = [k for k in ("external_id", "user_id", "text") if not raw.get(k)]
+        if missing:
+            raise ChannelError("missing fields: " + ", ".join(missing))
+        for key in ("external_id", "user_id", "text", "name", "email", "subject", "thread"):
+            if key in raw and raw[key] is not None and not isinstance(raw[key], str):
+                raise ChannelError(f"field {key!r} must be a string")
+        text = raw["text"]
+        if len(text) > MAX_TEXT:
+            raise ChannelError(f"text longer than {MAX_TEXT} characters")
+        if len(raw["external_id"]) > 255 or len(raw["user_id"]) > 255:
+            raise ChannelError("external_id and user_id are limited to 255 characters")
+        sent_at = None
+        if raw.get("sent_at"):
+            try:
+                sent_at = datetime.fromisoformat(str(raw["sent_at"]))
+            except ValueError as exc:
+                raise ChannelError("sent_at must be ISO 8601") from exc
+            if sent_at.tzinfo is None:
+                raise ChannelError("sent_at needs a timezone offset")
+        return [
+            Inbound(
+                external_id=raw["external_id"],
+                user_id=raw["user_id"],
+                text=text,
+                display_name=(raw.get("name") or "")[:200],
+                email=raw.get("email") or None,
+                subject=(raw.get("subject") or "")[:300],
+                thread_hints=(raw["thread"],) if raw.get("thread") else (),
+                sent_at=sent_at,
+            )
+        ]
+
+    def send(self, recipient: str, outbound: Outbound) -> SendResult:
+        url = self.settings.get("callback_url")
+        if not url:
+            # Integrations without a callback read replies from the API.
+            return SendResult(ok=True)
+        try:
+            resp = requests.post(
+                url,
+                json={"ticket_id": outbound.ticket_id, "message_id": outbound.message_id,
+                      "user_id": recipient, "text": outbound.text},
+                timeout=10,
+            )
+        except requests.RequestException as exc:
+            raise TransientSendError(f"callback unreachable: {exc}") from exc
+        if resp.status_code == 429 or resp.status_code >= 500:
+            raise TransientSendError(f"callback answered {resp.status_code}")
+        if resp.status_code >= 400:
+            return SendResult(ok=False, error=f"callback refused with {resp.status_code}")
+        return SendResult(ok=True)

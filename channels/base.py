@@ -1,0 +1,152 @@
+"""The contract every channel adapter follows, and the registry of adapters.
+
+An adapter knows its provider and nothing about our database: it verifies and
+parses what arrives, and sends what leaves. ``services.ingest`` and
+``services.replies`` do the rest.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Mapping
+
+
+class ChannelError(Exception):
+    """Raised by an adapter for input it cannot accept (bad payload, bad signature)."""
+
+
+class TransientSendError(Exception):
+    """Raised by ``send`` when trying again later may succeed (timeouts, 429, 5xx)."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    size: int = 0
+    url: str | None = None  # where our store keeps it, or the provider's URL
+    data: bytes | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One normalised message from a provider."""
+
+    external_id: str
+    user_id: str
+    text: str
+    display_name: str = ""
+    email: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    # Conversation hint: email thread ids, a LINE group id, a widget conversation...
+    thread_hints: tuple[str, ...] = ()
+    subject: str = ""
+    sent_at: datetime | None = None
+    quoted: str | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    # Identity kind when it differs from the adapter kind (e.g. a LINE group member).
+    identity_kind: str | None = None
+    # A fresh conversation even if the contact has an open ticket (new email topic).
+    new_thread: bool = False
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A provider event that changes existing rows instead of adding a message:
+    ``delivered``/``read`` receipts, ``unsend``, ``follow``/``unfollow``."""
+
+    kind: str
+    user_id: str = ""
+    external_ids: tuple[str, ...] = ()
+    # Messenger receipts say "everything before this time"; epoch milliseconds.
+    watermark: int | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outbound:
+    text: str
+    ticket_id: int
+    message_id: int
+    subject: str = ""
+    # Provider facts from the conversation (reply token, Message-IDs, ...).
+    context: Mapping[str, Any] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class SendResult:
+    ok: bool
+    external_id: str | None = None
+    error: str | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Adapter:
+    """Base class: subclasses set ``kind`` and override what their provider needs."""
+
+    kind: ClassVar[str]
+    label: ClassVar[str] = ""
+    # Webhook channels verify signatures; polled and pushed-by-us channels do not.
+    webhook: ClassVar[bool] = False
+    testing_only: ClassVar[bool] = False
+
+    def __init__(self, settings: Mapping[str, Any] | None = None, secrets: Mapping[str, Any] | None = None):
+        self.settings = dict(settings or {})
+        self.secrets = dict(secrets or {})
+
+    def verify(self, headers: Mapping[str, str], raw_body: bytes) -> bool:
+        return not self.webhook
+
+    def handshake(self, args: Mapping[str, str]) -> tuple[int, str] | None:
+        """Answer a provider's GET verification (Messenger hub.challenge, X CRC), if any."""
+        return None
+
+    def parse(self, raw: bytes | Mapping[str, Any]) -> list[Inbound | StatusUpdate]:
+        """Provider payload -> normalised items. Raise ChannelError for bad input."""
+        raise NotImplementedError
+
+    def send(self, recipient: str, outbound: Outbound) -> SendResult:
+        raise NotImplementedError
+
+    @staticmethod
+    def constant_time_equal(a: str | bytes, b: str | bytes) -> bool:
+        if isinstance(a, str):
+            a = a.encode()
+        if isinstance(b, str):
+            b = b.encode()
+        return hmac.compare_digest(a, b)
+
+
+_registry: dict[str, type[Adapter]] = {}
+
+
+def register(cls: type[Adapter]) -> type[Adapter]:
+    """Class decorator: make an adapter reachable by its kind."""
+    if cls.kind in _registry and _registry[cls.kind] is not cls:
+        raise ValueError(f"channel kind {cls.kind!r} registered twice")
+    _registry[cls.kind] = cls
+    return cls
+
+
+def adapter_class(kind: str) -> type[Adapter]:
+    from . import load_all
+
+    load_all()
+    try:
+        return _registry[kind]
+    except KeyError:
+        raise ChannelError(f"unknown channel kind: {kind!r}") from None
+
+
+def kinds(include_testing: bool = False) -> list[str]:
+    from . import load_all
+
+    load_all()
+    return sorted(k for k, c in _registry.items() if include_testing or not c.testing_only)

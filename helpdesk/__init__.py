@@ -1,0 +1,129 @@
+"""The helpdesk web app. ``create_app`` only wires: no I/O at import or here."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, request, session
+from flask_login import current_user
+
+from . import config
+from .extensions import babel, csrf, db, limiter, login_manager, migrate, socketio
+from .jobs import jobs
+
+__version__ = "0.1.0"
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        static_folder=str(config.ROOT / "static"),
+        template_folder=str(config.ROOT / "templates"),
+    )
+    config.load(app, overrides)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(config.ROOT / "helpdesk" / "migrations"))
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=_select_locale, timezone_selector=lambda: app.config["BABEL_DEFAULT_TIMEZONE"],
+                   default_translation_directories=str(config.ROOT / "helpdesk" / "translations"))
+    limiter.init_app(app)
+    jobs.init_app(app)
+    socketio.init_app(
+        app,
+        message_queue=app.config["REDIS_URL"] or None,
+        async_mode="threading",
+        cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS", "*"),
+        max_http_buffer_size=2 * 1024 * 1024,
+    )
+
+    from . import models  # noqa: F401  (register tables with the metadata)
+    from .realtime import agent_ns, events  # noqa: F401  (commit hooks, namespaces)
+    from .views import register_blueprints
+
+    register_blueprints(app)
+    agent_ns.register(socketio)
+    _register_widget_namespace()
+
+    from .cli import register_cli
+
+    register_cli(app)
+    _sqlite_pragmas(app)
+    app.after_request(_security_headers)
+    app.jinja_env.globals.update(
+        locale_choices=app.config["LANGUAGES"],
+        has_endpoint=lambda name: name in app.view_functions,
+        last_event_id=_last_event_id,
+    )
+    return app
+
+
+def _last_event_id() -> int:
+    """Rendered into each live page: the socket resyncs from here, so nothing between
+    the page render and the socket connect is missed."""
+    from sqlalchemy import select
+
+    from .models import Event
+
+    return db.session.scalar(select(Event.id).order_by(Event.id.desc()).limit(1)) or 0
+
+
+def _register_widget_namespace() -> None:
+    try:
+        from .realtime import widget_ns
+    except ImportError:
+        return
+    widget_ns.register(socketio)
+
+
+def _select_locale() -> str:
+    from flask import current_app
+
+    langs = current_app.config["LANGUAGES"]
+    wanted = request.args.get("lang") if request else None
+    if wanted in langs:
+        session["lang"] = wanted
+        return wanted
+    if session.get("lang") in langs:
+        return session["lang"]
+    if current_user and current_user.is_authenticated and current_user.locale in langs:
+        return current_user.locale
+    return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def _sqlite_pragmas(app: Flask) -> None:
+    """SQLite in WAL mode with a busy timeout, so readers never block the writer thread."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    if not event.contains(Engine, "connect", _on_sqlite_connect):
+        event.listen(Engine, "connect", _on_sqlite_connect)
+
+
+def _on_sqlite_connect(dbapi_conn, _record) -> None:
+    if dbapi_conn.__class__.__module__.startswith("sqlite3"):
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
+    "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
+)
+
+
+def _security_headers(resp):
+    resp.headers.setdefault("Content-Security-Policy", _CSP)
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resp.headers.setdefault("Referrer-Policy", "same-origin")
+    resp.headers.setdefault("X-Frame-Options", "DENY")
+    return resp

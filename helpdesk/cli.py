@@ -1,0 +1,137 @@
+"""``flask`` commands: database, agents, demo data, sentiment, workers, serve."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from sqlalchemy import func, select
+
+from .extensions import db
+from .models import Agent, Role
+
+
+def register_cli(app: Flask) -> None:
+    for cmd in (init_db, reset_db, create_agent, demo, label_sentiment, backfill_sentiment, worker, serve):
+        app.cli.add_command(cmd)
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db():
+    """Create or upgrade the schema (Alembic migrations, SQLite and PostgreSQL)."""
+    from flask_migrate import upgrade
+
+    upgrade()
+    click.echo("database ready")
+
+
+@click.command("reset-db")
+@click.option("--yes", is_flag=True, help="Do not ask.")
+@with_appcontext
+def reset_db(yes: bool):
+    """Drop everything and recreate the schema."""
+    if not yes:
+        click.confirm("This deletes every ticket, contact and agent. Continue?", abort=True)
+    from flask_migrate import upgrade
+    from sqlalchemy import text
+
+    db.drop_all()
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    upgrade()
+    click.echo("database reset")
+
+
+@click.command("create-agent")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--role", type=click.Choice([r.value for r in Role]), default="agent")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@with_appcontext
+def create_agent(email: str, name: str, role: str, password: str):
+    """Create an agent (or reset an existing agent's password and role)."""
+    if len(password) < 10:
+        raise click.BadParameter("use at least 10 characters", param_hint="--password")
+    agent = db.session.scalar(select(Agent).where(func.lower(Agent.email) == email.lower()))
+    if agent is None:
+        agent = Agent(email=email.lower(), name=name)
+        db.session.add(agent)
+    agent.name, agent.role = name, Role(role)
+    agent.set_password(password)
+    db.session.commit()
+    click.echo(f"agent {agent.email} ({agent.role.value}) ready")
+
+
+@click.command("demo")
+@click.option("--force", is_flag=True, help="Load even if demo data exists.")
+@with_appcontext
+def demo(force: bool):
+    """Load demo agents, inboxes and Japanese tickets on every channel."""
+    from .demo import DEMO_LOGIN, load_demo
+
+    if load_demo(force=force):
+        click.echo("demo data loaded")
+    else:
+        click.echo("demo data already present")
+    click.echo(f"login: {DEMO_LOGIN[0]} / {DEMO_LOGIN[1]}")
+
+
+@click.command("label-sentiment")
+@with_appcontext
+def label_sentiment():
+    """Label every message still waiting for sentiment."""
+    from .services.sentiment import label_pending
+
+    click.echo(f"labelled {label_pending()} messages")
+
+
+@click.command("backfill-sentiment")
+@click.option("--all", "everything", is_flag=True, help="Re-label even messages labelled by the current model.")
+@with_appcontext
+def backfill_sentiment(everything: bool):
+    """Re-label stored messages after the model changed."""
+    from .services.sentiment import backfill
+
+    n = backfill("" if everything else None)
+    click.echo(f"re-labelled {n} messages")
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
+@with_appcontext
+def worker(burst: bool):
+    """Run an RQ worker for background jobs (production: HELPDESK_JOBS=rq)."""
+    from rq import Worker
+
+    from .jobs import jobs
+
+    if current_app.config["JOBS"] != "rq":
+        raise click.UsageError("set HELPDESK_JOBS=rq and HELPDESK_REDIS_URL to run separate workers")
+    q = jobs.queue()
+    q.enqueue("helpdesk.jobs._rq_entry", "label_sentiment")  # pick up what a dead worker left pending
+    Worker([q], connection=q.connection).work(burst=burst, with_scheduler=True)
+
+
+@click.command("serve")
+@click.option("--host", default=lambda: os.environ.get("HELPDESK_HOST", "127.0.0.1"))
+@click.option("--port", default=lambda: int(os.environ.get("HELPDESK_PORT", "5000")), type=int)
+@with_appcontext
+def serve(host: str, port: int):
+    """Serve the desk with live updates (embedded setup: one process, jobs in a thread)."""
+    from .demo import DEMO_LOGIN
+    from .extensions import socketio
+    from .jobs import jobs
+
+    app = current_app._get_current_object()
+    if app.config["JOBS"] != "rq":
+        jobs.enqueue("label_sentiment")  # anything left pending by the last run
+    demo_agent = db.session.scalar(select(Agent).where(Agent.email == DEMO_LOGIN[0]))
+    click.echo(f"\n  Helpdesk running at http://{host}:{port}/")
+    if demo_agent:
+        click.echo(f"  Demo login: {DEMO_LOGIN[0]} / {DEMO_LOGIN[1]}\n")
+    sys.stdout.flush()
+    socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, use_reloader=False, log_output=False)

@@ -1,0 +1,71 @@
+"""Defaults for the embedded setup; every key can be overridden by a
+``HELPDESK_<KEY>`` environment variable (parsed as JSON where possible)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+
+
+class Defaults:
+    SECRET_KEY = "dev-only-change-me"
+    # Embedded default: one SQLite file in WAL mode beside the code.
+    DATABASE_URL = f"sqlite:///{INSTANCE / 'helpdesk.db'}"
+    # Empty means in-process fan-out and jobs; set to redis://... for production.
+    REDIS_URL = ""
+    # "thread": in-process worker thread (embedded); "rq": Redis queue workers;
+    # "inline": run right after commit in the caller (tests).
+    JOBS = "thread"
+    SENTIMENT_MODEL = str(ROOT / "nlp" / "models" / "ja-sentiment")
+    SENTIMENT_BATCH = 32
+    # Off switch for environments that only want the desk (labels stay pending).
+    SENTIMENT_ENABLED = True
+    UPLOAD_DIR = str(INSTANCE / "uploads")
+    MAX_MESSAGE_CHARS = 20_000
+    MAX_CONTENT_LENGTH = 32 * 1024 * 1024
+    PAGE_SIZE = 25
+    BABEL_DEFAULT_LOCALE = "ja"
+    BABEL_DEFAULT_TIMEZONE = "Asia/Tokyo"
+    LANGUAGES = ["ja", "en"]
+    SEND_MAX_ATTEMPTS = 5
+    SEND_BACKOFF_SECONDS = 2.0
+    # Escalation thresholds (see services/escalation.py).
+    ESCALATE_SCORE = -0.6
+    ESCALATE_ANGER_PROB = 0.5
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    WTF_CSRF_TIME_LIMIT = None
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_ENABLED = True
+    PUBLIC_URL = "http://127.0.0.1:5000"
+
+
+def load(app, overrides: dict | None = None) -> None:
+    """Defaults, then HELPDESK_* from the environment, then explicit overrides (tests)."""
+    app.config.from_object(Defaults)
+    app.config.from_prefixed_env("HELPDESK")
+    if overrides:
+        app.config.update(overrides)
+    cfg = app.config
+    cfg["SQLALCHEMY_DATABASE_URI"] = _normalise_db_url(cfg["DATABASE_URL"])
+    cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    if cfg["REDIS_URL"] and cfg["RATELIMIT_STORAGE_URI"] == "memory://":
+        cfg["RATELIMIT_STORAGE_URI"] = cfg["REDIS_URL"]
+    if cfg["SECRET_KEY"] == Defaults.SECRET_KEY and not (app.debug or app.testing):
+        app.logger.warning("HELPDESK_SECRET_KEY is not set; using the development key")
+
+
+def _normalise_db_url(url: str) -> str:
+    # Users paste postgres:// or postgresql:// URLs; we speak psycopg 3.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in {"1", "true", "yes"}

@@ -1,0 +1,148 @@
+"""Background jobs behind one ``enqueue``: an in-process worker thread for the
+embedded setup, RQ on Redis in production, inline for tests.
+
+Jobs are named functions in ``tasks.py`` that take ids, never objects, so the
+same call works across processes. Handlers are idempotent: a job may run twice
+(RQ is at-least-once, and a retried send must not send twice).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+from flask import Flask, current_app
+
+log = logging.getLogger(__name__)
+
+JOBS: dict[str, Callable[..., Any]] = {}
+
+
+def job(fn: Callable[..., Any]) -> Callable[..., Any]:
+    JOBS[fn.__name__] = fn
+    return fn
+
+
+class _ThreadRunner:
+    """One daemon thread draining a time-ordered heap inside an app context."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self._heap: list[tuple[float, int, str, tuple]] = []
+        self._seq = itertools.count()
+        self._cv = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._busy = False
+
+    def enqueue(self, name: str, args: tuple, delay: float) -> None:
+        with self._cv:
+            heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), name, args))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="helpdesk-jobs", daemon=True)
+                self._thread.start()
+            self._cv.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    timeout = None if not self._heap else self._heap[0][0] - time.monotonic()
+                    self._busy = False
+                    self._cv.notify_all()
+                    self._cv.wait(timeout)
+                _, _, name, args = heapq.heappop(self._heap)
+                self._busy = True
+            with self.app.app_context():
+                run(name, *args)
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Block until nothing is due (tests and the demo loader use this)."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while self._busy or (self._heap and self._heap[0][0] <= time.monotonic()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cv.wait(min(left, 0.05))
+        return True
+
+
+def run(name: str, *args: Any, own_session: bool = True) -> Any:
+    """Run one job by name; errors are logged, never raised into the runner.
+
+    ``own_session`` is False for inline jobs, which share the caller's session.
+    """
+    from . import tasks  # noqa: F401  (registers the jobs)
+    from .extensions import db
+
+    try:
+        return JOBS[name](*args)
+    except Exception:
+        log.exception("job %s%r failed", name, args)
+        db.session.rollback()
+    finally:
+        if own_session:
+            db.session.remove()
+
+
+def _rq_entry(name: str, *args: Any) -> Any:
+    """What an RQ worker executes: the worker process already holds an app context."""
+    from . import tasks  # noqa: F401
+
+    return JOBS[name](*args)
+
+
+class Jobs:
+    def init_app(self, app: Flask) -> None:
+        mode = app.config["JOBS"]
+        if mode not in {"thread", "rq", "inline"}:
+            raise ValueError(f"HELPDESK_JOBS must be thread, rq or inline, not {mode!r}")
+        state: dict[str, Any] = {"mode": mode}
+        if mode == "thread":
+            state["runner"] = _ThreadRunner(app)
+        app.extensions["helpdesk.jobs"] = state
+
+    def _state(self) -> dict[str, Any]:
+        return current_app.extensions["helpdesk.jobs"]
+
+    def queue(self):
+        """The RQ queue (production only); created lazily, no I/O in the factory."""
+        state = self._state()
+        if "queue" not in state:
+            from redis import Redis
+            from rq import Queue
+
+            state["queue"] = Queue("helpdesk", connection=Redis.from_url(current_app.config["REDIS_URL"]))
+        return state["queue"]
+
+    def enqueue(self, name: str, *args: Any, delay: float = 0.0, job_id: str | None = None) -> None:
+        if name not in JOBS:
+            from . import tasks  # noqa: F401
+        if name not in JOBS:
+            raise KeyError(f"unknown job {name!r}")
+        state = self._state()
+        mode = state["mode"]
+        if mode == "inline":
+            run(name, *args, own_session=False)
+        elif mode == "thread":
+            state["runner"].enqueue(name, args, delay)
+        else:
+            from datetime import timedelta
+
+            q = self.queue()
+            kwargs = {"job_id": job_id} if job_id else {}
+            if delay > 0:
+                q.enqueue_in(timedelta(seconds=delay), _rq_entry, name, *args, **kwargs)
+            else:
+                q.enqueue(_rq_entry, name, *args, **kwargs)
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        state = self._state()
+        return state["runner"].wait_idle(timeout) if state["mode"] == "thread" else True
+
+
+jobs = Jobs()

@@ -1,0 +1,97 @@
+"""Tickets: one customer conversation, on one inbox, through its lifecycle."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Column, Enum, ForeignKey, Index, String, Table
+from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
+
+from ..extensions import db
+from ._types import UTCDateTime, utcnow
+from .agent import Agent, Team
+from .contact import Contact
+from .inbox import Inbox
+
+
+class Status(str, enum.Enum):
+    new = "new"
+    open = "open"
+    pending = "pending"
+    resolved = "resolved"
+    closed = "closed"
+
+    @classmethod
+    def active(cls) -> tuple[Status, ...]:
+        return (cls.new, cls.open, cls.pending)
+
+
+class Priority(str, enum.Enum):
+    low = "low"
+    normal = "normal"
+    high = "high"
+    urgent = "urgent"
+
+    @property
+    def rank(self) -> int:
+        return list(Priority).index(self)
+
+
+ticket_tags = Table(
+    "ticket_tags",
+    db.metadata,
+    Column("ticket_id", ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Tag(db.Model):
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(60), unique=True)
+
+
+class Ticket(db.Model):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ix_tickets_inbox_status_last", "inbox_id", "status", "last_message_at"),
+        Index("ix_tickets_contact_inbox_status", "contact_id", "inbox_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inbox_id: Mapped[int] = mapped_column(ForeignKey("inboxes.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    channel: Mapped[str] = mapped_column(String(20))
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    status: Mapped[Status] = mapped_column(Enum(Status, native_enum=False, length=20), default=Status.new, index=True)
+    priority: Mapped[Priority] = mapped_column(
+        Enum(Priority, native_enum=False, length=20), default=Priority.normal
+    )
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    # Channel-specific conversation key (email thread root, LINE group id, ...).
+    thread_key: Mapped[str | None] = mapped_column(String(255), index=True)
+    # Where replies go on the provider: a user id, a LINE group id, an email address.
+    reply_to: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    last_message_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Sentiment aggregate over the customer's messages (services/sentiment.py).
+    sentiment_label: Mapped[str | None] = mapped_column(String(10), index=True)
+    sentiment_score: Mapped[float | None]
+    sentiment_first_score: Mapped[float | None]
+    sentiment_worst_score: Mapped[float | None]
+    sentiment_trend: Mapped[str | None] = mapped_column(String(10))
+
+    inbox: Mapped[Inbox] = relationship()
+    contact: Mapped[Contact] = relationship()
+    assignee: Mapped[Agent | None] = relationship()
+    team: Mapped[Team | None] = relationship()
+    tags: Mapped[list[Tag]] = relationship(secondary=ticket_tags, order_by="Tag.name")
+    messages: WriteOnlyMapped["Message"] = relationship(  # noqa: F821
+        back_populates="ticket", passive_deletes=True, order_by="Message.id"
+    )

@@ -1,0 +1,112 @@
+"""The /agent namespace: authenticated agents, rooms per inbox, presence and typing."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+from flask import request
+from flask_login import current_user
+from flask_socketio import Namespace, join_room, leave_room
+
+from ..extensions import db
+from ..models import Ticket
+from ..services.access import visible_inbox_ids
+from . import events
+
+# Who is looking at which ticket, per process. With several servers each keeps its
+# own view; presence is advisory ("X is viewing"), so that is good enough.
+_viewers: dict[int, dict[str, dict]] = defaultdict(dict)
+_viewers_lock = threading.Lock()
+
+
+class AgentNamespace(Namespace):
+    def on_connect(self, auth=None):
+        if not current_user.is_authenticated:
+            return False  # refuses the connection
+        join_room(events.agent_room(current_user.id))
+        for inbox_id in visible_inbox_ids(current_user):
+            join_room(events.inbox_room(inbox_id))
+        if current_user.is_supervisor:
+            join_room(events.SUPERVISORS)
+        db.session.remove()
+        return True
+
+    def on_disconnect(self, reason=None):
+        sid = request.sid
+        with _viewers_lock:
+            left = [tid for tid, v in _viewers.items() if v.pop(sid, None)]
+        for tid in left:
+            self._presence(tid)
+
+    def _ticket(self, data) -> Ticket | None:
+        try:
+            ticket_id = int((data or {}).get("ticket_id"))
+        except (TypeError, ValueError):
+            return None
+        ticket = db.session.get(Ticket, ticket_id)
+        if ticket is None or ticket.inbox_id not in visible_inbox_ids(current_user):
+            return None
+        return ticket
+
+    def on_view_ticket(self, data):
+        if not current_user.is_authenticated:
+            return {"ok": False, "error": "unauthenticated"}
+        ticket = self._ticket(data)
+        if ticket is None:
+            return {"ok": False, "error": "not found"}
+        join_room(events.ticket_room(ticket.id))
+        with _viewers_lock:
+            _viewers[ticket.id][request.sid] = {"id": current_user.id, "name": current_user.name}
+        self._presence(ticket.id)
+        return {"ok": True}
+
+    def on_leave_ticket(self, data):
+        ticket = self._ticket(data) if current_user.is_authenticated else None
+        if ticket is None:
+            return {"ok": False}
+        leave_room(events.ticket_room(ticket.id))
+        with _viewers_lock:
+            _viewers[ticket.id].pop(request.sid, None)
+        self._presence(ticket.id)
+        return {"ok": True}
+
+    def on_typing(self, data):
+        if not current_user.is_authenticated:
+            return {"ok": False}
+        ticket = self._ticket(data)
+        if ticket is None:
+            return {"ok": False}
+        payload = {"ticket_id": ticket.id, "agent": {"id": current_user.id, "name": current_user.name},
+                   "typing": bool((data or {}).get("typing", True)),
+                   "private": bool((data or {}).get("private", False))}
+        events.emit_now(events.AGENT_TYPING, payload, to=events.ticket_room(ticket.id), skip_sid=request.sid)
+        hook = _typing_hooks.get(ticket.channel)
+        if hook and payload["typing"] and not payload["private"]:
+            hook(ticket)
+        db.session.remove()
+        return {"ok": True}
+
+    def _presence(self, ticket_id: int) -> None:
+        with _viewers_lock:
+            viewers = list({v["id"]: v for v in _viewers.get(ticket_id, {}).values()}.values())
+        events.emit_now(events.PRESENCE_UPDATED, {"ticket_id": ticket_id, "viewers": viewers},
+                        to=events.ticket_room(ticket_id))
+
+
+# Channels that show the customer an agent is typing (widget indicator, LINE loading
+# animation) register a hook here: fn(ticket).
+_typing_hooks: dict = {}
+
+
+def on_agent_typing(channel: str):
+    def deco(fn):
+        _typing_hooks[channel] = fn
+        return fn
+    return deco
+
+
+def register(socketio) -> None:
+    """Once per process: the shared SocketIO object re-binds its handlers on every init_app."""
+    if not any(h.namespace == events.AGENT_NS for h in socketio.namespace_handlers):
+        socketio.on_namespace(AgentNamespace(events.AGENT_NS))

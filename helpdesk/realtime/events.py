@@ -1,0 +1,95 @@
+"""Event names (server -> client) and the one way to publish them.
+
+``publish`` records the event in the current transaction (so it gets a number a
+client can resync from) and emits it only after the transaction commits: a
+client never hears about a row it cannot read yet, and a rollback emits nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable
+
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session
+
+from ..extensions import db, socketio
+
+log = logging.getLogger(__name__)
+
+MESSAGE_CREATED = "message.created"
+MESSAGE_UPDATED = "message.updated"
+MESSAGE_SENTIMENT = "message.sentiment"
+TICKET_CREATED = "ticket.created"
+TICKET_UPDATED = "ticket.updated"
+TICKET_ASSIGNED = "ticket.assigned"
+SENTIMENT_ALERT = "sentiment.alert"
+AGENT_TYPING = "agent.typing"
+PRESENCE_UPDATED = "presence.updated"
+
+AGENT_NS = "/agent"
+WIDGET_NS = "/widget"
+
+_OUTBOX = "helpdesk.outbox"
+
+
+def inbox_room(inbox_id: int) -> str:
+    return f"inbox:{inbox_id}"
+
+
+def ticket_room(ticket_id: int) -> str:
+    return f"ticket:{ticket_id}"
+
+
+def agent_room(agent_id: int) -> str:
+    return f"agent:{agent_id}"
+
+
+def visitor_room(token: str) -> str:
+    return f"visitor:{token}"
+
+
+SUPERVISORS = "supervisors"
+
+
+def publish(name: str, payload: dict[str, Any], *, inbox_id: int | None = None,
+            ticket_id: int | None = None, supervisors_only: bool = False) -> None:
+    """Record an agent-namespace event now; emit it after commit."""
+    from ..models import Event
+
+    ev = Event(name=name, payload=payload, inbox_id=inbox_id, ticket_id=ticket_id,
+               audience="supervisors" if supervisors_only else "inbox")
+    db.session.add(ev)
+    db.session.flush()  # assigns the event id clients resync from
+    rooms = [SUPERVISORS] if supervisors_only else [inbox_room(inbox_id)] if inbox_id else [SUPERVISORS]
+    _outbox(db.session).append((name, {**payload, "event_id": ev.id}, rooms, AGENT_NS))
+
+
+def publish_to(room: str, name: str, payload: dict[str, Any], namespace: str) -> None:
+    """Emit after commit to a room outside the numbered agent stream (widget visitors)."""
+    _outbox(db.session).append((name, payload, [room], namespace))
+
+
+def _outbox(session) -> list:
+    return session.info.setdefault(_OUTBOX, [])
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _emit_after_commit(session) -> None:
+    pending = session.info.pop(_OUTBOX, None)
+    for name, payload, rooms, namespace in pending or ():
+        try:
+            socketio.emit(name, payload, to=rooms if len(rooms) > 1 else rooms[0], namespace=namespace)
+        except Exception:  # a lost emit is recovered by the client's resync; never fail the commit
+            log.exception("emit %s failed", name)
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _drop_after_rollback(session) -> None:
+    session.info.pop(_OUTBOX, None)
+
+
+def emit_now(name: str, payload: dict[str, Any], to: str | Iterable[str], namespace: str = AGENT_NS,
+             skip_sid: str | None = None) -> None:
+    """Ephemeral events (typing, presence) that are not worth storing."""
+    socketio.emit(name, payload, to=to, namespace=namespace, skip_sid=skip_sid)

@@ -1,0 +1,1 @@
+"""Business logic. Views and jobs call these; nothing here knows about HTTP."""

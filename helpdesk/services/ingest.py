@@ -1,0 +1,184 @@
+"""The one inbound path: every channel's messages enter the store here.
+
+dedupe on (inbox, external_id) -> resolve contact -> find or open ticket ->
+store message -> commit -> emit (after commit) -> enqueue sentiment.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from channels.base import Inbound
+
+from ..extensions import db
+from ..jobs import jobs
+from ..models import Contact, ContactIdentity, Delivery, Direction, Inbox, Message, Status, Ticket
+from ..models._types import utcnow
+from ..realtime import events
+from ..realtime.serializers import message_json, ticket_json
+from . import storage
+
+log = logging.getLogger(__name__)
+
+# A conversation that was resolved comes back to life when the customer writes again;
+# a closed one is history, and the customer starts a new ticket.
+_REOPENABLE = (Status.resolved,)
+
+
+@dataclass
+class IngestResult:
+    message: Message
+    created: bool
+    ticket_created: bool = False
+
+
+def ingest(inbox: Inbox, inbound: Inbound) -> IngestResult:
+    """Store one inbound message exactly once. Safe to call again with the same message."""
+    for attempt in range(3):
+        existing = _existing(inbox.id, inbound.external_id)
+        if existing is not None:
+            log.info("duplicate %s message %s on inbox %s ignored", inbox.kind, inbound.external_id, inbox.id)
+            return IngestResult(existing, created=False)
+        try:
+            result = _store(inbox, inbound)
+            db.session.commit()
+        except IntegrityError:
+            # A concurrent delivery of the same message (or a new contact identity) won the race.
+            db.session.rollback()
+            log.info("ingest race on inbox %s message %s; retrying", inbox.id, inbound.external_id)
+            continue
+        jobs.enqueue("label_sentiment")
+        return result
+    raise RuntimeError(f"could not store message {inbound.external_id!r} after 3 attempts")
+
+
+def _existing(inbox_id: int, external_id: str) -> Message | None:
+    return db.session.scalar(
+        select(Message).where(Message.inbox_id == inbox_id, Message.external_id == external_id)
+    )
+
+
+def resolve_contact(kind: str, user_id: str, display_name: str = "", email: str | None = None) -> Contact:
+    """The contact behind a channel identity, created on first contact; follows merges."""
+    ident = db.session.scalar(
+        select(ContactIdentity).where(ContactIdentity.kind == kind, ContactIdentity.external_id == user_id)
+    )
+    if ident is None:
+        contact = Contact(name=display_name or "", email=email)
+        ident = ContactIdentity(kind=kind, external_id=user_id, display_name=display_name or None)
+        contact.identities.append(ident)
+        db.session.add(contact)
+        db.session.flush()
+        return contact
+    if display_name and ident.display_name != display_name:
+        ident.display_name = display_name  # LINE and Messenger users rename themselves
+    contact = ident.contact
+    seen = {contact.id}
+    while contact.merged_into_id:  # identities move on merge, but be safe with stale rows
+        contact = db.session.get(Contact, contact.merged_into_id)
+        if contact.id in seen:
+            break
+        seen.add(contact.id)
+    if email and not contact.email:
+        contact.email = email
+    return contact
+
+
+def _find_ticket(inbox: Inbox, contact: Contact, inbound: Inbound) -> Ticket | None:
+    hints = [h for h in inbound.thread_hints if h]
+    if hints:
+        by_message = db.session.scalar(
+            select(Ticket)
+            .join(Message, Message.ticket_id == Ticket.id)
+            .where(Message.inbox_id == inbox.id, Message.external_id.in_(hints))
+            .order_by(Message.id.desc())
+            .limit(1)
+        )
+        ticket = by_message or db.session.scalar(
+            select(Ticket)
+            .where(Ticket.inbox_id == inbox.id, Ticket.thread_key.in_(hints))
+            .order_by(Ticket.id.desc())
+            .limit(1)
+        )
+        if ticket is not None and (ticket.status in Status.active() or ticket.status in _REOPENABLE):
+            return ticket
+    if inbound.new_thread:
+        return None
+    return db.session.scalar(
+        select(Ticket)
+        .where(Ticket.inbox_id == inbox.id, Ticket.contact_id == contact.id, Ticket.status.in_(Status.active()))
+        .order_by(Ticket.last_message_at.desc(), Ticket.id.desc())
+        .limit(1)
+    )
+
+
+def _store(inbox: Inbox, inbound: Inbound) -> IngestResult:
+    from nlp.text import search_document
+
+    kind = inbound.identity_kind or inbox.kind
+    contact = resolve_contact(kind, inbound.user_id, inbound.display_name, inbound.email)
+    ticket = _find_ticket(inbox, contact, inbound)
+    now = utcnow()
+    ticket_created = ticket is None
+    if ticket is None:
+        ticket = Ticket(
+            inbox=inbox,
+            contact=contact,
+            channel=inbox.kind,
+            subject=(inbound.subject or _subject_from(inbound.text))[:300],
+            status=Status.new,
+            team_id=inbox.team_id,
+            thread_key=inbound.thread_hints[0] if inbound.thread_hints else None,
+            reply_to=str(inbound.meta.get("reply_to") or inbound.user_id),
+            created_at=now,
+        )
+        db.session.add(ticket)
+    else:
+        if ticket.status in _REOPENABLE or ticket.status is Status.pending:
+            ticket.status = Status.open
+            ticket.resolved_at = None
+        if inbound.meta.get("reply_to"):
+            ticket.reply_to = str(inbound.meta["reply_to"])
+    sent_at = inbound.sent_at.astimezone(timezone.utc) if inbound.sent_at else now
+    ticket.last_message_at = now
+    attachments = [storage.save_attachment(a) for a in inbound.attachments]
+    msg = Message(
+        ticket=ticket,
+        inbox_id=inbox.id,
+        contact_id=contact.id,
+        direction=Direction.inbound,
+        body=inbound.text,
+        quoted=inbound.quoted,
+        attachments=attachments,
+        meta=dict(inbound.meta),
+        external_id=inbound.external_id,
+        sent_at=sent_at,
+        created_at=now,
+        delivery=Delivery.none,
+        search_text=search_document(" ".join(filter(None, [inbound.subject, inbound.text]))),
+    )
+    db.session.add(msg)
+    db.session.flush()
+    if ticket_created:
+        events.publish(events.TICKET_CREATED, ticket_json(ticket), inbox_id=inbox.id, ticket_id=ticket.id)
+    else:
+        events.publish(events.TICKET_UPDATED, ticket_json(ticket), inbox_id=inbox.id, ticket_id=ticket.id)
+    events.publish(events.MESSAGE_CREATED, message_json(msg), inbox_id=inbox.id, ticket_id=ticket.id)
+    return IngestResult(msg, created=True, ticket_created=ticket_created)
+
+
+def _subject_from(text: str) -> str:
+    first = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return first[:60] + ("…" if len(first) > 60 else "")
+
+
+def parse_datetime(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    dt = datetime.fromisoformat(value)
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)

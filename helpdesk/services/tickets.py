@@ -1,0 +1,113 @@
+"""Changes agents make to tickets and contacts, each audited and broadcast."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+
+from ..extensions import db
+from ..models import Agent, AuditLog, Contact, ContactIdentity, Message, Priority, Status, Tag, Ticket
+from ..models._types import utcnow
+from ..realtime import events
+from ..realtime.serializers import ticket_json
+
+
+class TicketError(ValueError):
+    pass
+
+
+def audit(agent: Agent | None, action: str, obj_type: str, obj_id: int, changes: dict[str, Any]) -> None:
+    db.session.add(AuditLog(agent_id=agent.id if agent else None, action=action, object_type=obj_type,
+                            object_id=obj_id, changes=changes))
+
+
+def update_ticket(ticket: Ticket, agent: Agent, *, status: str | None = None, priority: str | None = None,
+                  assignee_id: int | None | str = "", tags: list[str] | None = None,
+                  subject: str | None = None) -> dict[str, Any]:
+    """Apply the given changes; ``assignee_id=""`` means unchanged, None means unassign."""
+    changes: dict[str, Any] = {}
+    if status is not None:
+        try:
+            new = Status(status)
+        except ValueError:
+            raise TicketError(f"unknown status {status!r}") from None
+        if new is not ticket.status:
+            changes["status"] = [ticket.status.value, new.value]
+            ticket.status = new
+            if new in (Status.resolved, Status.closed):
+                ticket.resolved_at = ticket.resolved_at or utcnow()
+            else:
+                ticket.resolved_at = None
+    if priority is not None:
+        try:
+            new_p = Priority(priority)
+        except ValueError:
+            raise TicketError(f"unknown priority {priority!r}") from None
+        if new_p is not ticket.priority:
+            changes["priority"] = [ticket.priority.value, new_p.value]
+            ticket.priority = new_p
+    assigned = False
+    if assignee_id != "":
+        new_id = int(assignee_id) if assignee_id not in (None, "none") else None
+        if new_id is not None:
+            from .access import can_see_inbox
+
+            target = db.session.get(Agent, new_id)
+            if target is None or not target.active or not can_see_inbox(target, ticket.inbox_id):
+                raise TicketError("that agent cannot work on this inbox")
+        if new_id != ticket.assignee_id:
+            changes["assignee_id"] = [ticket.assignee_id, new_id]
+            ticket.assignee_id = new_id
+            assigned = True
+    if tags is not None:
+        names = sorted({t.strip()[:60] for t in tags if t.strip()})
+        old = [t.name for t in ticket.tags]
+        if names != old:
+            ticket.tags = [_tag(n) for n in names]
+            changes["tags"] = [old, names]
+    if subject is not None and subject.strip() and subject.strip() != ticket.subject:
+        changes["subject"] = [ticket.subject, subject.strip()[:300]]
+        ticket.subject = subject.strip()[:300]
+    if not changes:
+        return changes
+    ticket.updated_at = utcnow()
+    audit(agent, "ticket.update", "ticket", ticket.id, changes)
+    db.session.flush()
+    db.session.refresh(ticket)
+    payload = {**ticket_json(ticket), "changed_by": {"id": agent.id, "name": agent.name},
+               "changes": list(changes)}
+    events.publish(events.TICKET_UPDATED, payload, inbox_id=ticket.inbox_id, ticket_id=ticket.id)
+    if assigned:
+        events.publish(events.TICKET_ASSIGNED, payload, inbox_id=ticket.inbox_id, ticket_id=ticket.id)
+    db.session.commit()
+    return changes
+
+
+def _tag(name: str) -> Tag:
+    tag = db.session.scalar(select(Tag).where(Tag.name == name))
+    if tag is None:
+        tag = Tag(name=name)
+        db.session.add(tag)
+    return tag
+
+
+def merge_contacts(survivor: Contact, other: Contact, agent: Agent | None) -> Contact:
+    """Fold ``other`` into ``survivor``: identities, tickets and messages move; nothing is lost."""
+    if survivor.id == other.id:
+        raise TicketError("cannot merge a contact into itself")
+    moved = [f"{i.kind}:{i.external_id}" for i in other.identities]
+    db.session.execute(update(ContactIdentity).where(ContactIdentity.contact_id == other.id)
+                       .values(contact_id=survivor.id))
+    db.session.execute(update(Ticket).where(Ticket.contact_id == other.id).values(contact_id=survivor.id))
+    db.session.execute(update(Message).where(Message.contact_id == other.id).values(contact_id=survivor.id))
+    for field in ("email", "phone", "avatar_url"):
+        if not getattr(survivor, field) and getattr(other, field):
+            setattr(survivor, field, getattr(other, field))
+    if not survivor.name and other.name:
+        survivor.name = other.name
+    other.merged_into_id = survivor.id
+    audit(agent, "contact.merge", "contact", survivor.id, {"merged": other.id, "identities": moved})
+    db.session.commit()
+    db.session.expire_all()
+    return survivor

@@ -1,0 +1,203 @@
+"""The agent desk: inbox, ticket view, replies, notes and ticket changes."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import BooleanField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+from channels import kinds
+
+from ..extensions import db
+from ..models import CannedReply, Contact, Direction, Inbox, Message, Priority, Status, Tag, Team, Ticket
+from ..realtime.serializers import message_json
+from ..services import storage
+from ..services.access import assignable_agents, visible_inbox_ids
+from ..services.replies import ReplyError, post_reply
+from ..services.search import InboxFilter, inbox_query, paginate
+from ..services.tickets import TicketError, merge_contacts, update_ticket
+
+bp = Blueprint("agent", __name__, url_prefix="/agent")
+log = logging.getLogger(__name__)
+
+
+class ReplyForm(FlaskForm):
+    body = TextAreaField(_l("Reply"), validators=[DataRequired(), Length(max=20_000)])
+    private = BooleanField(_l("Private note"))
+
+
+class TicketForm(FlaskForm):
+    status = SelectField(_l("Status"), choices=[(s.value, s.value) for s in Status], validators=[Optional()])
+    priority = SelectField(_l("Priority"), choices=[(p.value, p.value) for p in Priority], validators=[Optional()])
+    assignee = SelectField(_l("Assignee"), choices=[], validate_choice=False, validators=[Optional()])
+    tags = StringField(_l("Tags"), validators=[Optional(), Length(max=500)])
+
+
+class MergeForm(FlaskForm):
+    other_id = StringField(_l("Contact id to merge"), validators=[DataRequired(), Length(max=12)])
+
+
+@bp.before_request
+@login_required
+def _require_login():
+    pass
+
+
+def _ticket_or_404(ticket_id: int) -> Ticket:
+    ticket = db.session.get(Ticket, ticket_id)
+    if ticket is None:
+        abort(404)
+    if ticket.inbox_id not in visible_inbox_ids(current_user):
+        log.warning("agent %s denied ticket %s", current_user.id, ticket_id)
+        abort(403)
+    return ticket
+
+
+@bp.get("/")
+def inbox():
+    visible = visible_inbox_ids(current_user)
+    f = InboxFilter.from_args(request.args)
+    page = paginate(inbox_query(current_user, visible, f), f.page, current_app_page_size())
+    inboxes = db.session.scalars(select(Inbox).where(Inbox.id.in_(visible or {-1})).order_by(Inbox.name)).all()
+    return render_template(
+        "agent/inbox.html",
+        page=page,
+        f=f,
+        inboxes=inboxes,
+        channels=sorted({i.kind for i in inboxes} | set(kinds())),
+        teams=db.session.scalars(select(Team).order_by(Team.name)).all(),
+        tags=db.session.scalars(select(Tag).order_by(Tag.name)).all(),
+        statuses=[s.value for s in Status],
+        visible_inbox_ids=sorted(visible),
+    )
+
+
+def current_app_page_size() -> int:
+    from flask import current_app
+
+    return current_app.config["PAGE_SIZE"]
+
+
+@bp.get("/tickets/<int:ticket_id>")
+def ticket(ticket_id: int):
+    t = _ticket_or_404(ticket_id)
+    contact = t.contact
+    # The whole cross-channel history of this customer, in time order.
+    history = db.session.scalars(
+        select(Message)
+        .join(Ticket, Message.ticket_id == Ticket.id)
+        .where(Ticket.contact_id == contact.id, Ticket.inbox_id.in_(visible_inbox_ids(current_user)))
+        .order_by(Message.sent_at, Message.id)
+    ).all()
+    past = db.session.scalars(
+        select(Ticket).where(Ticket.contact_id == contact.id, Ticket.id != t.id).order_by(Ticket.created_at.desc())
+    ).all()
+    form = TicketForm(status=t.status.value, priority=t.priority.value,
+                      assignee=str(t.assignee_id or ""), tags=", ".join(tag.name for tag in t.tags))
+    form.assignee.choices = [("", _("Unassigned"))] + [(str(a.id), a.name) for a in assignable_agents(t.inbox)]
+    return render_template(
+        "agent/ticket.html",
+        t=t,
+        contact=contact,
+        history=history,
+        past=past,
+        reply_form=ReplyForm(),
+        form=form,
+        merge_form=MergeForm(),
+        canned=db.session.scalars(select(CannedReply).order_by(CannedReply.shortcut)).all(),
+        messages_json=[message_json(m) for m in history],
+    )
+
+
+@bp.post("/tickets/<int:ticket_id>/reply")
+def reply(ticket_id: int):
+    t = _ticket_or_404(ticket_id)
+    form = ReplyForm()
+    wants_json = request.accept_mimetypes.best == "application/json"
+    if not form.validate_on_submit():
+        if wants_json:
+            return jsonify(error="invalid", fields=form.errors), 400
+        flash(_("The reply is empty or too long."), "error")
+        return redirect(url_for(".ticket", ticket_id=t.id))
+    try:
+        msg = post_reply(t, current_user, form.body.data, private=form.private.data)
+    except ReplyError as exc:
+        if wants_json:
+            return jsonify(error=str(exc)), 400
+        flash(str(exc), "error")
+        return redirect(url_for(".ticket", ticket_id=t.id))
+    if wants_json:
+        return jsonify(message_json(msg)), 201
+    return redirect(url_for(".ticket", ticket_id=t.id) + f"#m{msg.id}")
+
+
+@bp.post("/tickets/<int:ticket_id>/update")
+def update(ticket_id: int):
+    t = _ticket_or_404(ticket_id)
+    form = TicketForm()
+    if not form.validate_on_submit():
+        abort(400)
+    assignee = request.form.get("assignee", "")
+    try:
+        update_ticket(
+            t, current_user,
+            status=form.status.data or None,
+            priority=form.priority.data or None,
+            assignee_id=None if assignee == "" and "assignee" in request.form else (assignee or ""),
+            tags=[s for s in (form.tags.data or "").replace("、", ",").split(",")] if "tags" in request.form else None,
+        )
+    except TicketError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for(".ticket", ticket_id=t.id))
+
+
+@bp.post("/contacts/<int:contact_id>/merge")
+def merge(contact_id: int):
+    survivor = db.session.get(Contact, contact_id) or abort(404)
+    form = MergeForm()
+    if not form.validate_on_submit() or not form.other_id.data.strip().isdigit():
+        abort(400)
+    other = db.session.get(Contact, int(form.other_id.data)) or abort(404)
+    visible = visible_inbox_ids(current_user)
+    for c in (survivor, other):  # an agent may only merge customers they can see
+        owned = db.session.scalars(select(Ticket.inbox_id).where(Ticket.contact_id == c.id)).all()
+        if any(i not in visible for i in owned):
+            abort(403)
+    try:
+        merge_contacts(survivor, other, current_user)
+    except TicketError as exc:
+        flash(str(exc), "error")
+    back = request.form.get("ticket_id", "")
+    return redirect(url_for(".ticket", ticket_id=int(back)) if back.isdigit() else url_for(".inbox"))
+
+
+@bp.get("/messages/<int:message_id>/quoted")
+def quoted(message_id: int):
+    msg = db.session.get(Message, message_id) or abort(404)
+    _ticket_or_404(msg.ticket_id)
+    return jsonify(id=msg.id, quoted=msg.quoted or "")
+
+
+@bp.get("/attachments/<int:message_id>/<int:index>")
+def attachment(message_id: int, index: int):
+    msg = db.session.get(Message, message_id) or abort(404)
+    _ticket_or_404(msg.ticket_id)
+    atts = msg.attachments or []
+    if index >= len(atts) or not atts[index].get("stored"):
+        abort(404)
+    path = storage.stored_path(atts[index]["stored"])
+    if path is None:
+        abort(404)
+    # Served as a download with its own type, never rendered inline as HTML.
+    return send_file(path, mimetype=atts[index].get("content_type") or "application/octet-stream",
+                     as_attachment=True, download_name=atts[index].get("filename") or path.name)
+
+
+__all__ = ["bp", "Direction"]

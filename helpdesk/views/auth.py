@@ -1,0 +1,71 @@
+"""Login and logout for agents."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from sqlalchemy import func, select
+from wtforms import BooleanField, EmailField, PasswordField
+from wtforms.validators import DataRequired, Email, Length
+
+from ..extensions import db, limiter, login_manager
+from ..models import Agent
+from ..models._types import utcnow
+
+bp = Blueprint("auth", __name__)
+log = logging.getLogger(__name__)
+
+
+@login_manager.user_loader
+def load_agent(agent_id: str) -> Agent | None:
+    try:
+        return db.session.get(Agent, int(agent_id))
+    except (TypeError, ValueError):
+        return None
+
+
+class LoginForm(FlaskForm):
+    email = EmailField(_l("Email"), validators=[DataRequired(), Email(), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
+    remember = BooleanField(_l("Remember me"))
+
+
+def _safe_next(target: str | None) -> str:
+    # Only same-site paths: an open redirect after login is a phishing tool.
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("agent.inbox")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit("10 per minute", methods=["POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("agent.inbox"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        agent = db.session.scalar(select(Agent).where(func.lower(Agent.email) == form.email.data.lower()))
+        if agent is not None and agent.active and agent.check_password(form.password.data):
+            login_user(agent, remember=form.remember.data)
+            agent.last_seen_at = utcnow()
+            db.session.commit()
+            log.info("agent %s logged in", agent.id)
+            return redirect(_safe_next(request.args.get("next")))
+        log.warning("failed login for %r from %s", form.email.data, request.remote_addr)
+        flash(_("Wrong email or password."), "error")
+        return render_template("auth/login.html", form=form), 401
+    if request.method == "POST":
+        return render_template("auth/login.html", form=form), 400
+    return render_template("auth/login.html", form=form)
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    logout_user()
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,80 @@
+"""Provider webhooks: verify the signature, parse, ingest, answer fast.
+
+One route for every webhook channel: /webhooks/<kind>/<inbox key>.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, abort, current_app, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from channels import ChannelError, Inbound, StatusUpdate, get_adapter
+
+from ..extensions import csrf, db, limiter
+from ..models import Inbox
+from ..services.ingest import ingest
+from ..services.status import apply_status
+
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+csrf.exempt(bp)
+log = logging.getLogger(__name__)
+
+MAX_WEBHOOK_BYTES = 1024 * 1024
+
+
+def _inbox(kind: str, key: str) -> Inbox:
+    inbox = db.session.scalar(select(Inbox).where(Inbox.key == key, Inbox.kind == kind, Inbox.active.is_(True)))
+    if inbox is None:
+        log.warning("webhook for unknown %s inbox %r", kind, key[:40])
+        abort(404)
+    return inbox
+
+
+@bp.get("/<kind>/<key>")
+def handshake(kind: str, key: str):
+    inbox = _inbox(kind, key)
+    answer = get_adapter(inbox).handshake(request.args)
+    if answer is None:
+        abort(404)
+    status, body = answer
+    if status != 200:
+        log.warning("%s webhook verification failed for inbox %s", kind, inbox.id)
+    mimetype = "application/json" if body.startswith("{") else "text/plain"
+    return current_app.response_class(body, status=status, mimetype=mimetype)
+
+
+@bp.post("/<kind>/<key>")
+@limiter.limit("600 per minute")
+def receive(kind: str, key: str):
+    if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
+        log.warning("%s webhook body of %s bytes refused", kind, request.content_length)
+        return jsonify(error="payload too large"), 413
+    raw = request.get_data(cache=False)
+    if len(raw) > MAX_WEBHOOK_BYTES:
+        return jsonify(error="payload too large"), 413
+    try:
+        inbox = _inbox(kind, key)
+        adapter = get_adapter(inbox)
+        if not adapter.verify(request.headers, raw):
+            log.warning("%s webhook with a bad signature for inbox %s from %s", kind, inbox.id, request.remote_addr)
+            return jsonify(error="invalid signature"), 401
+        try:
+            items = adapter.parse(raw)
+        except ChannelError as exc:
+            log.warning("%s webhook payload rejected for inbox %s: %s", kind, inbox.id, exc)
+            return jsonify(error=str(exc)), 400
+        created = 0
+        for item in items:
+            if isinstance(item, Inbound):
+                created += ingest(inbox, item).created
+            elif isinstance(item, StatusUpdate):
+                apply_status(inbox, item)
+    except OperationalError:
+        # Database down: tell the provider to retry; nothing was half-written (one commit per message).
+        db.session.rollback()
+        log.error("database unavailable; %s webhook answered 503", kind)
+        return jsonify(error="temporarily unavailable"), 503
+    return jsonify(ok=True, received=len(items), created=created), 200

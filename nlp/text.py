@@ -1,0 +1,50 @@
+"""Japanese text helpers shared by search and keywords."""
+
+from __future__ import annotations
+
+import functools
+import threading
+import unicodedata
+
+import fugashi
+
+_local = threading.local()
+
+# Parts of speech that carry no search meaning on their own.
+_SKIP_POS = {"助詞", "助動詞", "補助記号", "空白"}
+
+
+def normalize(text: str) -> str:
+    """NFKC + lower case: full-width ＡＢＣ１２３ and half-width ｶﾀｶﾅ match their usual forms."""
+    return unicodedata.normalize("NFKC", text or "").lower()
+
+
+def tagger() -> fugashi.Tagger:
+    """One MeCab tagger per thread (the C object is not thread-safe)."""
+    tagger = getattr(_local, "tagger", None)
+    if tagger is None:
+        tagger = _local.tagger = fugashi.Tagger()
+    return tagger
+
+
+@functools.lru_cache(maxsize=4096)
+def _tokens(text: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for word in tagger()(text):
+        if word.feature.pos1 in _SKIP_POS:
+            continue
+        surface = word.surface.strip()
+        if surface:
+            out.append(surface)
+    return tuple(out)
+
+
+def search_tokens(text: str) -> list[str]:
+    """Words of a text for full-text search, so 「返金」 finds 「返金してください」."""
+    return list(_tokens(normalize(text)[:20_000]))
+
+
+def search_document(text: str) -> str:
+    """The stored search column: tokens joined with spaces, padded for whole-token LIKE."""
+    tokens = search_tokens(text)
+    return f" {' '.join(tokens)} " if tokens else ""

@@ -1,0 +1,222 @@
+// Live updates for the agent desk: inbox rows and the open ticket's thread.
+// Customer text is only ever inserted with textContent, never as HTML.
+(function () {
+  "use strict";
+  const cfg = JSON.parse(document.getElementById("desk-config").textContent);
+  const t = cfg.i18n;
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const ticketEl = document.getElementById("ticket");
+  const ticketId = ticketEl ? Number(ticketEl.dataset.ticketId) : null;
+  const table = document.getElementById("tickets");
+  const seen = new Set();
+  let lastEventId = Number(cfg.lastEventId) || 0;
+
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+  function fmt(str, vars) { return str.replace(/%\((\w+)\)s/g, (_, k) => vars[k]); }
+  function timeText(iso) {
+    try { return new Date(iso).toLocaleString(document.documentElement.lang || "ja", {dateStyle: "short", timeStyle: "short"}); }
+    catch (e) { return iso; }
+  }
+  function sentimentBadge(s, trend) {
+    if (!s || !s.label) return el("span", "badge sent sent-pending", t.analysing);
+    const b = el("span", "badge sent sent-" + s.label, t[s.label] + (trend === "worsening" ? " ↘" : trend === "improving" ? " ↗" : ""));
+    if (s.score !== null && s.score !== undefined) b.title = Number(s.score).toFixed(2);
+    return b;
+  }
+  const deliveryText = (d) => ({pending: t.sending, sent: t.sent, delivered: t.delivered, read: t.read, failed: t.failed})[d] || "";
+
+  // ---- ticket view -------------------------------------------------------
+  function renderMessage(m) {
+    const li = el("li", "msg dir-" + m.direction + (m.unsent ? " unsent" : ""));
+    li.id = "m" + m.id;
+    li.dataset.messageId = m.id;
+    const head = el("div", "msg-head");
+    const who = m.direction === "in" ? (document.querySelector(".contact-name") || {}).textContent || t.customer
+                                      : (m.agent ? m.agent.name : "");
+    head.append(el("span", "who", who));
+    if (m.direction === "note") head.append(el("span", "badge note", t.note));
+    if (m.public) head.append(el("span", "badge public", t.public));
+    const time = el("time", null, timeText(m.sent_at));
+    time.dateTime = m.sent_at;
+    head.append(time);
+    if (m.direction === "in") { const s = el("span", "msg-sentiment"); s.append(sentimentBadge(m.sentiment)); head.append(s); }
+    if (m.direction === "out") {
+      const d = el("span", "delivery", deliveryText(m.delivery));
+      d.dataset.delivery = m.delivery;
+      if (m.delivery_error) d.title = m.delivery_error;
+      head.append(d);
+    }
+    li.append(head, el("div", "body", m.body));
+    if (m.delivery === "failed" && m.delivery_error) li.append(el("div", "error", m.delivery_error));
+    if (m.attachments && m.attachments.length) {
+      const ul = el("ul", "attachments");
+      m.attachments.forEach((a) => ul.append(el("li", null, a.filename)));
+      li.append(ul);
+    }
+    return li;
+  }
+  function upsertMessage(m) {
+    if (!ticketEl || m.ticket_id !== ticketId) return;
+    const thread = document.getElementById("thread");
+    const old = document.getElementById("m" + m.id);
+    const fresh = renderMessage(m);
+    if (old) old.replaceWith(fresh); else { thread.append(fresh); fresh.scrollIntoView({block: "nearest"}); }
+  }
+  function applyTicketHeader(tk) {
+    if (!ticketEl || tk.id !== ticketId) return;
+    const st = document.querySelector(".status-badge");
+    if (st) { st.dataset.status = tk.status; st.textContent = t[tk.status]; }
+    const pr = document.querySelector(".ticket-head .prio");
+    if (pr) { pr.className = "prio prio-" + tk.priority; pr.textContent = t[tk.priority]; }
+    const an = document.querySelector(".assignee-name");
+    if (an) an.textContent = tk.assignee ? tk.assignee.name : "—";
+    const ts = document.querySelector(".ticket-sentiment");
+    if (ts) { ts.replaceChildren(sentimentBadge(tk.sentiment, tk.sentiment.trend)); }
+    // Keep the form in step unless this agent is editing it.
+    const form = document.getElementById("props");
+    if (form && !form.contains(document.activeElement)) {
+      form.querySelector("#status").value = tk.status;
+      form.querySelector("#priority").value = tk.priority;
+      const a = form.querySelector("#assignee");
+      if (a) a.value = tk.assignee ? String(tk.assignee.id) : "";
+    }
+  }
+
+  // ---- inbox view --------------------------------------------------------
+  function rowFor(tk) {
+    const tr = el("tr", "prio-" + tk.priority);
+    tr.dataset.ticketId = tk.id;
+    const link = (text) => { const a = el("a", null, text); a.href = cfg.ticketUrl + tk.id; return a; };
+    const td = (cls, child) => { const c = el("td", cls); if (child instanceof Node) c.append(child); else if (child !== undefined) c.textContent = child; return c; };
+    const ch = el("span", "badge ch ch-" + tk.channel, tk.channel);
+    tr.append(td(null, link(String(tk.id))), td(null, ch), td("contact", tk.contact.name),
+              td("subject", link(tk.subject || t.no_subject)), td("status", t[tk.status]),
+              td("priority", t[tk.priority]), td("assignee", tk.assignee ? tk.assignee.name : "—"),
+              td("sentiment", sentimentBadge(tk.sentiment, tk.sentiment.trend)));
+    const time = el("time", null, timeText(tk.last_message_at));
+    time.dateTime = tk.last_message_at;
+    tr.append(td("time", time));
+    tr.querySelector(".status").dataset.status = tk.status;
+    return tr;
+  }
+  function upsertRow(tk, isNew) {
+    if (!table) return;
+    const body = table.tBodies[0];
+    const old = body.querySelector('tr[data-ticket-id="' + tk.id + '"]');
+    const fresh = rowFor(tk);
+    fresh.classList.add("fresh");
+    if (old) { old.replaceWith(fresh); if (table.dataset.unfiltered === "yes") body.prepend(fresh); return; }
+    const active = ["new", "open", "pending"].includes(tk.status);
+    const wanted = table.dataset.filterStatus;
+    const matches = wanted === "all" || (wanted === "active" ? active : wanted === tk.status);
+    if (table.dataset.unfiltered === "yes" && matches) {
+      const empty = body.querySelector("tr.empty");
+      if (empty) empty.remove();
+      body.prepend(fresh);
+    } else if (isNew) {
+      document.title = "● " + document.title.replace(/^● /, "");
+    }
+  }
+
+  // ---- events -------------------------------------------------------------
+  const handlers = {
+    "message.created": (p) => upsertMessage(p),
+    "message.updated": (p) => upsertMessage(p),
+    "message.sentiment": (p) => {
+      const li = document.getElementById("m" + p.id);
+      const slot = li && li.querySelector(".msg-sentiment");
+      if (slot) slot.replaceChildren(sentimentBadge(p.sentiment));
+    },
+    "ticket.created": (p) => upsertRow(p, true),
+    "ticket.updated": (p) => { upsertRow(p, false); applyTicketHeader(p); },
+    "ticket.assigned": (p) => { upsertRow(p, false); applyTicketHeader(p); },
+    "sentiment.alert": (p) => showAlert(p),
+  };
+  function handle(name, payload) {
+    if (payload && payload.event_id) {
+      if (seen.has(payload.event_id)) return;  // the resync may repeat a live event
+      seen.add(payload.event_id);
+      if (payload.event_id > lastEventId) lastEventId = payload.event_id;
+    }
+    const fn = handlers[name];
+    if (fn) fn(payload);
+    document.dispatchEvent(new CustomEvent("desk:" + name, {detail: payload}));
+  }
+  function showAlert(p) {
+    let box = document.getElementById("alerts");
+    if (!box) { box = el("div", "alerts"); box.id = "alerts"; box.setAttribute("role", "alert"); document.body.append(box); }
+    const a = el("a", "alert", t.alert + ": #" + p.ticket_id + " " + (p.contact || "") + " — " + (p.excerpt || ""));
+    a.href = cfg.ticketUrl + p.ticket_id;
+    box.prepend(a);
+  }
+
+  async function resync() {
+    // Fetch exactly what was missed since the last event this page saw.
+    for (let guard = 0; guard < 20; guard++) {
+      const r = await fetch("/api/v1/events?since=" + lastEventId, {credentials: "same-origin"});
+      if (!r.ok) return;
+      const data = await r.json();
+      data.events.forEach((e) => handle(e.name, e.payload));
+      lastEventId = Math.max(lastEventId, data.last_event_id);
+      if (!data.more) return;
+    }
+  }
+
+  const socket = io("/agent", {transports: ["websocket", "polling"]});
+  const connState = document.getElementById("conn-state");
+  socket.on("connect", () => {
+    if (connState) { connState.hidden = true; connState.dataset.state = "online"; }
+    resync().then(() => {
+      if (ticketId) socket.emit("view_ticket", {ticket_id: ticketId});
+      document.body.dataset.live = "ready";
+    });
+  });
+  socket.on("disconnect", () => { if (connState) { connState.hidden = false; connState.dataset.state = "offline"; } });
+  Object.keys(handlers).forEach((name) => socket.on(name, (p) => handle(name, p)));
+  window.desk = {socket, handle, resync, get lastEventId() { return lastEventId; }};
+
+  // ---- presence and typing -------------------------------------------------
+  socket.on("presence.updated", (p) => {
+    if (p.ticket_id !== ticketId) return;
+    const others = p.viewers.filter((v) => v.id !== cfg.agent.id).map((v) => v.name);
+    document.getElementById("presence").textContent = others.length ? t.viewing + " " + others.join(", ") : "";
+  });
+  const typingTimers = {};
+  socket.on("agent.typing", (p) => {
+    if (p.ticket_id !== ticketId || p.agent.id === cfg.agent.id) return;
+    const box = document.getElementById("typing");
+    clearTimeout(typingTimers[p.agent.id]);
+    box.textContent = p.typing ? fmt(p.private ? t.typing : t.replying, {name: p.agent.name}) : "";
+    if (p.typing) typingTimers[p.agent.id] = setTimeout(() => { box.textContent = ""; }, 6000);
+  });
+
+  const body = document.getElementById("reply-body");
+  if (body && ticketId) {
+    let last = 0;
+    body.addEventListener("input", () => {
+      const now = Date.now();
+      if (now - last > 2000) {
+        last = now;
+        socket.emit("typing", {ticket_id: ticketId, typing: true, private: document.getElementById("reply-private").checked});
+      }
+    });
+    const canned = document.getElementById("canned");
+    if (canned) canned.addEventListener("change", () => {
+      if (canned.value) { body.value = (body.value ? body.value + "\n" : "") + canned.value.replace("{agent}", cfg.agent.name); body.focus(); }
+      canned.value = "";
+    });
+  }
+  document.querySelectorAll(".show-quoted").forEach((btn) => btn.addEventListener("click", async () => {
+    const r = await fetch(btn.dataset.url, {credentials: "same-origin"});
+    if (!r.ok) return;
+    const data = await r.json();
+    btn.replaceWith(el("pre", "quoted", data.quoted));
+  }));
+  window.addEventListener("beforeunload", () => { if (ticketId) socket.emit("leave_ticket", {ticket_id: ticketId}); });
+  void csrf;
+})();

@@ -1,0 +1,100 @@
+"""Fixtures in the flaskr style: app, client, runner, plus factories and helpers."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from helpdesk import create_app
+from helpdesk.extensions import db
+
+PG_URL = os.environ.get("HELPDESK_TEST_PG", "postgresql://postgres@127.0.0.1/test")
+
+
+def pg_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_URL, connect_timeout=2):
+            return True
+    except Exception:
+        return False
+
+
+def make_app(db_url: str, tmp_path, **overrides):
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "DATABASE_URL": db_url,
+        "JOBS": "inline",
+        "UPLOAD_DIR": str(tmp_path / "uploads"),
+        "RATELIMIT_ENABLED": False,
+        "SEND_BACKOFF_SECONDS": 0.01,
+        "SERVER_NAME": None,
+    }
+    config.update(overrides)
+    return create_app(config)
+
+
+@pytest.fixture(params=["sqlite"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    if not pg_available():
+        pytest.skip("PostgreSQL not reachable")
+    return PG_URL
+
+
+@pytest.fixture
+def app(db_url, tmp_path, request):
+    overrides = getattr(request, "param", None) or {}
+    marker = request.node.get_closest_marker("config")
+    if marker:
+        overrides = {**overrides, **marker.kwargs}
+    app = make_app(db_url, tmp_path, **overrides)
+    with app.app_context():
+        if db_url.startswith("postgresql"):
+            _reset_postgres()
+        db.create_all()
+        yield app
+        db.session.remove()
+        if db_url.startswith("postgresql"):
+            _reset_postgres()
+        db.engine.dispose()
+
+
+def _reset_postgres() -> None:
+    from sqlalchemy import text
+
+    db.session.remove()
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def csrf_token(client, path: str = "/login") -> str:
+    html = client.get(path).get_data(as_text=True)
+    m = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
+        r'name="csrf-token" content="([^"]+)"', html)
+    assert m, f"no CSRF token on {path}"
+    return m.group(1)
+
+
+def login(client, email: str, password: str = "correct horse battery"):
+    token = csrf_token(client, "/login")
+    return client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "config(**overrides): app config overrides for this test")

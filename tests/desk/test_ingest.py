@@ -1,0 +1,113 @@
+"""The one inbound path: dedupe, contacts, ticket threading, events after commit."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from helpdesk.extensions import db
+from helpdesk.models import Contact, ContactIdentity, Event, Message, Status, Ticket
+from helpdesk.services.ingest import ingest
+from helpdesk.services.tickets import update_ticket
+from tests import factories as f
+
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+
+
+def count(model) -> int:
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_new_message_opens_ticket_and_contact(app):
+    inbox = f.inbox()
+    result = ingest(inbox, f.inbound(external_id="m1", user_id="U1", display_name="佐藤", text="返金してください"))
+    assert result.created and result.ticket_created
+    ticket = result.message.ticket
+    assert ticket.status is Status.new
+    assert ticket.contact.display_name == "佐藤"
+    assert ticket.subject == "返金してください"
+    assert ticket.reply_to == "U1"
+    ident = db.session.scalar(select(ContactIdentity))
+    assert (ident.kind, ident.external_id) == ("test", "U1")
+
+
+def test_same_external_id_is_stored_once(app):
+    inbox = f.inbox()
+    first = ingest(inbox, f.inbound(external_id="dup"))
+    again = ingest(inbox, f.inbound(external_id="dup"))
+    assert not again.created
+    assert again.message.id == first.message.id
+    assert count(Message) == 1
+    # the same external id on another inbox is a different message
+    assert ingest(f.inbox(), f.inbound(external_id="dup")).created
+
+
+def test_second_message_joins_open_ticket(app):
+    inbox = f.inbox()
+    a = ingest(inbox, f.inbound(user_id="U1", text="一通目"))
+    b = ingest(inbox, f.inbound(user_id="U1", text="二通目"))
+    assert a.message.ticket_id == b.message.ticket_id
+    assert not b.ticket_created
+    assert count(Ticket) == 1 and count(Contact) == 1
+
+
+def test_thread_hint_finds_ticket_even_for_other_contact_flow(app):
+    inbox = f.inbox()
+    a = ingest(inbox, f.inbound(external_id="<root@example.jp>", user_id="a@example.jp"))
+    b = ingest(inbox, f.inbound(external_id="<r2@example.jp>", user_id="a@example.jp", new_thread=True,
+                                thread_hints=("<unknown@x>", "<root@example.jp>")))
+    assert b.message.ticket_id == a.message.ticket_id
+
+
+def test_new_thread_flag_opens_second_ticket(app):
+    inbox = f.inbox()
+    a = ingest(inbox, f.inbound(user_id="U1"))
+    b = ingest(inbox, f.inbound(user_id="U1", new_thread=True))
+    assert a.message.ticket_id != b.message.ticket_id
+
+
+def test_resolved_ticket_reopens_closed_ticket_does_not(app):
+    inbox = f.inbox()
+    agent = f.agent(inboxes=[inbox])
+    first = ingest(inbox, f.inbound(user_id="U1")).message.ticket
+    update_ticket(first, agent, status="resolved")
+    ingest(inbox, f.inbound(user_id="U1", thread_hints=(first.thread_key or "x",)))
+    # no matching hint: the resolved ticket is not "open", so a new ticket starts
+    assert count(Ticket) == 2
+    second = db.session.scalars(select(Ticket).order_by(Ticket.id.desc())).first()
+    update_ticket(second, agent, status="closed")
+    third = ingest(inbox, f.inbound(user_id="U1"))
+    assert third.ticket_created
+
+
+def test_resolved_ticket_reopens_on_reply_in_thread(app):
+    inbox = f.inbox()
+    agent = f.agent(inboxes=[inbox])
+    first = ingest(inbox, f.inbound(external_id="<a@x>", user_id="U1")).message.ticket
+    update_ticket(first, agent, status="resolved")
+    again = ingest(inbox, f.inbound(user_id="U1", thread_hints=("<a@x>",)))
+    assert again.message.ticket_id == first.id
+    assert again.message.ticket.status is Status.open
+    assert again.message.ticket.resolved_at is None
+
+
+def test_events_recorded_in_order(app):
+    inbox = f.inbox()
+    ingest(inbox, f.inbound())
+    names = db.session.scalars(select(Event.name).order_by(Event.id)).all()
+    assert names[:2] == ["ticket.created", "message.created"]
+
+
+def test_sent_at_kept_in_utc(app):
+    inbox = f.inbox()
+    jst = timezone(timedelta(hours=9))
+    msg = ingest(inbox, f.inbound(sent_at=datetime(2026, 4, 1, 9, 0, tzinfo=jst))).message
+    db.session.expire_all()
+    assert db.session.get(Message, msg.id).sent_at == datetime(2026, 4, 1, 0, 0, tzinfo=timezone.utc)
+
+
+def test_search_text_tokenised(app):
+    msg = ingest(f.inbox(), f.inbound(text="返金してください")).message
+    assert " 返金 " in msg.search_text
