@@ -55,7 +55,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     register_cli(app)
     _sqlite_pragmas(app)
     app.after_request(_security_headers)
+    from flask_babel import get_locale
+
     app.jinja_env.globals.update(
+        get_locale=get_locale,
         locale_choices=app.config["LANGUAGES"],
         has_endpoint=lambda name: name in app.view_functions,
         last_event_id=_last_event_id,

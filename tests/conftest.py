@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 
 import pytest
+from flask.testing import FlaskClient
 
 from helpdesk import create_app
 from helpdesk.extensions import db
@@ -23,6 +25,14 @@ def pg_available() -> bool:
         return False
 
 
+class DeskClient(FlaskClient):
+    """Runs each request in a fresh context, as a real server does: its own app
+    context, DB session and ``g`` (the test's own app context stays untouched)."""
+
+    def open(self, *args, **kwargs):
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
 def make_app(db_url: str, tmp_path, **overrides):
     config = {
         "TESTING": True,
@@ -35,7 +45,9 @@ def make_app(db_url: str, tmp_path, **overrides):
         "SERVER_NAME": None,
     }
     config.update(overrides)
-    return create_app(config)
+    app = create_app(config)
+    app.test_client_class = DeskClient
+    return app
 
 
 @pytest.fixture(params=["sqlite"])

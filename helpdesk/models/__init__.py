@@ -5,6 +5,7 @@ from .contact import Contact, ContactIdentity
 from .inbox import Inbox
 from .message import Delivery, Direction, Message
 from .misc import Alert, AuditLog, CannedReply, Event
+from .survey import Survey, SurveyAnswer  # noqa: F401
 from .ticket import Priority, Status, Tag, Ticket
 
 __all__ = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 
-from flask import request
+from flask import g, has_app_context, request
 from flask_login import current_user
 from flask_socketio import Namespace, join_room, leave_room
 
@@ -21,6 +21,12 @@ _viewers_lock = threading.Lock()
 
 
 class AgentNamespace(Namespace):
+    def trigger_event(self, event, *args):
+        # Authenticate every event afresh: a socket may outlive its login session.
+        if has_app_context():
+            g.pop("_login_user", None)
+        return super().trigger_event(event, *args)
+
     def on_connect(self, auth=None):
         if not current_user.is_authenticated:
             return False  # refuses the connection
@@ -29,7 +35,6 @@ class AgentNamespace(Namespace):
             join_room(events.inbox_room(inbox_id))
         if current_user.is_supervisor:
             join_room(events.SUPERVISORS)
-        db.session.remove()
         return True
 
     def on_disconnect(self, reason=None):
@@ -84,7 +89,6 @@ class AgentNamespace(Namespace):
         hook = _typing_hooks.get(ticket.channel)
         if hook and payload["typing"] and not payload["private"]:
             hook(ticket)
-        db.session.remove()
         return {"ok": True}
 
     def _presence(self, ticket_id: int) -> None:

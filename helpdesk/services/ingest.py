@@ -21,7 +21,7 @@ from ..models import Contact, ContactIdentity, Delivery, Direction, Inbox, Messa
 from ..models._types import utcnow
 from ..realtime import events
 from ..realtime.serializers import message_json, ticket_json
-from . import storage
+from . import storage, surveys
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ def ingest(inbox: Inbox, inbound: Inbound) -> IngestResult:
             log.info("ingest race on inbox %s message %s; retrying", inbox.id, inbound.external_id)
             continue
         jobs.enqueue("label_sentiment")
+        surveys.record_from_message(result.message)
         return result
     raise RuntimeError(f"could not store message {inbound.external_id!r} after 3 attempts")
 
@@ -122,7 +123,8 @@ def _store(inbox: Inbox, inbound: Inbound) -> IngestResult:
 
     kind = inbound.identity_kind or inbox.kind
     contact = resolve_contact(kind, inbound.user_id, inbound.display_name, inbound.email)
-    ticket = _find_ticket(inbox, contact, inbound)
+    survey = surveys.match_reply(inbox.id, contact.id, inbound.text)  # an answer stays on its ticket
+    ticket = survey.ticket if survey else _find_ticket(inbox, contact, inbound)
     now = utcnow()
     ticket_created = ticket is None
     if ticket is None:
@@ -139,7 +141,7 @@ def _store(inbox: Inbox, inbound: Inbound) -> IngestResult:
         )
         db.session.add(ticket)
     else:
-        if ticket.status in _REOPENABLE or ticket.status is Status.pending:
+        if (ticket.status in _REOPENABLE or ticket.status is Status.pending) and survey is None:
             ticket.status = Status.open
             ticket.resolved_at = None
         if inbound.meta.get("reply_to"):

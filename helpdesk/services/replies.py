@@ -28,7 +28,9 @@ class ReplyError(ValueError):
     """A reply the desk refuses (empty, too long, channel window closed...)."""
 
 
-def post_reply(ticket: Ticket, agent: Agent, body: str, *, private: bool = False) -> Message:
+def post_reply(ticket: Ticket, agent: Agent | None, body: str, *, private: bool = False,
+               meta: dict | None = None) -> Message:
+    """Store an agent reply (or a system message such as a survey when agent is None)."""
     body = (body or "").strip()
     if not body:
         raise ReplyError("empty reply")
@@ -38,7 +40,8 @@ def post_reply(ticket: Ticket, agent: Agent, body: str, *, private: bool = False
     msg = Message(
         ticket=ticket,
         inbox_id=ticket.inbox_id,
-        agent_id=agent.id,
+        agent_id=agent.id if agent else None,
+        meta=dict(meta or {}),
         direction=Direction.note if private else Direction.outbound,
         body=body,
         delivery=Delivery.none if private else Delivery.pending,
@@ -48,12 +51,13 @@ def post_reply(ticket: Ticket, agent: Agent, body: str, *, private: bool = False
     db.session.add(msg)
     if not private:
         ticket.last_message_at = now
-        if ticket.first_response_at is None:
-            ticket.first_response_at = now
-        if ticket.status is Status.new:
-            ticket.status = Status.open
-        if ticket.assignee_id is None:
-            ticket.assignee_id = agent.id  # whoever answers first owns the ticket
+        if agent is not None:
+            if ticket.first_response_at is None:
+                ticket.first_response_at = now
+            if ticket.status is Status.new:
+                ticket.status = Status.open
+            if ticket.assignee_id is None:
+                ticket.assignee_id = agent.id  # whoever answers first owns the ticket
     db.session.flush()
     events.publish(events.MESSAGE_CREATED, message_json(msg), inbox_id=ticket.inbox_id, ticket_id=ticket.id)
     if not private:
@@ -77,6 +81,7 @@ def deliver(message_id: int) -> None:
         message_id=msg.id,
         subject=ticket.subject,
         context=_context(ticket, msg),
+        meta=dict(msg.meta or {}),
     )
     msg.delivery_attempts += 1
     try:

@@ -81,6 +81,10 @@ def update_ticket(ticket: Ticket, agent: Agent, *, status: str | None = None, pr
     if assigned:
         events.publish(events.TICKET_ASSIGNED, payload, inbox_id=ticket.inbox_id, ticket_id=ticket.id)
     db.session.commit()
+    if "status" in changes and ticket.status is Status.resolved:
+        from .surveys import on_resolved
+
+        on_resolved(ticket)  # ask the customer on their channel; never undoes the resolve
     return changes
 
 

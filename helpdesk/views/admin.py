@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
+from wtforms.fields.choices import SelectChoice
 from wtforms import EmailField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
@@ -57,7 +58,7 @@ class AgentForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
     email = EmailField(_l("Email"), validators=[DataRequired(), Email(), Length(max=254)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(min=10, max=200)])
-    role = SelectField(_l("Role"), choices=[(r.value, r.value) for r in Role])
+    role = SelectField(_l("Role"), choices=[SelectChoice(r.value) for r in Role])
 
 
 class TeamForm(FlaskForm):
@@ -79,12 +80,12 @@ class TokenForm(FlaskForm):
 @admin_required
 def index():
     inbox_form = InboxForm()
-    inbox_form.kind.choices = [(k, k) for k in kinds()]
+    inbox_form.kind.choices = [SelectChoice(k) for k in kinds()]
     teams = db.session.scalars(select(Team).order_by(Team.name)).all()
-    inbox_form.team_id.choices = [("", "-")] + [(str(t.id), t.name) for t in teams]
+    inbox_form.team_id.choices = [SelectChoice("", "-")] + [SelectChoice(str(t.id), t.name) for t in teams]
     inboxes = db.session.scalars(select(Inbox).order_by(Inbox.id)).all()
     token_form = TokenForm()
-    token_form.inbox_id.choices = [(str(i.id), i.name) for i in inboxes]
+    token_form.inbox_id.choices = [SelectChoice(str(i.id), i.name) for i in inboxes]
     return render_template(
         "admin/index.html",
         inboxes=inboxes,
@@ -101,7 +102,7 @@ def index():
 @admin_required
 def create_inbox():
     form = InboxForm()
-    form.kind.choices = [(k, k) for k in kinds()]
+    form.kind.choices = [SelectChoice(k) for k in kinds()]
     if not form.validate_on_submit():
         flash(_("Inbox not saved: %(errors)s", errors=form.errors), "error")
         return redirect(url_for(".index"))

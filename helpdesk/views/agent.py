@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import select
+from wtforms.fields.choices import SelectChoice
 from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
@@ -34,8 +35,8 @@ class ReplyForm(FlaskForm):
 
 
 class TicketForm(FlaskForm):
-    status = SelectField(_l("Status"), choices=[(s.value, s.value) for s in Status], validators=[Optional()])
-    priority = SelectField(_l("Priority"), choices=[(p.value, p.value) for p in Priority], validators=[Optional()])
+    status = SelectField(_l("Status"), choices=[SelectChoice(s.value) for s in Status], validators=[Optional()])
+    priority = SelectField(_l("Priority"), choices=[SelectChoice(p.value) for p in Priority], validators=[Optional()])
     assignee = SelectField(_l("Assignee"), choices=[], validate_choice=False, validators=[Optional()])
     tags = StringField(_l("Tags"), validators=[Optional(), Length(max=500)])
 
@@ -101,7 +102,8 @@ def ticket(ticket_id: int):
     ).all()
     form = TicketForm(status=t.status.value, priority=t.priority.value,
                       assignee=str(t.assignee_id or ""), tags=", ".join(tag.name for tag in t.tags))
-    form.assignee.choices = [("", _("Unassigned"))] + [(str(a.id), a.name) for a in assignable_agents(t.inbox)]
+    form.assignee.choices = [SelectChoice("", _("Unassigned"))] + [
+        SelectChoice(str(a.id), a.name) for a in assignable_agents(t.inbox)]
     return render_template(
         "agent/ticket.html",
         t=t,

@@ -17,7 +17,7 @@
     if (text !== undefined && text !== null) e.textContent = String(text);
     return e;
   }
-  function fmt(str, vars) { return str.replace(/%\((\w+)\)s/g, (_, k) => vars[k]); }
+  function fmt(str, vars) { return str.replace(/\{(\w+)\}/g, (_, k) => vars[k]); }
   function timeText(iso) {
     try { return new Date(iso).toLocaleString(document.documentElement.lang || "ja", {dateStyle: "short", timeStyle: "short"}); }
     catch (e) { return iso; }

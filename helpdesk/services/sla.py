@@ -1,0 +1,167 @@
+"""Business-hours clock for SLA targets: only working time counts.
+
+Settings (app config, all optional):
+  BUSINESS_HOURS "09:00-18:00", BUSINESS_DAYS [0..4] (Mon=0), BUSINESS_TIMEZONE (default
+  BABEL_DEFAULT_TIMEZONE), HOLIDAY_COUNTRY "JP" (public holidays from the ``holidays`` package,
+  so a Golden Week or Obon gap does not count against the team), SLA_FIRST_RESPONSE_MINUTES,
+  SLA_RESOLUTION_MINUTES (business minutes), SLA_WARN_RATIO (share of a target after which a
+  ticket is "about to breach").
+
+``BusinessClock.seconds_between`` is O(1) after a per-clock cache of business days, so the
+dashboard can time thousands of tickets per request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+DEFAULTS = {
+    "BUSINESS_HOURS": "09:00-18:00",
+    "BUSINESS_DAYS": [0, 1, 2, 3, 4],
+    "HOLIDAY_COUNTRY": "JP",
+    "SLA_FIRST_RESPONSE_MINUTES": 60,
+    "SLA_RESOLUTION_MINUTES": 2 * 9 * 60,  # two business days
+    "SLA_WARN_RATIO": 0.8,
+}
+
+_EPOCH = date(2000, 1, 3)  # a Monday; business days are counted from here
+
+
+def setting(config, key: str):
+    return config.get(key, DEFAULTS.get(key))
+
+
+def _parse_hours(spec: str) -> tuple[time, time]:
+    try:
+        start_s, end_s = spec.split("-")
+        start = time.fromisoformat(start_s.strip())
+        end = time.fromisoformat(end_s.strip())
+    except ValueError:
+        raise ValueError(f"BUSINESS_HOURS must look like 09:00-18:00, got {spec!r}") from None
+    if end <= start:
+        raise ValueError("BUSINESS_HOURS must end after it starts")
+    return start, end
+
+
+@lru_cache(maxsize=16)
+def _holidays(country: str, year: int) -> frozenset[date]:
+    if not country:
+        return frozenset()
+    import holidays
+
+    return frozenset(holidays.country_holidays(country, years=year).keys())
+
+
+@dataclass
+class BusinessClock:
+    tz: ZoneInfo
+    start: time
+    end: time
+    days: frozenset[int]
+    country: str
+    _years: dict[int, list[int]] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_config(cls, config) -> BusinessClock:
+        start, end = _parse_hours(setting(config, "BUSINESS_HOURS"))
+        tzname = config.get("BUSINESS_TIMEZONE") or config.get("BABEL_DEFAULT_TIMEZONE") or "Asia/Tokyo"
+        return cls(ZoneInfo(tzname), start, end, frozenset(setting(config, "BUSINESS_DAYS")),
+                   setting(config, "HOLIDAY_COUNTRY") or "")
+
+    @property
+    def day_seconds(self) -> int:
+        return (self.end.hour * 3600 + self.end.minute * 60) - (self.start.hour * 3600 + self.start.minute * 60)
+
+    def is_business_day(self, d: date) -> bool:
+        return d.weekday() in self.days and d not in _holidays(self.country, d.year)
+
+    def _business_days_before(self, d: date) -> int:
+        """Business days in [_EPOCH, d): a prefix sum per year keeps this O(1)."""
+        year = d.year
+        if year not in self._years:
+            first = date(year, 1, 1)
+            prefix = [0]
+            cur = first
+            while cur.year == year:
+                prefix.append(prefix[-1] + (1 if self.is_business_day(cur) else 0))
+                cur += timedelta(days=1)
+            self._years[year] = prefix
+        base = self._year_base(year)
+        return base + self._years[year][(d - date(year, 1, 1)).days]
+
+    @lru_cache(maxsize=256)  # noqa: B019  (clock objects are few and long-lived per request)
+    def _year_base(self, year: int) -> int:
+        total = 0
+        for y in range(_EPOCH.year, year):
+            start = date(y, 1, 1)
+            days = (date(y + 1, 1, 1) - start).days
+            total += sum(1 for i in range(days) if self.is_business_day(start + timedelta(days=i)))
+        return total
+
+    def cumulative(self, at: datetime) -> int:
+        """Business seconds from the epoch to ``at``; differences give elapsed business time."""
+        local = at.astimezone(self.tz)
+        d = local.date()
+        full = self._business_days_before(d) * self.day_seconds
+        if not self.is_business_day(d):
+            return full
+        secs = local.hour * 3600 + local.minute * 60 + local.second
+        open_s = self.start.hour * 3600 + self.start.minute * 60
+        return full + min(max(secs - open_s, 0), self.day_seconds)
+
+    def seconds_between(self, a: datetime, b: datetime) -> int:
+        if b <= a:
+            return 0
+        return self.cumulative(b) - self.cumulative(a)
+
+    def is_open(self, at: datetime) -> bool:
+        local = at.astimezone(self.tz)
+        return self.is_business_day(local.date()) and self.start <= local.time() < self.end
+
+    def __hash__(self) -> int:  # for the lru_cache on _year_base
+        return id(self)
+
+
+@dataclass(frozen=True)
+class Targets:
+    first_response_s: int
+    resolution_s: int
+    warn_ratio: float
+
+    @classmethod
+    def from_config(cls, config) -> Targets:
+        return cls(int(setting(config, "SLA_FIRST_RESPONSE_MINUTES")) * 60,
+                   int(setting(config, "SLA_RESOLUTION_MINUTES")) * 60,
+                   float(setting(config, "SLA_WARN_RATIO")))
+
+
+def state(elapsed_s: int, target_s: int, warn_ratio: float) -> str:
+    """ok / at_risk / breached for an elapsed business time against a target."""
+    if elapsed_s >= target_s:
+        return "breached"
+    if elapsed_s >= target_s * warn_ratio:
+        return "at_risk"
+    return "ok"
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Nearest-rank-with-interpolation percentile (p in 0..100); None for no data."""
+    if not values:
+        return None
+    s = sorted(values)
+    if len(s) == 1:
+        return float(s[0])
+    k = (len(s) - 1) * p / 100
+    lo = int(k)
+    hi = min(lo + 1, len(s) - 1)
+    return float(s[lo] + (s[hi] - s[lo]) * (k - lo))
+
+
+__all__ = ["BusinessClock", "Targets", "percentile", "state"]

@@ -1,0 +1,246 @@
+"""Surveys on the customer's own channel.
+
+When a ticket is resolved we ask one question (per inbox setting ``survey``: csat | nps | ces |
+none; default csat) through the one outbound path, ``replies.post_reply``. The customer answers by
+a signed, expiring link (``/survey/<token>``) or, on chat channels, by replying with a quick-reply
+text such as 「満足度: 5」, which ``record_from_message`` picks up after ingest.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..models import Message, Survey, SurveyAnswer, Ticket
+from ..models._types import utcnow
+
+log = logging.getLogger(__name__)
+
+SURVEY_ANSWERED = "survey.answered"
+
+
+@dataclass(frozen=True)
+class Scale:
+    kind: str
+    low: int
+    high: int
+    prefix: str  # what a quick-reply answer starts with, e.g. 「満足度: 5」
+    question: str
+    low_label: str
+    high_label: str
+
+
+# Customer-facing text goes out on the customer's channel in Japanese (the desk's customers);
+# an inbox may override the question with settings["survey_question"].
+SCALES = {
+    "csat": Scale("csat", 1, 5, "満足度", "今回のサポートにはご満足いただけましたか？", "不満", "満足"),
+    "nps": Scale("nps", 0, 10, "おすすめ度", "当社をご家族やご友人にすすめる可能性はどのくらいありますか？",
+                 "すすめない", "ぜひすすめる"),
+    "ces": Scale("ces", 1, 7, "かんたんさ", "今回、問題の解決はどのくらい簡単でしたか？", "とても難しい", "とても簡単"),
+}
+_PREFIXES = {s.prefix: s.kind for s in SCALES.values()} | {k.upper(): k for k in SCALES}
+_ANSWER_RE = re.compile(r"^\s*(" + "|".join(map(re.escape, _PREFIXES)) + r")\s*[:：]?\s*(\d{1,2})\s*$")
+
+
+class SurveyError(ValueError):
+    """A survey link or answer we refuse; ``reason`` is invalid | expired | answered | bad_score."""
+
+    def __init__(self, reason: str, survey: Survey | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.survey = survey
+
+
+def kind_for(ticket: Ticket) -> str | None:
+    kind = str((ticket.inbox.settings or {}).get("survey", "csat")).lower()
+    return kind if kind in SCALES else None
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="helpdesk.survey")
+
+
+def max_age_s() -> int:
+    return int(current_app.config.get("SURVEY_MAX_AGE_DAYS", 14)) * 86400
+
+
+def token_for(survey: Survey) -> str:
+    return _serializer().dumps({"s": survey.id})
+
+
+def survey_url(survey: Survey, score: int | None = None) -> str:
+    # Built by hand, not url_for: surveys are also sent from jobs with no request context.
+    base = current_app.config["PUBLIC_URL"].rstrip("/")
+    return f"{base}/survey/{token_for(survey)}" + (f"?score={score}" if score is not None else "")
+
+
+def load_token(token: str) -> Survey:
+    """The survey a link points at; raises SurveyError(invalid|expired|answered)."""
+    try:
+        data = _serializer().loads(token, max_age=max_age_s())
+    except SignatureExpired:
+        raise SurveyError("expired") from None
+    except BadSignature:
+        raise SurveyError("invalid") from None
+    survey = db.session.get(Survey, data.get("s")) if isinstance(data, dict) else None
+    if survey is None:
+        raise SurveyError("invalid")
+    if survey.answer is not None:
+        raise SurveyError("answered", survey)
+    return survey
+
+
+def on_resolved(ticket: Ticket) -> Survey | None:
+    """Called once a ticket becomes resolved: ask the inbox's question, at most once per ticket.
+    A failure here must never undo the resolve, so it is logged and swallowed."""
+    try:
+        return _send(ticket)
+    except Exception:
+        db.session.rollback()
+        log.exception("survey for ticket %s could not be sent", ticket.id)
+        return None
+
+
+def _send(ticket: Ticket) -> Survey | None:
+    from .replies import post_reply
+
+    kind = kind_for(ticket)
+    if kind is None or not ticket.reply_to:
+        return None
+    if db.session.scalar(select(Survey.id).where(Survey.ticket_id == ticket.id, Survey.kind == kind)):
+        return None
+    survey = Survey(ticket_id=ticket.id, kind=kind, inbox_id=ticket.inbox_id, channel=ticket.channel,
+                    contact_id=ticket.contact_id, agent_id=ticket.assignee_id, team_id=ticket.team_id)
+    db.session.add(survey)
+    try:
+        db.session.flush()
+    except IntegrityError:  # a concurrent resolve already asked
+        db.session.rollback()
+        return None
+    text, meta = render(survey, ticket)
+    msg = post_reply(ticket, None, text, meta=meta)  # commits survey and message together
+    survey.message_id = msg.id
+    db.session.commit()
+    log.info("sent %s survey %s for ticket %s on %s", kind, survey.id, ticket.id, ticket.channel)
+    return survey
+
+
+def render(survey: Survey, ticket: Ticket) -> tuple[str, dict]:
+    """The question as text for the channel plus meta for adapters that draw buttons."""
+    scale = SCALES[survey.kind]
+    question = str((ticket.inbox.settings or {}).get("survey_question") or scale.question)
+    choices = list(range(scale.high, scale.low - 1, -1))
+    quick = [{"label": f"{n}" + (f" {scale.high_label}" if n == scale.high else
+                                  f" {scale.low_label}" if n == scale.low else ""),
+              "text": f"{scale.prefix}: {n}"} for n in choices]
+    lines = [question, f"{scale.low}（{scale.low_label}）〜{scale.high}（{scale.high_label}）でお答えください。"]
+    if survey.channel == "email":
+        lines.append("")
+        lines += [f"{n}: {survey_url(survey, n)}" for n in choices]
+    else:
+        lines.append(f"回答はこちら: {survey_url(survey)}")
+    meta = {"survey": {"id": survey.id, "kind": survey.kind, "url": survey_url(survey),
+                       "scale": [scale.low, scale.high]},
+            "quick_replies": quick}
+    return "\n".join(lines), meta
+
+
+def parse_score(scale: Scale, raw) -> int:
+    try:
+        score = int(str(raw).strip())
+    except (TypeError, ValueError):
+        raise SurveyError("bad_score") from None
+    if not scale.low <= score <= scale.high:
+        raise SurveyError("bad_score")
+    return score
+
+
+def record(survey: Survey, score: int, *, via: str, comment: str = "", message_id: int | None = None) -> SurveyAnswer:
+    """Store the one answer; a second one (even a concurrent one) is refused by the unique key."""
+    scale = SCALES[survey.kind]
+    score = parse_score(scale, score)
+    answer = SurveyAnswer(survey_id=survey.id, score=score, comment=(comment or "").strip()[:2000], via=via,
+                          message_id=message_id, answered_at=utcnow())
+    db.session.add(answer)
+    try:
+        db.session.flush()
+        _publish(survey, answer)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        log.info("second answer to survey %s refused", survey.id)
+        raise SurveyError("answered", survey) from None
+    log.info("survey %s answered %s via %s", survey.id, score, via)
+    return answer
+
+
+def _publish(survey: Survey, answer: SurveyAnswer) -> None:
+    from ..realtime import events
+
+    events.publish(SURVEY_ANSWERED, {"survey_id": survey.id, "ticket_id": survey.ticket_id, "kind": survey.kind,
+                                     "score": answer.score, "agent_id": survey.agent_id,
+                                     "channel": survey.channel},
+                   ticket_id=survey.ticket_id, supervisors_only=True)
+
+
+def parse_reply(text: str) -> tuple[str, int] | None:
+    """(kind, score) when a chat reply is a quick-reply survey answer, e.g. 「満足度：５」."""
+    norm = unicodedata.normalize("NFKC", text or "").strip()
+    m = _ANSWER_RE.match(norm)
+    if not m:
+        return None
+    return _PREFIXES[m.group(1)], int(m.group(2))
+
+
+def pending_for(inbox_id: int, contact_id: int, kind: str) -> Survey | None:
+    """The newest unanswered, unexpired survey of this kind for a contact on an inbox."""
+    since = utcnow() - timedelta(seconds=max_age_s())
+    return db.session.scalar(
+        select(Survey)
+        .outerjoin(SurveyAnswer, SurveyAnswer.survey_id == Survey.id)
+        .where(Survey.inbox_id == inbox_id, Survey.contact_id == contact_id, Survey.kind == kind,
+               SurveyAnswer.id.is_(None), Survey.created_at >= since)
+        .order_by(Survey.id.desc())
+        .limit(1)
+    )
+
+
+def match_reply(inbox_id: int, contact_id: int, text: str) -> Survey | None:
+    """Before a reply is stored: the survey it answers, so ingest keeps it on that ticket
+    instead of reopening it or opening a new one."""
+    parsed = parse_reply(text)
+    if parsed is None:
+        return None
+    return pending_for(inbox_id, contact_id, parsed[0])
+
+
+def record_from_message(message: Message) -> SurveyAnswer | None:
+    """After ingest committed a customer message: if it answers a pending survey, record it.
+    Never raises: the message itself is already safely stored."""
+    try:
+        parsed = parse_reply(message.body)
+        if parsed is None or message.contact_id is None:
+            return None
+        kind, score = parsed
+        survey = db.session.scalar(
+            select(Survey).where(Survey.ticket_id == message.ticket_id, Survey.kind == kind)
+        ) or pending_for(message.inbox_id, message.contact_id, kind)
+        if survey is None or survey.answer is not None:
+            return None
+        return record(survey, score, via="reply", message_id=message.id)
+    except SurveyError as exc:
+        log.info("survey reply on message %s not recorded: %s", message.id, exc.reason)
+        return None
+    except Exception:
+        db.session.rollback()
+        log.exception("survey reply on message %s could not be recorded", message.id)
+        return None

@@ -1,0 +1,113 @@
+"""The one outbound path: store pending, send in a job, record the outcome."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from channels import testing as test_channel
+from helpdesk.extensions import db
+from helpdesk.models import Delivery, Direction, Event, Status
+from helpdesk.services.ingest import ingest
+from helpdesk.services.replies import ReplyError, deliver, post_reply
+from tests import factories as f
+
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def _clear_sent():
+    test_channel.SENT.clear()
+    yield
+    test_channel.SENT.clear()
+
+
+def _ticket(**inbox_kw):
+    inbox = f.inbox(**inbox_kw)
+    agent = f.agent(inboxes=[inbox])
+    ticket = ingest(inbox, f.inbound(user_id="U-42")).message.ticket
+    return ticket, agent
+
+
+def test_reply_is_sent_on_the_customers_channel(app):
+    ticket, agent = _ticket()
+    msg = post_reply(ticket, agent, "お問い合わせありがとうございます。")
+    db.session.refresh(msg)
+    assert msg.delivery is Delivery.sent
+    assert msg.external_id.startswith("test-out-")
+    sent = test_channel.TestingAdapter.delivered()
+    assert [(s["recipient"], s["text"]) for s in sent] == [("U-42", "お問い合わせありがとうございます。")]
+    assert sent[0]["context"]["last_inbound_external_id"] == ticket_first_external_id(ticket)
+
+
+def ticket_first_external_id(ticket):
+    from helpdesk.models import Message
+
+    return db.session.scalar(select(Message.external_id).where(Message.ticket_id == ticket.id,
+                                                                Message.direction == Direction.inbound))
+
+
+def test_first_reply_sets_first_response_and_assignee(app):
+    ticket, agent = _ticket()
+    post_reply(ticket, agent, "確認いたします")
+    assert ticket.first_response_at is not None
+    assert ticket.assignee_id == agent.id
+    assert ticket.status is Status.open
+
+
+def test_private_note_never_leaves_the_desk(app):
+    ticket, agent = _ticket()
+    note = post_reply(ticket, agent, "経理に確認中", private=True)
+    assert note.direction is Direction.note and note.delivery is Delivery.none
+    assert test_channel.SENT == []
+    assert ticket.first_response_at is None
+
+
+def test_transient_failure_is_retried_then_sent(app):
+    ticket, agent = _ticket(settings={"fail": "transient_once"})
+    msg = post_reply(ticket, agent, "再送テスト")
+    db.session.refresh(msg)
+    assert msg.delivery is Delivery.sent
+    assert msg.delivery_attempts == 2
+    assert len(test_channel.TestingAdapter.delivered()) == 1
+
+
+@pytest.mark.config(SEND_MAX_ATTEMPTS=3)
+def test_transient_failure_gives_up_with_error(app):
+    ticket, agent = _ticket(settings={"fail": "transient"})
+    msg = post_reply(ticket, agent, "届かない")
+    db.session.refresh(msg)
+    assert msg.delivery is Delivery.failed
+    assert msg.delivery_attempts == 3
+    assert "busy" in msg.delivery_error
+
+
+def test_permanent_failure_shown_to_agent(app):
+    ticket, agent = _ticket(settings={"fail": "permanent"})
+    msg = post_reply(ticket, agent, "ブロックされた")
+    db.session.refresh(msg)
+    assert msg.delivery is Delivery.failed
+    assert msg.delivery_error == "recipient blocked the account"
+
+
+def test_deliver_twice_sends_once(app):
+    ticket, agent = _ticket()
+    msg = post_reply(ticket, agent, "一度だけ")
+    deliver(msg.id)
+    deliver(msg.id)
+    assert len(test_channel.TestingAdapter.delivered()) == 1
+
+
+@pytest.mark.parametrize("body", ["", "   \n"])
+def test_empty_reply_refused(app, body):
+    ticket, agent = _ticket()
+    with pytest.raises(ReplyError):
+        post_reply(ticket, agent, body)
+
+
+def test_events_for_reply_and_delivery(app):
+    ticket, agent = _ticket()
+    before = db.session.scalar(select(Event.id).order_by(Event.id.desc()).limit(1))
+    post_reply(ticket, agent, "イベント")
+    names = db.session.scalars(select(Event.name).where(Event.id > before).order_by(Event.id)).all()
+    assert names == ["message.created", "ticket.updated", "message.updated"]

@@ -1,0 +1,231 @@
+"""The agent desk over HTTP: login, CSRF, permissions, filters, search, escaping."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from helpdesk.extensions import db
+from helpdesk.models import AuditLog, Contact, Priority, Role, Status, Ticket
+from helpdesk.services.ingest import ingest
+from tests import factories as f
+from tests.conftest import csrf_token, login
+
+
+def test_login_page_is_japanese_by_default(client):
+    html = client.get("/login").get_data(as_text=True)
+    assert 'lang="ja"' in html
+    assert "ヘルプデスク" in html
+
+
+def test_english_on_request(client):
+    html = client.get("/login?lang=en").get_data(as_text=True)
+    assert 'lang="en"' in html and "Helpdesk" in html
+
+
+def test_wrong_password_refused(app, client, caplog):
+    agent = f.agent()
+    resp = login(client, agent.email, "wrong password!")
+    assert resp.status_code == 401
+    assert "failed login" in caplog.text
+    assert client.get("/agent/").status_code == 302
+
+
+def test_login_without_csrf_refused(app, client):
+    agent = f.agent()
+    resp = client.post("/login", data={"email": agent.email, "password": f.PASSWORD})
+    assert resp.status_code == 400
+    assert client.get("/agent/").status_code == 302
+
+
+def test_login_then_inbox(app, client):
+    agent = f.agent()
+    assert login(client, agent.email).status_code == 302
+    assert client.get("/agent/").status_code == 200
+
+
+def test_open_redirect_after_login_refused(app, client):
+    agent = f.agent()
+    token = csrf_token(client)
+    resp = client.post("/login?next=//evil.example/", data={"email": agent.email, "password": f.PASSWORD,
+                                                            "csrf_token": token})
+    assert resp.headers["Location"] == "/agent/"
+
+
+def test_unknown_ticket_is_404(app, client):
+    login(client, f.agent(role=Role.admin).email)
+    assert client.get("/agent/tickets/999999").status_code == 404
+
+
+def test_ticket_of_invisible_inbox_is_403(app, client):
+    mine, other = f.inbox(), f.inbox()
+    agent = f.agent(inboxes=[mine])
+    ticket = ingest(other, f.inbound()).message.ticket
+    login(client, agent.email)
+    assert client.get(f"/agent/tickets/{ticket.id}").status_code == 403
+    assert client.get(f"/api/v1/tickets/{ticket.id}").status_code == 403
+    html = client.get("/agent/?status=all").get_data(as_text=True)
+    assert f'data-ticket-id="{ticket.id}"' not in html
+
+
+def test_team_membership_grants_inbox(app, client):
+    team = f.team()
+    inbox = f.inbox(team_id=team.id)
+    agent = f.agent()
+    team.members.append(agent)
+    db.session.commit()
+    ticket = ingest(inbox, f.inbound()).message.ticket
+    login(client, agent.email)
+    assert client.get(f"/agent/tickets/{ticket.id}").status_code == 200
+
+
+def test_script_in_customer_message_is_escaped(app, client):
+    inbox = f.inbox()
+    agent = f.agent(inboxes=[inbox])
+    payload = '<script>alert("xss")</script><img src=x onerror=alert(1)>'
+    ticket = ingest(inbox, f.inbound(text=payload, display_name="<b>悪意</b>")).message.ticket
+    login(client, agent.email)
+    html = client.get(f"/agent/tickets/{ticket.id}").get_data(as_text=True)
+    assert "<script>alert" not in html
+    assert "&lt;script&gt;alert(&#34;xss&#34;)&lt;/script&gt;" in html
+    assert "<b>悪意</b>" not in html and "&lt;b&gt;悪意&lt;/b&gt;" in html
+    inbox_html = client.get("/agent/").get_data(as_text=True)
+    assert "<img src=x" not in inbox_html
+
+
+def test_csp_header_blocks_inline_script(app, client):
+    resp = client.get("/login")
+    assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.fixture
+def desk(app, client):
+    inbox = f.inbox(kind="test")
+    agent = f.agent(inboxes=[inbox])
+    other = f.agent(inboxes=[inbox], name="同僚")
+    login(client, agent.email)
+    return inbox, agent, other
+
+
+def test_japanese_search_finds_word_inside_sentence(app, client, desk):
+    inbox, *_ = desk
+    hit = ingest(inbox, f.inbound(user_id="a", text="返金してください")).message.ticket
+    miss = ingest(inbox, f.inbound(user_id="b", text="配送について質問です")).message.ticket
+    html = client.get("/agent/?q=返金").get_data(as_text=True)
+    assert f'data-ticket-id="{hit.id}"' in html
+    assert f'data-ticket-id="{miss.id}"' not in html
+
+
+def test_search_full_width_query(app, client, desk):
+    inbox, *_ = desk
+    hit = ingest(inbox, f.inbound(user_id="a", text="エラーコードE403が出ます")).message.ticket
+    html = client.get("/agent/?q=Ｅ４０３").get_data(as_text=True)
+    assert f'data-ticket-id="{hit.id}"' in html
+
+
+def test_filters_mine_and_unassigned(app, client, desk):
+    inbox, agent, other = desk
+    mine = ingest(inbox, f.inbound(user_id="a")).message.ticket
+    theirs = ingest(inbox, f.inbound(user_id="b")).message.ticket
+    free = ingest(inbox, f.inbound(user_id="c")).message.ticket
+    mine.assignee_id, theirs.assignee_id = agent.id, other.id
+    db.session.commit()
+    html = client.get("/agent/?assignee=mine").get_data(as_text=True)
+    assert f'data-ticket-id="{mine.id}"' in html and f'data-ticket-id="{theirs.id}"' not in html
+    html = client.get("/agent/?assignee=unassigned").get_data(as_text=True)
+    assert f'data-ticket-id="{free.id}"' in html and f'data-ticket-id="{mine.id}"' not in html
+
+
+def test_filter_by_sentiment_and_sort(app, client, desk):
+    inbox, *_ = desk
+    a = ingest(inbox, f.inbound(user_id="a")).message.ticket
+    b = ingest(inbox, f.inbound(user_id="b")).message.ticket
+    a.sentiment_label, a.sentiment_score = "negative", -0.9
+    b.sentiment_label, b.sentiment_score = "positive", 0.8
+    db.session.commit()
+    html = client.get("/agent/?sentiment=negative").get_data(as_text=True)
+    assert f'data-ticket-id="{a.id}"' in html and f'data-ticket-id="{b.id}"' not in html
+    html = client.get("/agent/?sort=sentiment").get_data(as_text=True)
+    assert html.index(f'data-ticket-id="{a.id}"') < html.index(f'data-ticket-id="{b.id}"')
+
+
+def test_pagination(app, client, desk):
+    inbox, *_ = desk
+    app.config["PAGE_SIZE"] = 2
+    for n in range(5):
+        ingest(inbox, f.inbound(user_id=f"u{n}"))
+    page3 = client.get("/agent/?page=3").get_data(as_text=True)
+    assert page3.count("data-ticket-id=") == 1
+    assert client.get("/agent/?page=abc").status_code == 200
+
+
+def test_reply_form_posts_and_redirects(app, client, desk):
+    inbox, agent, _ = desk
+    ticket = ingest(inbox, f.inbound()).message.ticket
+    token = csrf_token(client, f"/agent/tickets/{ticket.id}")
+    resp = client.post(f"/agent/tickets/{ticket.id}/reply", data={"body": "承知しました", "csrf_token": token})
+    assert resp.status_code == 302
+    html = client.get(f"/agent/tickets/{ticket.id}").get_data(as_text=True)
+    assert "承知しました" in html and 'data-delivery="sent"' in html
+
+
+def test_reply_without_csrf_refused(app, client, desk):
+    inbox, *_ = desk
+    ticket = ingest(inbox, f.inbound()).message.ticket
+    resp = client.post(f"/agent/tickets/{ticket.id}/reply", data={"body": "x"})
+    assert resp.status_code == 400
+
+
+def test_update_ticket_is_audited(app, client, desk):
+    inbox, agent, other = desk
+    ticket = ingest(inbox, f.inbound()).message.ticket
+    token = csrf_token(client, f"/agent/tickets/{ticket.id}")
+    resp = client.post(f"/agent/tickets/{ticket.id}/update", data={
+        "status": "pending", "priority": "high", "assignee": str(other.id), "tags": "返金, 至急",
+        "csrf_token": token})
+    assert resp.status_code == 302
+    db.session.expire_all()
+    t = db.session.get(Ticket, ticket.id)
+    assert (t.status, t.priority, t.assignee_id) == (Status.pending, Priority.high, other.id)
+    assert [tag.name for tag in t.tags] == ["至急", "返金"]
+    log = db.session.scalar(select(AuditLog).where(AuditLog.object_id == t.id))
+    assert log.agent_id == agent.id and log.changes["status"] == ["new", "pending"]
+
+
+def test_cannot_assign_to_agent_without_access(app, client, desk):
+    inbox, *_ = desk
+    outsider = f.agent(inboxes=[f.inbox()])
+    ticket = ingest(inbox, f.inbound()).message.ticket
+    token = csrf_token(client, f"/agent/tickets/{ticket.id}")
+    client.post(f"/agent/tickets/{ticket.id}/update", data={"assignee": str(outsider.id), "csrf_token": token})
+    db.session.expire_all()
+    assert db.session.get(Ticket, ticket.id).assignee_id is None
+
+
+def test_contact_history_spans_channels_and_merge(app, client, desk):
+    inbox, *_ = desk
+    line = f.inbox(kind="api")
+    line.members.append(desk[1])
+    db.session.commit()
+    t1 = ingest(inbox, f.inbound(user_id="mail-user", text="メールからの問い合わせ")).message.ticket
+    t2 = ingest(line, f.inbound(user_id="line-user", text="LINEからの問い合わせ")).message.ticket
+    survivor_id, other_id = t1.contact_id, t2.contact_id
+    token = csrf_token(client, f"/agent/tickets/{t1.id}")
+    resp = client.post(f"/agent/contacts/{survivor_id}/merge",
+                       data={"other_id": str(other_id), "ticket_id": str(t1.id), "csrf_token": token})
+    assert resp.status_code == 302
+    html = client.get(f"/agent/tickets/{t1.id}").get_data(as_text=True)
+    assert "メールからの問い合わせ" in html and "LINEからの問い合わせ" in html
+    assert html.index("メールからの問い合わせ") < html.index("LINEからの問い合わせ")
+    db.session.expire_all()
+    assert db.session.get(Contact, other_id).merged_into_id == survivor_id
+    assert db.session.get(Ticket, t2.id).contact_id == survivor_id
+    # a new message from the merged identity lands on the surviving contact
+    again = ingest(line, f.inbound(user_id="line-user"))
+    assert again.message.contact_id == survivor_id
+
+
+def test_health(app, client):
+    resp = client.get("/healthz")
+    assert resp.status_code == 200 and resp.json["checks"]["database"] == "ok"
