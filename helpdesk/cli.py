@@ -15,7 +15,8 @@ from .models import Agent, Role
 
 
 def register_cli(app: Flask) -> None:
-    for cmd in (init_db, reset_db, create_agent, demo, label_sentiment, backfill_sentiment, worker, serve):
+    for cmd in (init_db, reset_db, create_agent, demo, label_sentiment, backfill_sentiment, worker, serve,
+                poll_social):
         app.cli.add_command(cmd)
 
 
@@ -116,6 +117,16 @@ def worker(burst: bool):
     Worker([q], connection=q.connection).work(burst=burst, with_scheduler=True)
 
 
+@click.command("poll-social")
+@click.option("--inbox", "inbox_id", type=int, default=None, help="Only this inbox id.")
+@with_appcontext
+def poll_social(inbox_id: int | None):
+    """Fetch new mentions for social inboxes without webhooks (settings.poll = true)."""
+    from .tasks import poll_social as poll
+
+    click.echo(f"stored {poll(inbox_id)} new posts")
+
+
 @click.command("serve")
 @click.option("--host", default=lambda: os.environ.get("HELPDESK_HOST", "127.0.0.1"))
 @click.option("--port", default=lambda: int(os.environ.get("HELPDESK_PORT", "5000")), type=int)
@@ -129,9 +140,60 @@ def serve(host: str, port: int):
     app = current_app._get_current_object()
     if app.config["JOBS"] != "rq":
         jobs.enqueue("label_sentiment")  # anything left pending by the last run
+        jobs.enqueue("poll_email")  # self-rescheduling IMAP polling (services/mailbox.py)
     demo_agent = db.session.scalar(select(Agent).where(Agent.email == DEMO_LOGIN[0]))
     click.echo(f"\n  Helpdesk running at http://{host}:{port}/")
     if demo_agent:
         click.echo(f"  Demo login: {DEMO_LOGIN[0]} / {DEMO_LOGIN[1]}\n")
     sys.stdout.flush()
+    # Flask refuses app.run() under its CLI unless told this is deliberate.
+    os.environ.pop("FLASK_RUN_FROM_CLI", None)
     socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, use_reloader=False, log_output=False)
+
+
+@click.command("poll-email")
+@click.option("--inbox", "inbox_id", type=int, help="Only this inbox id.")
+@click.option("--every", type=float, default=0, help="Keep polling every N seconds (0: once).")
+@with_appcontext
+def poll_email(inbox_id: int | None, every: float):
+    """Import new mail from the IMAP mailboxes of email inboxes."""
+    import time
+
+    from .services.mailbox import poll_all
+
+    while True:
+        reports = poll_all(inbox_id)
+        if not reports:
+            click.echo("no email inbox with an IMAP host to poll")
+        for report in reports:
+            click.echo(str(report))
+        if every <= 0:
+            if any(r.errors for r in reports):
+                sys.exit(1)
+            return
+        db.session.remove()
+        time.sleep(every)
+
+
+@click.command("smtp-listen")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=2525, type=int, show_default=True)
+@with_appcontext
+def smtp_listen(host: str, port: int):
+    """Receive forwarded mail over SMTP for the inboxes whose address matches."""
+    import signal
+    import threading
+
+    from .services.mailbox import smtp_controller
+
+    controller = smtp_controller(current_app._get_current_object(), host=host, port=port)
+    controller.start()
+    click.echo(f"SMTP listener on {host}:{port}")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        controller.stop()

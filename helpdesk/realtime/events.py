@@ -11,6 +11,7 @@ import logging
 from typing import Any, Iterable
 
 from sqlalchemy import event as sa_event
+from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
 from ..extensions import db, socketio
@@ -59,15 +60,14 @@ def publish(name: str, payload: dict[str, Any], *, inbox_id: int | None = None,
 
     ev = Event(name=name, payload=payload, inbox_id=inbox_id, ticket_id=ticket_id,
                audience="supervisors" if supervisors_only else "inbox")
-    db.session.add(ev)
-    db.session.flush()  # assigns the event id clients resync from
+    db.session.add(ev)  # numbered by the commit's flush; no flush of our own
     rooms = [SUPERVISORS] if supervisors_only else [inbox_room(inbox_id)] if inbox_id else [SUPERVISORS]
-    _outbox(db.session).append((name, {**payload, "event_id": ev.id}, rooms, AGENT_NS))
+    _outbox(db.session).append((name, payload, rooms, AGENT_NS, ev))
 
 
 def publish_to(room: str, name: str, payload: dict[str, Any], namespace: str) -> None:
     """Emit after commit to a room outside the numbered agent stream (widget visitors)."""
-    _outbox(db.session).append((name, payload, [room], namespace))
+    _outbox(db.session).append((name, payload, [room], namespace, None))
 
 
 def _outbox(session) -> list:
@@ -77,7 +77,10 @@ def _outbox(session) -> list:
 @sa_event.listens_for(Session, "after_commit")
 def _emit_after_commit(session) -> None:
     pending = session.info.pop(_OUTBOX, None)
-    for name, payload, rooms, namespace in pending or ():
+    for name, payload, rooms, namespace, ev in pending or ():
+        if ev is not None:
+            # The committed row's id, read from its identity key (no SQL after commit).
+            payload = {**payload, "event_id": inspect(ev).identity[0]}
         try:
             socketio.emit(name, payload, to=rooms if len(rooms) > 1 else rooms[0], namespace=namespace)
         except Exception:  # a lost emit is recovered by the client's resync; never fail the commit

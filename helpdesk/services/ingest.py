@@ -7,6 +7,8 @@ store message -> commit -> emit (after commit) -> enqueue sentiment.
 from __future__ import annotations
 
 import logging
+import threading
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -45,8 +47,9 @@ def ingest(inbox: Inbox, inbound: Inbound) -> IngestResult:
             log.info("duplicate %s message %s on inbox %s ignored", inbox.kind, inbound.external_id, inbox.id)
             return IngestResult(existing, created=False)
         try:
-            result = _store(inbox, inbound)
-            db.session.commit()
+            with _writer_lock():
+                result = _store(inbox, inbound)
+                db.session.commit()
         except IntegrityError:
             # A concurrent delivery of the same message (or a new contact identity) won the race.
             db.session.rollback()
@@ -56,6 +59,16 @@ def ingest(inbox: Inbox, inbound: Inbound) -> IngestResult:
         surveys.record_from_message(result.message)
         return result
     raise RuntimeError(f"could not store message {inbound.external_id!r} after 3 attempts")
+
+
+_sqlite_writer = threading.Lock()
+
+
+def _writer_lock():
+    """SQLite has one writer at a time and its busy handler backs off by sleeping
+    (tens of ms); queueing this process's ingest writers on a lock instead keeps
+    latency flat under concurrent webhooks. Other databases need no lock."""
+    return _sqlite_writer if db.engine.dialect.name == "sqlite" else nullcontext()
 
 
 def _existing(inbox_id: int, external_id: str) -> Message | None:
@@ -108,6 +121,14 @@ def _find_ticket(inbox: Inbox, contact: Contact, inbound: Inbound) -> Ticket | N
         )
         if ticket is not None and (ticket.status in Status.active() or ticket.status in _REOPENABLE):
             return ticket
+        # "ticket:<id>" (an email subject token like [#1234]): guessable, so only the
+        # ticket's own customer may thread into it.
+        for hint in hints:
+            if hint.startswith("ticket:") and hint[7:].isdigit():
+                ticket = db.session.get(Ticket, int(hint[7:]))
+                if (ticket is not None and ticket.inbox_id == inbox.id and ticket.contact_id == contact.id
+                        and (ticket.status in Status.active() or ticket.status in _REOPENABLE)):
+                    return ticket
     if inbound.new_thread:
         return None
     return db.session.scalar(
@@ -135,7 +156,7 @@ def _store(inbox: Inbox, inbound: Inbound) -> IngestResult:
             subject=(inbound.subject or _subject_from(inbound.text))[:300],
             status=Status.new,
             team_id=inbox.team_id,
-            thread_key=inbound.thread_hints[0] if inbound.thread_hints else None,
+            thread_key=next((h for h in inbound.thread_hints if not h.startswith("ticket:")), None),
             reply_to=str(inbound.meta.get("reply_to") or inbound.user_id),
             created_at=now,
         )

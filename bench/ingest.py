@@ -1,0 +1,139 @@
+"""Ingest throughput and post -> screen latency, against a bare Flask-SocketIO floor.
+
+Posts N messages through the API channel as fast as C concurrent posters can
+while one agent Socket.IO client listens; measures msgs/s and the time from the
+POST leaving to ``message.created`` arriving. The same measurement against a
+bare Flask-SocketIO emit (no DB, no auth) runs in the same invocation: compare
+the ratio, not the absolute numbers (these machines are noisy).
+
+    python bench/ingest.py [-n 1000] [-c 4] [--no-sentiment]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench._servers import ROOT, agent_socket, desk_env, free_port, prepare_desk, start_desk, wait_http  # noqa: E402
+
+
+class Listener:
+    def __init__(self):
+        self.received: dict[str, float] = {}
+        self.duplicates = 0
+        self.lock = threading.Lock()
+        self.all_in = threading.Event()
+        self.expected = 0
+
+    def __call__(self, event, payload):
+        if event != "message.created":
+            return
+        key = payload.get("body") or payload.get("text")
+        now = time.perf_counter()
+        with self.lock:
+            if key in self.received:
+                self.duplicates += 1
+            else:
+                self.received[key] = now
+            if len(self.received) >= self.expected:
+                self.all_in.set()
+
+
+def run(label: str, post, n: int, concurrency: int, listener: Listener) -> dict:
+    listener.expected = n
+    sent_at: dict[str, float] = {}
+    errors = 0
+
+    def one(i: int) -> None:
+        nonlocal errors
+        key = f"{label}-{i} 注文した商品がまだ届きません"
+        sent_at[key] = time.perf_counter()
+        if not post(i, key):
+            errors += 1
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, range(n)))
+    posted = time.perf_counter()
+    listener.all_in.wait(timeout=60)
+    end = time.perf_counter()
+    lat = sorted((listener.received[k] - t) * 1000 for k, t in sent_at.items() if k in listener.received)
+    lost = n - len(lat)
+    return {
+        "label": label, "n": n, "rate": n / (posted - start), "delivered_rate": len(lat) / (end - start),
+        "p50": statistics.median(lat) if lat else float("nan"),
+        "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float("nan"),
+        "lost": lost, "duplicated": listener.duplicates, "errors": errors,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-n", type=int, default=1000)
+    ap.add_argument("-c", "--concurrency", type=int, default=4)
+    ap.add_argument("--no-sentiment", action="store_true", help="leave labels pending (desk cost only)")
+    args = ap.parse_args()
+
+    # The floor: bare Flask-SocketIO.
+    port = free_port()
+    floor = subprocess.Popen([sys.executable, "bench/floor_app.py", str(port)], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = desk_env(HELPDESK_SENTIMENT_ENABLED="false" if args.no_sentiment else "true")
+    email, token = prepare_desk(env)
+    desk, desk_url = start_desk(env)
+    try:
+        floor_url = f"http://127.0.0.1:{port}"
+        wait_http(floor_url + "/healthz")
+        results = []
+
+        fl = Listener()
+        import socketio
+
+        fc = socketio.Client(reconnection=False)
+        fc.on("*", fl, namespace="/agent")
+        fc.connect(floor_url, namespaces=["/agent"], transports=["websocket"])
+        fs = requests.Session()
+        fs.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=args.concurrency))
+        results.append(run("floor", lambda i, k: fs.post(floor_url + "/emit", json={"body": k}).ok,
+                           args.n, args.concurrency, fl))
+        fc.disconnect()
+
+        dl = Listener()
+        dc = agent_socket(desk_url, email, "bench-password", dl)
+        ds = requests.Session()
+        ds.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=args.concurrency))
+        hdr = {"Authorization": f"Bearer {token}"}
+
+        def post_desk(i: int, key: str) -> bool:
+            r = ds.post(desk_url + "/api/v1/messages", headers=hdr,
+                        json={"external_id": f"bench-{i}", "user_id": f"cust-{i % 50}", "text": key})
+            return r.status_code == 201
+
+        results.append(run("desk", post_desk, args.n, args.concurrency, dl))
+        dc.disconnect()
+    finally:
+        desk.terminate()
+        floor.terminate()
+        desk.wait(10)
+        floor.wait(10)
+
+    print(f"{'':8} {'posted/s':>9} {'seen/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'lost':>5} {'dup':>4} {'err':>4}")
+    for r in results:
+        print(f"{r['label']:8} {r['rate']:9.1f} {r['delivered_rate']:8.1f} {r['p50']:8.1f} {r['p99']:8.1f} "
+              f"{r['lost']:5d} {r['duplicated']:4d} {r['errors']:4d}")
+    floor_r, desk_r = results
+    print(f"ratios desk/floor: p50 {desk_r['p50'] / floor_r['p50']:.2f}x  p99 {desk_r['p99'] / floor_r['p99']:.2f}x  "
+          f"throughput {desk_r['rate'] / floor_r['rate']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
