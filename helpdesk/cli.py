@@ -18,6 +18,8 @@ def register_cli(app: Flask) -> None:
     for cmd in (init_db, reset_db, create_agent, demo, label_sentiment, backfill_sentiment, worker, serve,
                 poll_social):
         app.cli.add_command(cmd)
+    for cmd in (poll_email, smtp_listen):  # email channel (services/mailbox.py)
+        app.cli.add_command(cmd)
 
 
 @click.command("init-db")
@@ -105,16 +107,33 @@ def backfill_sentiment(everything: bool):
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
 @with_appcontext
 def worker(burst: bool):
-    """Run an RQ worker for background jobs (production: HELPDESK_JOBS=rq)."""
-    from rq import Worker
+    """Run an RQ worker for background jobs (production: HELPDESK_JOBS=rq).
+
+    A SimpleWorker (no fork per job) keeps the sentiment model loaded between jobs;
+    jobs are idempotent, so a worker killed mid-job loses nothing but time.
+    """
+    from rq import SimpleWorker
 
     from .jobs import jobs
 
     if current_app.config["JOBS"] != "rq":
         raise click.UsageError("set HELPDESK_JOBS=rq and HELPDESK_REDIS_URL to run separate workers")
+    jobs.enqueue("label_sentiment")  # pick up what a dead worker left pending
+    _requeue_pending_sends()
     q = jobs.queue()
-    q.enqueue("helpdesk.jobs._rq_entry", "label_sentiment")  # pick up what a dead worker left pending
-    Worker([q], connection=q.connection).work(burst=burst, with_scheduler=True)
+    SimpleWorker([q], connection=q.connection).work(burst=burst, with_scheduler=True)
+
+
+def _requeue_pending_sends() -> None:
+    """Outbound messages still pending (their job died with a worker) get a new job;
+    deliver() skips any that another worker already sent."""
+    from .jobs import jobs
+    from .models import Delivery, Direction, Message
+
+    ids = db.session.scalars(select(Message.id).where(Message.direction == Direction.outbound,
+                                                      Message.delivery == Delivery.pending)).all()
+    for message_id in ids:
+        jobs.enqueue("send_message", message_id)
 
 
 @click.command("poll-social")

@@ -16,6 +16,9 @@ class Defaults:
     DATABASE_URL = f"sqlite:///{INSTANCE / 'helpdesk.db'}"
     # Empty means in-process fan-out and jobs; set to redis://... for production.
     REDIS_URL = ""
+    # Names on Redis, so several desks (or test runs) can share one server.
+    SOCKETIO_CHANNEL = "helpdesk-socketio"
+    JOBS_QUEUE = "helpdesk"
     # "thread": in-process worker thread (embedded); "rq": Redis queue workers;
     # "inline": run right after commit in the caller (tests).
     JOBS = "thread"

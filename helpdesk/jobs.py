@@ -91,9 +91,7 @@ def run(name: str, *args: Any, own_session: bool = True) -> Any:
 
 def _rq_entry(name: str, *args: Any) -> Any:
     """What an RQ worker executes: the worker process already holds an app context."""
-    from . import tasks  # noqa: F401
-
-    return JOBS[name](*args)
+    return run(name, *args)
 
 
 class Jobs:
@@ -116,7 +114,8 @@ class Jobs:
             from redis import Redis
             from rq import Queue
 
-            state["queue"] = Queue("helpdesk", connection=Redis.from_url(current_app.config["REDIS_URL"]))
+            state["queue"] = Queue(current_app.config["JOBS_QUEUE"],
+                                   connection=Redis.from_url(current_app.config["REDIS_URL"]))
         return state["queue"]
 
     def enqueue(self, name: str, *args: Any, delay: float = 0.0, job_id: str | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import os
 import re
@@ -12,17 +13,41 @@ from flask.testing import FlaskClient
 from helpdesk import create_app
 from helpdesk.extensions import db
 
-PG_URL = os.environ.get("HELPDESK_TEST_PG", "postgresql://postgres@127.0.0.1/test")
+PG_BASE = os.environ.get("HELPDESK_TEST_PG", "postgresql://postgres@127.0.0.1/test")
+# Each test run gets its own database, so parallel runs never drop each other's tables.
+PG_URL = PG_BASE.rsplit("/", 1)[0] + f"/hd_test_{os.getpid()}"
+_pg_state: dict[str, bool] = {}
 
 
 def pg_available() -> bool:
+    """True when PostgreSQL answers; creates this run's database on first use."""
+    if "ok" not in _pg_state:
+        _pg_state["ok"] = _create_pg_database()
+    return _pg_state["ok"]
+
+
+def _create_pg_database() -> bool:
     try:
         import psycopg
 
-        with psycopg.connect(PG_URL, connect_timeout=2):
-            return True
+        with psycopg.connect(PG_BASE, connect_timeout=2, autocommit=True) as conn:
+            name = PG_URL.rsplit("/", 1)[1]
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
     except Exception:
         return False
+    atexit.register(_drop_pg_database)
+    return True
+
+
+def _drop_pg_database() -> None:
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_BASE, connect_timeout=2, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{PG_URL.rsplit("/", 1)[1]}" WITH (FORCE)')
+    except Exception:
+        pass
 
 
 class DeskClient(FlaskClient):
@@ -67,22 +92,20 @@ def app(db_url, tmp_path, request):
         overrides = {**overrides, **marker.kwargs}
     app = make_app(db_url, tmp_path, **overrides)
     with app.app_context():
-        if db_url.startswith("postgresql"):
-            _reset_postgres()
-        db.create_all()
+        db.create_all()  # PostgreSQL keeps its tables between tests; they are emptied below
         yield app
         db.session.remove()
         if db_url.startswith("postgresql"):
-            _reset_postgres()
+            _empty_postgres()
         db.engine.dispose()
 
 
-def _reset_postgres() -> None:
+def _empty_postgres() -> None:
     from sqlalchemy import text
 
-    db.session.remove()
+    names = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
     with db.engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 
 @pytest.fixture

@@ -70,7 +70,8 @@ def post_reply(ticket: Ticket, agent: Agent | None, body: str, *, private: bool 
 
 def deliver(message_id: int) -> None:
     """Send one pending outbound message; idempotent (a sent message is never resent)."""
-    msg = db.session.get(Message, message_id)
+    # The row lock makes a second worker wait, then see "sent" and skip (no double send).
+    msg = db.session.get(Message, message_id, with_for_update=True)
     if msg is None or msg.direction is not Direction.outbound or msg.delivery is not Delivery.pending:
         return
     ticket = msg.ticket

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import upgrade
@@ -22,8 +23,6 @@ def test_upgrade_matches_models(tmp_path, backend):
     app = make_app(url, tmp_path)
     with app.app_context():
         if backend == "postgresql":
-            from sqlalchemy import text
-
             with db.engine.begin() as conn:
                 conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
         upgrade()
@@ -31,4 +30,7 @@ def test_upgrade_matches_models(tmp_path, backend):
             ctx = MigrationContext.configure(conn, opts={"compare_type": True})
             diff = compare_metadata(ctx, db.metadata)
         assert diff == []
+        if backend == "postgresql":  # leave an empty schema for the tests that follow
+            with db.engine.begin() as conn:
+                conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
         db.engine.dispose()

@@ -1,0 +1,178 @@
+"""Real processes for the production-configuration tests: gunicorn web servers and
+RQ workers on PostgreSQL + Redis, each with its own database, queue and channel."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+from tests.conftest import PG_BASE
+from tests.live import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_URL = os.environ.get("HELPDESK_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def redis_available() -> bool:
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    try:
+        return bool(Redis.from_url(REDIS_URL, socket_timeout=2).ping())
+    except RedisError:
+        return False
+
+
+class Cluster:
+    """N web processes and M workers sharing one PostgreSQL database and Redis."""
+
+    def __init__(self, tmp_path: Path, **config: str):
+        tag = uuid.uuid4().hex[:8]
+        self.db_name = f"hd_e2e_{tag}"
+        self.db_url = PG_BASE.rsplit("/", 1)[0] + "/" + self.db_name
+        self.tmp = tmp_path
+        self.env = dict(os.environ)
+        self.env.update({
+            "HELPDESK_DATABASE_URL": self.db_url,
+            "HELPDESK_REDIS_URL": REDIS_URL,
+            "HELPDESK_JOBS": "rq",
+            "HELPDESK_SOCKETIO_CHANNEL": f"hd-e2e-{tag}",
+            "HELPDESK_JOBS_QUEUE": f"hd-e2e-{tag}",
+            "HELPDESK_SECRET_KEY": "e2e-secret",
+            "HELPDESK_UPLOAD_DIR": str(tmp_path / "uploads"),
+            "HELPDESK_RATELIMIT_ENABLED": "false",
+            "FLASK_APP": "wsgi",
+            "PYTHONUNBUFFERED": "1",
+        })
+        self.env.update({f"HELPDESK_{k}": v for k, v in config.items()})
+        self.procs: list[subprocess.Popen] = []
+        self.logs: list = []
+        self.web_urls: list[str] = []
+
+    # -- lifecycle ---------------------------------------------------------------
+    def __enter__(self) -> Cluster:
+        import psycopg
+
+        with psycopg.connect(PG_BASE, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.db_name}"')
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        for log in self.logs:
+            log.close()
+        import psycopg
+        from redis import Redis
+
+        with psycopg.connect(PG_BASE, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+        r = Redis.from_url(REDIS_URL)
+        for key in r.scan_iter(f"rq:*{self.env['HELPDESK_JOBS_QUEUE']}*"):
+            r.delete(key)
+
+    def _log(self, name: str):
+        log = open(self.tmp / name, "w")
+        self.logs.append(log)
+        return log
+
+    def python(self, code: str) -> str:
+        out = subprocess.run([sys.executable, "-c", code], env=self.env, cwd=ROOT, capture_output=True, text=True,
+                             timeout=120)
+        if out.returncode:
+            raise RuntimeError(out.stderr[-3000:])
+        return out.stdout
+
+    def setup(self) -> dict[str, str]:
+        """Schema via migrations, an admin agent, a test-channel inbox and its API token."""
+        subprocess.run([sys.executable, "-m", "flask", "init-db"], env=self.env, cwd=ROOT, check=True,
+                       capture_output=True, timeout=120)
+        out = self.python(
+            "from helpdesk import create_app\n"
+            "from helpdesk.extensions import db\n"
+            "from helpdesk.models import Agent, ApiToken, Inbox, Role\n"
+            "app = create_app()\n"
+            "with app.app_context():\n"
+            "    inbox = Inbox(name='e2e', kind='api'); db.session.add(inbox)\n"
+            "    a = Agent(email='e2e@example.com', name='E2E', role=Role.admin); a.set_password('e2e-password')\n"
+            "    db.session.add(a); db.session.flush()\n"
+            "    row, tok = ApiToken.issue('e2e', inbox.id); db.session.add(row); db.session.commit()\n"
+            "    print(inbox.id, inbox.key, tok)\n"
+        )
+        inbox_id, key, token = out.split()[-3:]
+        return {"inbox_id": inbox_id, "inbox_key": key, "token": token}
+
+    def start_web(self) -> str:
+        port = free_port()
+        log = self._log(f"web-{port}.log")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "32", "-b", f"127.0.0.1:{port}",
+             "--graceful-timeout", "2", "wsgi:app"],
+            env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/healthz")
+        self.web_urls.append(url)
+        return url
+
+    def start_worker(self) -> subprocess.Popen:
+        log = self._log(f"worker-{len(self.procs)}.log")
+        proc = subprocess.Popen([sys.executable, "-m", "flask", "worker"], env=self.env, cwd=ROOT, stdout=log,
+                                stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        return proc
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=5)
+            return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def wait_until(predicate, timeout: float = 60, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
+
+
+def agent_session(url: str, email: str, password: str) -> requests.Session:
+    s = requests.Session()
+    html = s.get(url + "/login").text
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
+    r = s.post(url + "/login", data={"email": email, "password": password, "csrf_token": token},
+               allow_redirects=False)
+    assert r.status_code == 302, r.text[:500]
+    return s
+
+
+def agent_socket(url: str, session: requests.Session, received: list):
+    import socketio
+
+    cookie = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+    client = socketio.Client(reconnection=True, reconnection_delay=0.2)
+    client.on("*", lambda event, data: received.append((event, data)), namespace="/agent")
+    client.connect(url, namespaces=["/agent"], headers={"Cookie": cookie}, transports=["websocket"])
+    return client
