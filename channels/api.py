@@ -69,10 +69,14 @@ class ApiAdapter(Adapter):
                 url,
                 json={"ticket_id": outbound.ticket_id, "message_id": outbound.message_id,
                       "user_id": recipient, "text": outbound.text},
+                # Stable per message: a send retried after a crash is recognised by the receiver.
+                headers={"Idempotency-Key": f"helpdesk-message-{outbound.message_id}"},
                 timeout=10,
             )
         except requests.RequestException as exc:
             raise TransientSendError(f"callback unreachable: {exc}") from exc
+        if resp.status_code == 409:
+            return SendResult(ok=True)  # the receiver already has this message (a retried send)
         if resp.status_code == 429 or resp.status_code >= 500:
             raise TransientSendError(f"callback answered {resp.status_code}")
         if resp.status_code >= 400:

@@ -78,6 +78,8 @@ class Outbound:
     # Provider facts from the conversation (reply token, Message-IDs, ...).
     context: Mapping[str, Any] = field(default_factory=dict)
     attachments: tuple[Attachment, ...] = ()
+    # Extras stored on the outbound message: quick replies, survey links, public/DM choice...
+    meta: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -138,12 +138,20 @@ def _requeue_pending_sends() -> None:
 
 @click.command("poll-social")
 @click.option("--inbox", "inbox_id", type=int, default=None, help="Only this inbox id.")
+@click.option("--every", type=float, default=0, help="Keep polling every N seconds (0: once).")
 @with_appcontext
-def poll_social(inbox_id: int | None):
+def poll_social(inbox_id: int | None, every: float):
     """Fetch new mentions for social inboxes without webhooks (settings.poll = true)."""
+    import time
+
     from .tasks import poll_social as poll
 
-    click.echo(f"stored {poll(inbox_id)} new posts")
+    while True:
+        click.echo(f"stored {poll(inbox_id)} new posts")
+        if every <= 0:
+            return
+        db.session.remove()
+        time.sleep(every)
 
 
 @click.command("serve")

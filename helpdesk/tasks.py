@@ -17,3 +17,110 @@ def send_message(message_id: int) -> None:
     from .services.replies import deliver
 
     deliver(message_id)
+
+
+@job
+def chat_email_copy(message_id: int) -> None:
+    """A widget reply to a visitor who had left, copied to the configured email inbox."""
+    from .realtime.widget_ns import send_email_copy
+
+    send_email_copy(message_id)
+
+
+@job
+def enrich_message(message_id: int) -> None:
+    """After a LINE (or other) message is stored: fetch the sender's profile and the media
+    bytes the webhook only referenced, so the webhook itself stays fast."""
+    from channels import get_adapter
+
+    from .extensions import db
+    from .models import Contact, Message
+    from .realtime import events
+    from .realtime.serializers import message_json
+    from .services import storage
+
+    msg = db.session.get(Message, message_id)
+    if msg is None or msg.contact_id is None:
+        return
+    adapter = get_adapter(msg.ticket.inbox)
+    if not hasattr(adapter, "enrich"):
+        return
+    contact = db.session.get(Contact, msg.contact_id)  # the speaker: in a LINE group not the ticket's contact
+    ident = next((i for i in contact.identities if i.kind == adapter.kind), None)
+    known = (ident.display_name if ident else "") or ""
+    found = adapter.enrich(dict(msg.meta or {}), list(msg.attachments or []), known)
+    profile = found.get("profile")
+    if profile and profile.get("name"):
+        if ident is not None:
+            ident.display_name = profile["name"][:200]
+        if not contact.name:
+            contact.name = profile["name"][:200]
+        if profile.get("avatar_url") and not contact.avatar_url:
+            contact.avatar_url = profile["avatar_url"][:500]
+    if found.get("attachments"):
+        atts = list(msg.attachments or [])
+        for index, att in found["attachments"].items():
+            atts[index] = storage.save_attachment(att)
+        msg.attachments = atts
+        events.publish(events.MESSAGE_UPDATED, message_json(msg), inbox_id=msg.inbox_id, ticket_id=msg.ticket_id)
+    db.session.commit()
+
+
+@job
+def show_typing(ticket_id: int) -> None:
+    """The customer-side typing sign (LINE loading animation) while an agent writes."""
+    from channels import get_adapter
+
+    from .extensions import db
+    from .models import Ticket
+
+    ticket = db.session.get(Ticket, ticket_id)
+    if ticket is not None and ticket.reply_to:
+        adapter = get_adapter(ticket.inbox)
+        if hasattr(adapter, "show_typing"):
+            adapter.show_typing(ticket.reply_to)
+
+
+@job
+def poll_social(inbox_id: int | None = None) -> int:
+    """Fetch new posts for social inboxes that cannot receive webhooks (settings.poll).
+
+    The cursor (settings.since_id) moves only after every fetched item is stored, and ingest
+    dedupes, so a crash in between re-reads at most one batch and never stores twice."""
+    import logging
+
+    from sqlalchemy import select
+
+    from channels import ChannelError, TransientSendError, get_adapter
+
+    from .extensions import db
+    from .models import Inbox
+    from .services.ingest import ingest
+
+    log = logging.getLogger(__name__)
+    query = select(Inbox).where(Inbox.kind == "social", Inbox.active.is_(True))
+    if inbox_id is not None:
+        query = query.where(Inbox.id == inbox_id)
+    created = 0
+    for inbox in db.session.scalars(query).all():
+        if not (inbox.settings or {}).get("poll"):
+            continue
+        try:
+            items, cursor = get_adapter(inbox).poll((inbox.settings or {}).get("since_id"))
+        except (ChannelError, TransientSendError) as exc:
+            log.warning("polling social inbox %s failed: %s", inbox.id, exc)
+            continue
+        for item in items:
+            created += ingest(inbox, item).created
+        if cursor and cursor != inbox.settings.get("since_id"):
+            inbox.settings = {**inbox.settings, "since_id": cursor}
+            db.session.commit()
+    return created
+
+
+@job
+def poll_email() -> float:
+    """Poll due IMAP mailboxes, then re-enqueue itself (embedded setup needs no cron)."""
+    from .services.mailbox import run_scheduled_poll
+
+    return run_scheduled_poll()

@@ -14,7 +14,9 @@ from sqlalchemy.exc import OperationalError
 from channels import ChannelError, Inbound, StatusUpdate, get_adapter
 
 from ..extensions import csrf, db, limiter
-from ..models import Inbox
+from ..jobs import jobs
+from ..models import Direction, Inbox, Message
+from ..realtime.agent_ns import on_agent_typing
 from ..services.ingest import ingest
 from ..services.status import apply_status
 
@@ -69,7 +71,10 @@ def receive(kind: str, key: str):
         created = 0
         for item in items:
             if isinstance(item, Inbound):
-                created += ingest(inbox, item).created
+                result = ingest(inbox, item)
+                created += result.created
+                if result.created and hasattr(adapter, "enrich"):
+                    _enqueue_enrich(kind, result.message.id)
             elif isinstance(item, StatusUpdate):
                 apply_status(inbox, item)
     except OperationalError:
@@ -78,3 +83,31 @@ def receive(kind: str, key: str):
         log.error("database unavailable; %s webhook answered 503", kind)
         return jsonify(error="temporarily unavailable"), 503
     return jsonify(ok=True, received=len(items), created=created), 200
+
+
+def _enqueue_enrich(kind: str, message_id: int) -> None:
+    """Profile and media fetch, off the hot path. The message is already stored: a queue
+    outage costs a name or picture, never the message, so it must not fail the webhook."""
+    try:
+        jobs.enqueue("enrich_message", message_id)
+    except Exception:
+        log.exception("could not queue enrich_message for %s message %s", kind, message_id)
+
+
+@on_agent_typing("line")
+@on_agent_typing("messenger")
+def _show_typing(ticket) -> None:
+    """LINE's loading animation / Messenger's typing_on while an agent writes (a job: no I/O here)."""
+    jobs.enqueue("show_typing", ticket.id)
+
+
+@bp.app_template_global("reply_window")
+def reply_window(ticket):
+    """Messenger's messaging window for the composer; None on channels without one."""
+    if ticket.channel != "messenger":
+        return None
+    from channels.messenger import window_state
+
+    last = db.session.scalar(select(Message.sent_at).where(
+        Message.ticket_id == ticket.id, Message.direction == Direction.inbound).order_by(Message.id.desc()).limit(1))
+    return window_state(last)
