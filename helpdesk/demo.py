@@ -128,7 +128,9 @@ def load_demo(force: bool = False) -> bool:
         ticket = result.message.ticket
         agent = agents[2 + n % 2]
         if reply:
-            post_reply(ticket, agent, reply)
+            # Past conversations: the answer was delivered back then, so record it only.
+            last = now - timedelta(minutes=texts[-1][0])
+            post_reply(ticket, agent, reply, sent_at=last + timedelta(minutes=5), record_only=True)
         if status != ticket.status.value and status != "new":
             update_ticket(ticket, agent, status=status)
         if n == 2:

@@ -29,14 +29,18 @@ class ReplyError(ValueError):
 
 
 def post_reply(ticket: Ticket, agent: Agent | None, body: str, *, private: bool = False,
-               meta: dict | None = None) -> Message:
-    """Store an agent reply (or a system message such as a survey when agent is None)."""
+               meta: dict | None = None, sent_at=None, record_only: bool = False) -> Message:
+    """Store an agent reply (or a system message such as a survey when agent is None).
+
+    ``record_only`` stores a reply that was already delivered elsewhere (history
+    imported from another desk, demo data): it is marked sent and never sent again.
+    """
     body = (body or "").strip()
     if not body:
         raise ReplyError("empty reply")
     if len(body) > current_app.config["MAX_MESSAGE_CHARS"]:
         raise ReplyError("reply too long")
-    now = utcnow()
+    now = sent_at or utcnow()
     msg = Message(
         ticket=ticket,
         inbox_id=ticket.inbox_id,
@@ -44,7 +48,7 @@ def post_reply(ticket: Ticket, agent: Agent | None, body: str, *, private: bool 
         meta=dict(meta or {}),
         direction=Direction.note if private else Direction.outbound,
         body=body,
-        delivery=Delivery.none if private else Delivery.pending,
+        delivery=Delivery.none if private else Delivery.sent if record_only else Delivery.pending,
         sent_at=now,
         created_at=now,
     )
@@ -63,7 +67,7 @@ def post_reply(ticket: Ticket, agent: Agent | None, body: str, *, private: bool 
     if not private:
         events.publish(events.TICKET_UPDATED, ticket_json(ticket), inbox_id=ticket.inbox_id, ticket_id=ticket.id)
     db.session.commit()
-    if not private:
+    if not private and not record_only:
         jobs.enqueue("send_message", msg.id)
     return msg
 

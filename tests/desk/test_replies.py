@@ -111,3 +111,11 @@ def test_events_for_reply_and_delivery(app):
     post_reply(ticket, agent, "イベント")
     names = db.session.scalars(select(Event.name).where(Event.id > before).order_by(Event.id)).all()
     assert names == ["message.created", "ticket.updated", "message.updated"]
+
+
+def test_record_only_reply_is_never_sent(app):
+    ticket, agent = _ticket()
+    msg = post_reply(ticket, agent, "過去の回答", record_only=True)
+    assert msg.delivery is Delivery.sent
+    deliver(msg.id)
+    assert test_channel.SENT == []

@@ -1,0 +1,110 @@
+"""Split a reply into what the customer wrote now and the quoted history + signature.
+
+Agents read the new text; the rest is kept for "show quoted". Japanese mailers
+write their own quote headers (〇〇さんは書きました:, Gmail's
+"2026年11月1日(日) 10:00 山田 <a@b>:", iPhone's "…のメール:", Outlook's
+差出人/送信日時/件名 block), and Japanese signatures are framed with ━━━ or ────.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_HEADER_LINES = [
+    re.compile(r"^-{2,}\s*(original message|元のメッセージ|オリジナル メッセージ|オリジナルメッセージ)\s*-{2,}\s*$", re.I),
+    re.compile(r"^.{1,160}(は|が)書きました\s*[:：]?\s*$"),
+    re.compile(r"^(on|am|le|el)\b.{0,200}\b(wrote|schrieb|a écrit|escribió)\s*[:：]\s*$", re.I),
+    re.compile(r"^\d{4}\s*[年/.\-]\s*\d{1,2}\s*[月/.\-]\s*\d{1,2}.{0,200}(wrote|書きました|のメール|のメッセージ|[>＞]|@.*)\s*[:：]\s*$",
+               re.I),
+    re.compile(r"^.{1,160}(のメール|のメッセージ|からのメール)\s*[:：]\s*$"),
+]
+_OUTLOOK_FROM = re.compile(r"^\s*\**\s*(差出人|送信者|from)\s*\**\s*[:：]", re.I)
+_OUTLOOK_OTHER = re.compile(r"^\s*\**\s*(送信日時|送信日|日付|日時|sent|date|宛先|to|cc|件名|subject)\s*\**\s*[:：]", re.I)
+_OUTLOOK_RULE = re.compile(r"^\s*(_{10,}|-{10,}|={10,})\s*$")
+_QUOTE_LINE = re.compile(r"^\s*[>＞|]")
+_SIGNATURE = re.compile(r"^(--\s?|[━]{3,}.*|[─]{3,}.*|[-‐]{2}\s*$|[＝=]{10,}|[*＊]{10,}|[-ー]{10,})$")
+_MAX_SIGNATURE_LINES = 12
+
+
+def _norm(line: str) -> str:
+    return unicodedata.normalize("NFKC", line).strip()
+
+
+def _is_header_at(lines: list[str], i: int) -> bool:
+    line = _norm(lines[i])
+    if not line:
+        return False
+    if any(p.match(line) for p in _HEADER_LINES):
+        return True
+    # Gmail wraps long "On ... <address>\nwrote:" headers over two lines.
+    if i + 1 < len(lines):
+        joined = line + " " + _norm(lines[i + 1])
+        if re.match(r"^(on|\d{4}).{0,240}\b(wrote|書きました)\s*[:：]\s*$", joined, re.I) and len(line) > 10:
+            return True
+    if _OUTLOOK_FROM.match(line):
+        keys = sum(1 for ln in lines[i + 1:i + 6] if _OUTLOOK_OTHER.match(_norm(ln)))
+        return keys >= 2
+    return False
+
+
+def _find_header(lines: list[str]) -> int | None:
+    for i in range(len(lines)):
+        if _is_header_at(lines, i):
+            # Outlook draws a rule above its header block; it belongs to the quote.
+            while i > 0 and _OUTLOOK_RULE.match(lines[i - 1]):
+                i -= 1
+            return i
+    return None
+
+
+def _trailing_quote(lines: list[str]) -> int | None:
+    """Index where a run of '>' lines that ends the message starts."""
+    end = len(lines)
+    while end > 0 and not lines[end - 1].strip():
+        end -= 1
+    start = end
+    while start > 0 and (_QUOTE_LINE.match(lines[start - 1]) or not lines[start - 1].strip()):
+        start -= 1
+    if start == end or not any(_QUOTE_LINE.match(ln) for ln in lines[start:end]):
+        return None
+    while start < end and not lines[start].strip():
+        start += 1
+    return start
+
+
+def _signature_start(lines: list[str]) -> int | None:
+    """First separator line after which only a short block (the signature) remains."""
+    for i, line in enumerate(lines):
+        if i == 0 or not _SIGNATURE.match(line.rstrip("\r")):
+            continue
+        rest = [ln for ln in lines[i + 1:] if ln.strip()]
+        if len(rest) <= _MAX_SIGNATURE_LINES and any(ln.strip() for ln in lines[:i]):
+            return i
+    return None
+
+
+def split_reply(text: str, *, forward: bool = False) -> tuple[str, str | None]:
+    """(new text, quoted history and signature or None).
+
+    A forwarded mail keeps the forwarded message in the body: that is what the
+    customer wants the desk to read. If stripping would leave nothing, nothing is stripped.
+    """
+    text = (text or "").replace("\r\n", "\n").replace("\r", "\n")
+    if forward:
+        return text.strip(), None
+    lines = text.split("\n")
+    cut = _find_header(lines)
+    if cut is None:
+        cut = _trailing_quote(lines)
+    body, quoted = (lines, []) if cut is None else (lines[:cut], lines[cut:])
+    sig = _signature_start(body)
+    quoted_text = "\n".join(quoted).strip()
+    if sig is not None:
+        signature = "\n".join(body[sig:]).strip()
+        body = body[:sig]
+        quoted_text = signature + ("\n\n" + quoted_text if quoted_text else "")
+    new_text = "\n".join(body).strip()
+    if not new_text:
+        return text.strip(), None
+    return new_text, quoted_text or None

@@ -1,0 +1,489 @@
+"""Japanese-safe text for email: charsets, RFC 2047 headers, HTML to text, subjects.
+
+Japanese mail arrives in ISO-2022-JP (often with NEC special characters such as
+① ㈱ Ⅱ that Python's iso2022_jp codecs reject), Shift_JIS that is really cp932,
+EUC-JP, UTF-8, or with no charset at all, and headers are often mis-declared.
+Everything here decodes strictly first and only falls back to replacement
+characters when no candidate decodes the bytes, so U+FFFD never appears where
+the bytes were decodable.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+import quopri
+import re
+import unicodedata
+from html.parser import HTMLParser
+
+# ---------------------------------------------------------------- charsets
+
+_JIS_NAMES = {
+    "iso-2022-jp", "iso2022jp", "iso2022_jp", "csiso2022jp", "iso-2022-jp-1", "iso-2022-jp-2",
+    "iso-2022-jp-3", "iso-2022-jp-2004", "iso-2022-jp-ms", "iso-2022-jp-ext", "cp50220", "cp50221",
+    "cp50222", "jis", "x-iso-2022-jp",
+}
+_SJIS_NAMES = {
+    "shift_jis", "shift-jis", "sjis", "x-sjis", "s-jis", "ms_kanji", "csshiftjis", "windows-31j",
+    "cp932", "ms932", "x-ms-cp932", "ibm-943", "shift_jis-2004", "shift_jisx0213", "x-mac-japanese",
+}
+_EUC_NAMES = {"euc-jp", "eucjp", "x-euc-jp", "euc_jp", "cseucpkdfmtjapanese", "eucjp-ms", "cp51932",
+              "euc-jis-2004", "x-euc"}
+_UTF8_NAMES = {"utf-8", "utf8", "x-utf8", "unicode-1-1-utf-8"}
+# Labels that say nothing reliable about 8-bit bytes: guess instead.
+_VAGUE_NAMES = {"", "us-ascii", "ascii", "unknown-8bit", "x-unknown", "unknown", "default", "none",
+                "x-user-defined", "8bit", "iso-8859-1", "latin1", "latin-1", "windows-1252", "cp1252"}
+
+_ESC = 0x1B
+
+
+def _jis_pair_to_sjis(j1: int, j2: int) -> bytes:
+    """JIS X 0208 row/cell bytes -> Shift_JIS bytes (cp932 covers NEC rows 13 and 89-92)."""
+    s1 = ((j1 + 1) >> 1) + 0x70
+    if s1 >= 0xA0:
+        s1 += 0x40
+    if j1 & 1:
+        s2 = j2 + 0x1F
+        if s2 >= 0x7F:
+            s2 += 1
+    else:
+        s2 = j2 + 0x7E
+    return bytes((s1, s2))
+
+
+def decode_iso2022jp(data: bytes) -> str:
+    """ISO-2022-JP decoded the way Windows (cp50220) does, so ① ㈱ Ⅱ survive.
+
+    Each JIS X 0208 pair is rewritten as its cp932 pair; JIS X 0212 (ISO-2022-JP-1/2)
+    goes through euc_jp. Raises UnicodeDecodeError on bytes that are not ISO-2022-JP.
+    """
+    out: list[str] = []
+    buf = bytearray()  # cp932 bytes waiting to be decoded
+
+    def flush() -> None:
+        if buf:
+            out.append(buf.decode("cp932"))
+            buf.clear()
+
+    state = "ascii"
+    before_so = "ascii"
+    i, n = 0, len(data)
+    while i < n:
+        b = data[i]
+        if b == _ESC:
+            seq = data[i + 1:i + 4]
+            if seq[:2] in (b"(B", b"(J", b"(H"):
+                state, i = "ascii", i + 3
+            elif seq[:2] == b"(I":
+                state, i = "kana", i + 3
+            elif seq[:2] in (b"$@", b"$B"):
+                state, i = "jis0208", i + 3
+            elif seq == b"$(D":
+                state, i = "jis0212", i + 4
+            elif seq == b"$(Q" or seq == b"$(O":  # JIS X 0213 plane 1: the 0208 part maps the same
+                state, i = "jis0208", i + 4
+            elif data[i + 1:i + 6] == b"&@\x1b$B":
+                state, i = "jis0208", i + 6
+            else:
+                raise UnicodeDecodeError("iso-2022-jp", data, i, i + 1, "unsupported escape sequence")
+            continue
+        if b >= 0x80:
+            raise UnicodeDecodeError("iso-2022-jp", data, i, i + 1, "8-bit byte in 7-bit encoding")
+        if b == 0x0E:  # SO: cp50221 half-width katakana shift
+            before_so, state, i = state, "kana", i + 1
+            continue
+        if b == 0x0F:
+            state, i = before_so, i + 1
+            continue
+        if b in (0x0A, 0x0D):
+            # RFC 1468 ends every line in ASCII; broken senders forget, so lines restart in ASCII.
+            buf.append(b)
+            state, i = "ascii", i + 1
+            continue
+        if state == "ascii":
+            buf.append(b)
+            i += 1
+        elif state == "kana":
+            if 0x21 <= b <= 0x5F:
+                buf.append(b + 0x80)
+            else:
+                buf.append(b)
+            i += 1
+        else:
+            if i + 1 >= n or not (0x21 <= b <= 0x7E and 0x21 <= data[i + 1] <= 0x7E):
+                if b in (0x20, 0x09):  # stray space inside a double-byte run
+                    buf.append(b)
+                    i += 1
+                    continue
+                raise UnicodeDecodeError("iso-2022-jp", data, i, i + 1, "truncated double-byte character")
+            if state == "jis0208":
+                buf += _jis_pair_to_sjis(b, data[i + 1])
+            else:
+                flush()
+                out.append(bytes((0x8F, b | 0x80, data[i + 1] | 0x80)).decode("euc_jp"))
+            i += 2
+    flush()
+    return "".join(out)
+
+
+def _decode_jis_any(data: bytes) -> str:
+    """Our cp50220-style decoder, then Python's codecs for the rarer ISO-2022-JP
+    variants (ISO-2022-JP-2's Chinese/Korean/Latin sets, JIS X 0213)."""
+    try:
+        return decode_iso2022jp(data)
+    except UnicodeDecodeError as first:
+        for codec in ("iso2022_jp_2", "iso2022_jp_ext", "iso2022_jp_2004"):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError:
+                continue
+        raise first
+
+
+def decode_eucjp(data: bytes) -> str:
+    """EUC-JP including NEC special characters (eucJP-ms), via the same cp932 mapping."""
+    out: list[str] = []
+    buf = bytearray()
+    i, n = 0, len(data)
+    while i < n:
+        b = data[i]
+        if b < 0x80:
+            buf.append(b)
+            i += 1
+        elif b == 0x8E and i + 1 < n and 0xA1 <= data[i + 1] <= 0xDF:
+            buf.append(data[i + 1])
+            i += 2
+        elif b == 0x8F and i + 2 < n:
+            if buf:
+                out.append(buf.decode("cp932"))
+                buf.clear()
+            out.append(data[i:i + 3].decode("euc_jp"))
+            i += 3
+        elif 0xA1 <= b <= 0xFE and i + 1 < n and 0xA1 <= data[i + 1] <= 0xFE:
+            buf += _jis_pair_to_sjis(b & 0x7F, data[i + 1] & 0x7F)
+            i += 2
+        else:
+            raise UnicodeDecodeError("euc-jp", data, i, i + 1, "invalid EUC-JP byte")
+    if buf:
+        out.append(buf.decode("cp932"))
+    return "".join(out)
+
+
+def _decode_sjis(data: bytes) -> str:
+    try:
+        return data.decode("cp932")
+    except UnicodeDecodeError:
+        return data.decode("shift_jis_2004")  # JIS X 0213 characters from newer phones
+
+
+def _decode_utf8(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        # Only a character cut off at the very end (truncated base64, a size cap) is
+        # forgiven: everything before it is good UTF-8.
+        if exc.reason == "unexpected end of data" and exc.start >= len(data) - 3:
+            return data[:exc.start].decode("utf-8-sig") + "\ufffd"
+        raise
+
+
+def _family(charset: str) -> str:
+    cs = (charset or "").strip().strip('"').lower()
+    if cs in _JIS_NAMES or cs.startswith("iso-2022-jp"):
+        return "jis"
+    if cs in _SJIS_NAMES:
+        return "sjis"
+    if cs in _EUC_NAMES:
+        return "euc"
+    if cs in _UTF8_NAMES:
+        return "utf8"
+    if cs in _VAGUE_NAMES:
+        return "vague"
+    return "other"
+
+
+_DECODERS = {"jis": _decode_jis_any, "sjis": _decode_sjis, "euc": decode_eucjp, "utf8": _decode_utf8}
+
+
+def _plausibility(text: str) -> float:
+    """How much a decoding looks like real (Japanese) text; higher is better.
+
+    Wrong guesses between cp932 and EUC-JP produce half-width katakana, box drawing
+    and rare kanji soup; right ones produce hiragana, which every sentence has.
+    """
+    text = text[:20_000]  # a sample decides; scoring megabytes char by char is slow
+    score = 0.0
+    for ch in text:
+        o = ord(ch)
+        if o < 0x80:
+            score += 0.5 if (ch.isprintable() or ch in "\r\n\t") else -3
+        elif 0x3040 <= o <= 0x30FF:  # hiragana, katakana
+            score += 2
+        elif 0x3000 <= o <= 0x303F or 0xFF01 <= o <= 0xFF5E:  # punctuation, full-width ASCII
+            score += 1
+        elif 0x4E00 <= o <= 0x9FFF:
+            score += 1
+        elif 0xFF61 <= o <= 0xFF9F:  # half-width katakana: rare in real mail, common in mojibake
+            score -= 1
+        elif unicodedata.category(ch).startswith("C"):
+            score -= 3
+    return score / max(1, len(text))
+
+
+def guess_decode(data: bytes) -> str:
+    """Bytes with no (trustworthy) charset label.
+
+    ISO-2022-JP first (7-bit with escapes), then UTF-8: it comes before cp932 because
+    cp932 accepts most UTF-8 byte strings and garbles them, while strict UTF-8 rejects
+    Shift_JIS. Between cp932 and EUC-JP the more plausible decoding wins.
+    """
+    if not data:
+        return ""
+    high = any(b >= 0x80 for b in data)
+    if not high:
+        if b"\x1b$" in data or b"\x1b(" in data or b"\x1b." in data:
+            try:
+                return _decode_jis_any(data)
+            except UnicodeDecodeError:
+                pass
+        return data.decode("ascii")
+    try:
+        return _decode_utf8(data)
+    except UnicodeDecodeError:
+        pass
+    candidates = []
+    for fn in (_decode_sjis, decode_eucjp):
+        try:
+            candidates.append(fn(data))
+        except UnicodeDecodeError:
+            continue
+    if candidates:
+        return max(candidates, key=_plausibility)
+    return data.decode("cp932", errors="replace")
+
+
+def decode_bytes(data: bytes, charset: str | None) -> str:
+    """Decode with the declared charset when it fits the bytes, else guess; never garble decodable bytes."""
+    family = _family(charset or "")
+    if family in _DECODERS:
+        try:
+            return _DECODERS[family](data)
+        except UnicodeDecodeError:
+            return guess_decode(data)  # mis-declared (SJIS labelled ISO-2022-JP, UTF-8 labelled SJIS...)
+    if family == "other":
+        try:
+            text = data.decode(charset.strip().strip('"'))
+        except (LookupError, ValueError, TypeError):  # unknown, binary-only ("hex") or broken codecs
+            return guess_decode(data)
+        return text
+    # vague or missing label
+    label = (charset or "").strip().strip('"').lower()
+    if label not in ("iso-8859-1", "latin1", "latin-1", "windows-1252", "cp1252") or all(b < 0x80 for b in data):
+        return guess_decode(data)
+    # Declared Latin-1/Windows-1252 always "decodes": valid UTF-8 or plausible Japanese wins over it.
+    try:
+        return _decode_utf8(data)
+    except UnicodeDecodeError:
+        pass
+    guess = guess_decode(data)
+    latin = data.decode("cp1252", errors="replace")
+    return guess if _plausibility(guess) > _plausibility(latin) else latin
+
+
+# ---------------------------------------------------------------- headers
+
+# The closing ?= may be missing on the last word of a broken header.
+_ENCODED_WORD = re.compile(rb"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)(?:\?=|$)")
+_FOLD = re.compile(rb"\r?\n[ \t]")
+
+
+def _ew_payload(enc: bytes, text: bytes) -> bytes:
+    if enc in (b"b", b"B"):
+        text = text.strip()
+        text += b"=" * (-len(text) % 4)
+        try:
+            return base64.b64decode(text)
+        except (binascii.Error, ValueError):
+            return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/]", b"", text) + b"==", validate=False)
+    return quopri.decodestring(text.replace(b"_", b" "), header=True)
+
+
+def decode_header_value(raw: str | bytes | None) -> str:
+    """An RFC 2047 header (subject, display name) to text.
+
+    Adjacent encoded words in one charset are joined before decoding, because
+    senders split multi-byte characters across words and lines; raw 8-bit headers
+    (old carriers) are guessed like bodies.
+    """
+    if raw is None:
+        return ""
+    if isinstance(raw, str):
+        raw = raw.encode("ascii", "surrogateescape") if _is_ascii_or_escaped(raw) else raw.encode("utf-8")
+    raw = _FOLD.sub(b" ", raw).replace(b"\r", b"").replace(b"\n", b"")
+    chunks: list[tuple[str | None, bytes]] = []  # (charset or None for plain bytes, bytes)
+    pos = 0
+    last_was_word = False
+    for m in _ENCODED_WORD.finditer(raw):
+        between = raw[pos:m.start()]
+        if not (last_was_word and between.strip() == b""):
+            if between:
+                chunks.append((None, between))
+        charset = m.group(1).decode("ascii", "replace").split("*", 1)[0]  # RFC 2231 language suffix
+        payload = _ew_payload(m.group(2), m.group(3))
+        if chunks and chunks[-1][0] is not None and chunks[-1][0].lower() == charset.lower():
+            chunks[-1] = (chunks[-1][0], chunks[-1][1] + payload)
+        else:
+            chunks.append((charset, payload))
+        pos = m.end()
+        last_was_word = True
+    if raw[pos:]:
+        chunks.append((None, raw[pos:]))
+    parts = []
+    for charset, data in chunks:
+        parts.append(guess_decode(data) if charset is None else decode_bytes(data, charset))
+    return clean_header_text("".join(parts))
+
+
+def _is_ascii_or_escaped(s: str) -> bool:
+    return all(ord(c) < 0x80 or 0xDC80 <= ord(c) <= 0xDCFF for c in s)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\u2028\u2029]")
+
+
+def clean_header_text(text: str) -> str:
+    """One line, no control characters: what a subject or name may contain."""
+    return re.sub(r"\s+", " ", _CONTROL.sub(" ", text)).strip()
+
+
+# ---------------------------------------------------------------- subjects
+
+# Matched after NFKC, so full-width ＲＥ： and 返信： read like their ASCII forms.
+_PREFIX = re.compile(
+    r"^\s*(?:(?:re|fw|fwd|aw|sv|antw|返信|転送|回覧)(?:\s*\[\d+\]|\s*\(\d+\)|\^\d+)?\s*:)\s*",
+    re.IGNORECASE,
+)
+_FORWARD = re.compile(r"^\s*(?:fw|fwd|転送)\s*:", re.IGNORECASE)
+_REPLY = re.compile(r"^\s*(?:re|返信)(?:\s*\[\d+\]|\s*\(\d+\)|\^\d+)?\s*:", re.IGNORECASE)
+# [#1234] in ASCII or full-width (［＃１２３４］); \d matches full-width digits too.
+TICKET_TOKEN = re.compile(r"[\[［]\s*[#＃]\s*(\d{1,12})\s*[\]］]")
+
+
+def _strip_prefix(s: str, pattern: re.Pattern) -> str | None:
+    """``s`` without a leading prefix that ``pattern`` finds in its NFKC form, else None.
+
+    The rest of the subject keeps its original characters (① stays ①)."""
+    m = pattern.match(unicodedata.normalize("NFKC", s))
+    if not m:
+        return None
+    target = m.group(0)
+    for k in range(1, len(s) + 1):
+        if unicodedata.normalize("NFKC", s[:k]).startswith(target.rstrip()) and \
+                len(unicodedata.normalize("NFKC", s[:k])) >= len(target.rstrip()):
+            return s[k:].lstrip()
+    return ""
+
+
+def normalize_subject(subject: str) -> str:
+    """The topic of a subject: prefixes (Re:, FW:, 返信:, ＲＥ：...) and our [#id] token removed."""
+    s = re.sub(r"\s+", " ", TICKET_TOKEN.sub(" ", subject or "")).strip()
+    while True:
+        stripped = _strip_prefix(s, _PREFIX)
+        if stripped is None:
+            break
+        s = stripped
+    return s.strip()
+
+
+def subject_is_reply(subject: str) -> bool:
+    return _strip_prefix((subject or "").strip(), _REPLY) is not None
+
+
+def subject_is_forward(subject: str) -> bool:
+    s = TICKET_TOKEN.sub(" ", subject or "").strip()
+    while True:
+        if _strip_prefix(s, _FORWARD) is not None:
+            return True
+        rest = _strip_prefix(s, _REPLY)
+        if rest is None:
+            return False
+        s = rest
+
+
+def ticket_token(subject: str) -> int | None:
+    m = TICKET_TOKEN.search(subject or "")
+    return int(m.group(1)) if m else None
+
+
+# ---------------------------------------------------------------- HTML
+
+_BLOCK = {"p", "div", "br", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
+          "pre", "hr", "section", "article", "header", "footer", "dt", "dd", "address"}
+_SKIP = {"script", "style", "head", "title", "template", "noscript", "svg", "object", "iframe"}
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.skip = 0
+        self.pre = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in _SKIP:
+            self.skip += 1
+        elif tag == "br":
+            self.out.append("\n")
+        elif tag == "li":
+            self.out.append("\n・")
+        elif tag in ("td", "th"):
+            self.out.append("\t")
+        elif tag == "pre":
+            self.pre += 1
+            self.out.append("\n")
+        elif tag == "img":
+            alt = dict(attrs).get("alt")
+            if alt and not self.skip:
+                self.out.append(f"[{alt}]")
+        elif tag in _BLOCK:
+            self.out.append("\n")
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+        if tag in _SKIP:
+            self.skip = max(0, self.skip - 1)
+
+    def handle_endtag(self, tag):
+        if tag in _SKIP:
+            self.skip = max(0, self.skip - 1)
+        elif tag == "pre":
+            self.pre = max(0, self.pre - 1)
+            self.out.append("\n")
+        elif tag in _BLOCK and tag != "li":
+            self.out.append("\n")
+
+    def handle_data(self, data):
+        if self.skip:
+            return
+        if not self.pre:
+            data = re.sub(r"[ \t\r\n\f]+", " ", data)
+        self.out.append(data)
+
+
+def html_to_text(markup: str) -> str:
+    """Readable plain text from an HTML mail: no tags, scripts or styles; entities decoded.
+
+    The result is text, not markup: the agent view escapes it like any other body.
+    """
+    parser = _TextExtractor()
+    try:
+        parser.feed(markup)
+        parser.close()
+    except Exception:  # html.parser is lenient; this is a last resort for pathological input
+        return html.unescape(re.sub(r"<[^>]*>", " ", markup))
+    text = "".join(parser.out).replace("\xa0", " ")
+    lines = [ln.strip(" \t") for ln in text.split("\n")]
+    text = "\n".join(lines)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()

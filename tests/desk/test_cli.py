@@ -1,0 +1,43 @@
+"""The flask commands an operator uses."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from helpdesk.extensions import db
+from helpdesk.models import Agent, Message, Role, Ticket
+
+
+def test_create_agent(runner):
+    result = runner.invoke(args=["create-agent", "--email", "Sato@Example.jp", "--name", "佐藤", "--role",
+                                 "supervisor", "--password", "long enough pw"])
+    assert result.exit_code == 0, result.output
+    agent = db.session.scalar(select(Agent))
+    assert (agent.email, agent.role) == ("sato@example.jp", Role.supervisor)
+    assert agent.check_password("long enough pw")
+
+
+def test_create_agent_refuses_short_password(runner):
+    result = runner.invoke(args=["create-agent", "--email", "a@example.jp", "--name", "a", "--password", "short"])
+    assert result.exit_code != 0 and "10 characters" in result.output
+
+
+def test_demo_loads_every_channel_once(runner):
+    first = runner.invoke(args=["demo"])
+    assert first.exit_code == 0 and "admin@example.com" in first.output
+    channels = set(db.session.scalars(select(Ticket.channel)))
+    assert channels == {"email", "chat", "line", "messenger", "social"}
+    count = db.session.scalar(select(func.count()).select_from(Message))
+    again = runner.invoke(args=["demo"])
+    assert "already present" in again.output
+    assert db.session.scalar(select(func.count()).select_from(Message)) == count
+    # demo replies are history: recorded as sent, nothing is queued to real providers
+    pending = db.session.scalar(select(func.count()).select_from(Message).where(Message.delivery == "pending"))
+    assert pending == 0
+
+
+def test_reset_db(runner):
+    runner.invoke(args=["demo"])
+    result = runner.invoke(args=["reset-db", "--yes"])
+    assert result.exit_code == 0
+    assert db.session.scalar(select(func.count()).select_from(Ticket)) == 0
