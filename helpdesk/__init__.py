@@ -58,23 +58,15 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.after_request(_security_headers)
     from flask_babel import get_locale
 
+    from .realtime.events import last_event_id
+
     app.jinja_env.globals.update(
         get_locale=get_locale,
         locale_choices=app.config["LANGUAGES"],
         has_endpoint=lambda name: name in app.view_functions,
-        last_event_id=_last_event_id,
+        last_event_id=last_event_id,
     )
     return app
-
-
-def _last_event_id() -> int:
-    """Rendered into each live page: the socket resyncs from here, so nothing between
-    the page render and the socket connect is missed."""
-    from sqlalchemy import select
-
-    from .models import Event
-
-    return db.session.scalar(select(Event.id).order_by(Event.id.desc()).limit(1)) or 0
 
 
 def _register_widget_namespace() -> None:

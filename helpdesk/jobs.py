@@ -20,18 +20,27 @@ from flask import Flask, current_app
 log = logging.getLogger(__name__)
 
 JOBS: dict[str, Callable[..., Any]] = {}
+LANES: dict[str, str] = {}
 
 
-def job(fn: Callable[..., Any]) -> Callable[..., Any]:
-    JOBS[fn.__name__] = fn
-    return fn
+def job(fn: Callable[..., Any] | None = None, *, lane: str = "default"):
+    """Register a job by its function name. Jobs in different lanes never wait for
+    each other in the embedded runner (a long labelling batch must not hold a reply)."""
+
+    def register(f: Callable[..., Any]) -> Callable[..., Any]:
+        JOBS[f.__name__] = f
+        LANES[f.__name__] = lane
+        return f
+
+    return register(fn) if fn is not None else register
 
 
 class _ThreadRunner:
     """One daemon thread draining a time-ordered heap inside an app context."""
 
-    def __init__(self, app: Flask):
+    def __init__(self, app: Flask, lane: str = "default"):
         self.app = app
+        self.lane = lane
         self._heap: list[tuple[float, int, str, tuple]] = []
         self._seq = itertools.count()
         self._cv = threading.Condition()
@@ -42,7 +51,7 @@ class _ThreadRunner:
         with self._cv:
             heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), name, args))
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="helpdesk-jobs", daemon=True)
+                self._thread = threading.Thread(target=self._loop, name=f"helpdesk-jobs-{self.lane}", daemon=True)
                 self._thread.start()
             self._cv.notify()
 
@@ -101,7 +110,8 @@ class Jobs:
             raise ValueError(f"HELPDESK_JOBS must be thread, rq or inline, not {mode!r}")
         state: dict[str, Any] = {"mode": mode}
         if mode == "thread":
-            state["runner"] = _ThreadRunner(app)
+            state["runners"] = {}
+            state["app"] = app
         app.extensions["helpdesk.jobs"] = state
 
     def _state(self) -> dict[str, Any]:
@@ -128,7 +138,11 @@ class Jobs:
         if mode == "inline":
             run(name, *args, own_session=False)
         elif mode == "thread":
-            state["runner"].enqueue(name, args, delay)
+            lane = LANES.get(name, "default")
+            runner = state["runners"].get(lane)
+            if runner is None:
+                runner = state["runners"].setdefault(lane, _ThreadRunner(state["app"], lane))
+            runner.enqueue(name, args, delay)
         else:
             from datetime import timedelta
 
@@ -141,7 +155,9 @@ class Jobs:
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         state = self._state()
-        return state["runner"].wait_idle(timeout) if state["mode"] == "thread" else True
+        if state["mode"] != "thread":
+            return True
+        return all(r.wait_idle(timeout) for r in list(state["runners"].values()))
 
 
 jobs = Jobs()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .jobs import job
 
 
-@job
+@job(lane="sentiment")
 def label_sentiment() -> int:
     from .services.sentiment import label_pending
 

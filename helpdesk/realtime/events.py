@@ -53,6 +53,15 @@ def visitor_room(token: str) -> str:
 SUPERVISORS = "supervisors"
 
 
+def last_event_id() -> int:
+    """The newest event id: a live page resyncs from the id read before its data."""
+    from sqlalchemy import select
+
+    from ..models import Event
+
+    return db.session.scalar(select(Event.id).order_by(Event.id.desc()).limit(1)) or 0
+
+
 def publish(name: str, payload: dict[str, Any], *, inbox_id: int | None = None,
             ticket_id: int | None = None, supervisors_only: bool = False) -> None:
     """Record an agent-namespace event now; emit it after commit."""

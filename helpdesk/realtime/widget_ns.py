@@ -26,7 +26,7 @@ from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, Namespace, emit, join_room
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from channels import get_adapter
 from channels.base import Attachment, ChannelError
@@ -270,7 +270,7 @@ class WidgetNamespace(Namespace):
         if inbox is None:
             log.warning("widget connect for unknown inbox %r from %s", str(auth.get("inbox"))[:40],
                         request.remote_addr)
-            raise ConnectionRefusedError({"code": "unknown_inbox", "message": ERRORS["unknown_inbox"]})
+            raise ConnectionRefusedError(ERRORS["unknown_inbox"], {"code": "unknown_inbox"})
         name = clean_name(auth.get("name"))
         email = auth.get("email") if isinstance(auth.get("email"), str) and valid_email(auth["email"]) else None
         identifier = auth.get("identifier")
@@ -280,7 +280,7 @@ class WidgetNamespace(Namespace):
                     or not verify_identity(inbox.secret("identity_secret"), identifier, auth.get("identity_hash"))):
                 log.warning("widget identity with a bad signature on inbox %s from %s", inbox.id,
                             request.remote_addr)
-                raise ConnectionRefusedError({"code": "invalid_identity", "message": ERRORS["invalid_identity"]})
+                raise ConnectionRefusedError(ERRORS["invalid_identity"], {"code": "invalid_identity"})
             visitor = Visitor(inbox.id, verified_key(inbox.key, identifier), verified=True, name=name, email=email)
             _mark_verified(visitor)
         else:
@@ -383,6 +383,12 @@ class WidgetNamespace(Namespace):
             return {"ok": True, "message": message, "agents_online": online}
         except WidgetError as exc:
             return self._fail(exc)
+        except OperationalError:
+            # Database down: nothing was stored (ingest commits once); the visitor may resend
+            # with the same client id, which is stored once.
+            db.session.rollback()
+            log.error("database unavailable; widget message from %s refused", request.sid)
+            return self._fail(WidgetError("unavailable"))
 
 
 @on_agent_typing("chat")

@@ -18,6 +18,7 @@ from channels import kinds
 
 from ..extensions import db
 from ..models import CannedReply, Contact, Direction, Inbox, Message, Priority, Status, Tag, Team, Ticket
+from ..realtime.events import last_event_id
 from ..realtime.serializers import message_json
 from ..services import storage
 from ..services.access import assignable_agents, visible_inbox_ids
@@ -63,6 +64,9 @@ def _ticket_or_404(ticket_id: int) -> Ticket:
 
 @bp.get("/")
 def inbox():
+    # Read before the page's data: the socket resyncs from here, so nothing committed
+    # while the page renders is missed.
+    since = last_event_id()
     visible = visible_inbox_ids(current_user)
     f = InboxFilter.from_args(request.args)
     page = paginate(inbox_query(current_user, visible, f), f.page, current_app_page_size())
@@ -77,6 +81,7 @@ def inbox():
         tags=db.session.scalars(select(Tag).order_by(Tag.name)).all(),
         statuses=[s.value for s in Status],
         visible_inbox_ids=sorted(visible),
+        page_event_id=since,
     )
 
 
@@ -88,6 +93,7 @@ def current_app_page_size() -> int:
 
 @bp.get("/tickets/<int:ticket_id>")
 def ticket(ticket_id: int):
+    since = last_event_id()
     t = _ticket_or_404(ticket_id)
     contact = t.contact
     # The whole cross-channel history of this customer, in time order.
@@ -115,6 +121,7 @@ def ticket(ticket_id: int):
         merge_form=MergeForm(),
         canned=db.session.scalars(select(CannedReply).order_by(CannedReply.shortcut)).all(),
         messages_json=[message_json(m) for m in history],
+        page_event_id=since,
     )
 
 

@@ -9,7 +9,11 @@
   const ticketId = ticketEl ? Number(ticketEl.dataset.ticketId) : null;
   const table = document.getElementById("tickets");
   const seen = new Set();
-  let lastEventId = Number(cfg.lastEventId) || 0;
+  const pageEventId = Number(cfg.lastEventId) || 0;
+  let lastEventId = pageEventId;
+  // On PostgreSQL two transactions can commit out of id order, so the resync looks
+  // a little behind the newest id it saw; ids already handled are skipped.
+  const RESYNC_LOOKBACK = 50;
 
   function el(tag, cls, text) {
     const e = document.createElement(tag);
@@ -158,7 +162,8 @@
   async function resync() {
     // Fetch exactly what was missed since the last event this page saw.
     for (let guard = 0; guard < 20; guard++) {
-      const r = await fetch("/api/v1/events?since=" + lastEventId, {credentials: "same-origin"});
+      const since = guard === 0 ? Math.max(pageEventId, lastEventId - RESYNC_LOOKBACK) : lastEventId;
+      const r = await fetch("/api/v1/events?since=" + since, {credentials: "same-origin"});
       if (!r.ok) return;
       const data = await r.json();
       data.events.forEach((e) => handle(e.name, e.payload));

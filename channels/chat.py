@@ -1,0 +1,195 @@
+"""The website chat widget channel.
+
+Visitors talk to the desk over the Socket.IO ``/widget`` namespace
+(``helpdesk/realtime/widget_ns.py``), which turns what they send into a raw
+dict and hands it to ``parse``; agent replies leave through ``send``, which
+emits to the visitor's room after the delivery commit. There is no webhook:
+``verify`` refuses everything so ``/webhooks/chat/...`` cannot be used to
+speak as a visitor.
+
+Pure helpers live here too (identity HMAC, attachment sniffing), so the
+socket handlers and the upload view share one definition of "valid".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import unicodedata
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from .base import Adapter, Attachment, ChannelError, Inbound, Outbound, SendResult, register
+
+# A chat line longer than this is a paste or an attack, not a question.
+MAX_TEXT = 5000
+MAX_NAME = 100
+MAX_IDENTIFIER = 128
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+_EMAIL = re.compile(r"[^@\s<>\"']{1,64}@[^@\s<>\"']{1,190}\.[A-Za-z0-9-]{2,63}")
+
+# Content type -> the file name endings allowed for it. The type is decided by
+# the bytes (magic numbers); the name must agree with it.
+ALLOWED_TYPES: dict[str, tuple[str, ...]] = {
+    "image/png": (".png",),
+    "image/jpeg": (".jpg", ".jpeg"),
+    "image/gif": (".gif",),
+    "image/webp": (".webp",),
+    "application/pdf": (".pdf",),
+}
+
+
+def sniff_type(data: bytes) -> str | None:
+    """The content type the bytes really are, among the types we accept."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[:1024].lstrip(b"\r\n\t ").startswith(b"%PDF-"):
+        return "application/pdf"
+    return None
+
+
+def clean_filename(name: str) -> str:
+    """A display-safe file name: no paths, no control characters, bounded length."""
+    name = unicodedata.normalize("NFC", str(name or "")).replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip(" .")
+    return name[-120:] or "file"
+
+
+def check_attachment(filename: str, data: bytes, max_bytes: int = MAX_ATTACHMENT_BYTES) -> Attachment:
+    """Accept an upload only if its bytes are an allowed type and its name agrees."""
+    if not data:
+        raise ChannelError("empty_file")
+    if len(data) > max_bytes:
+        raise ChannelError("file_too_large")
+    ctype = sniff_type(data)
+    if ctype is None:
+        raise ChannelError("file_type_not_allowed")
+    name = clean_filename(filename)
+    if not name.lower().endswith(ALLOWED_TYPES[ctype]):
+        # e.g. a PDF named photo.png, or an .exe renamed .pdf whose bytes are not a PDF
+        raise ChannelError("file_type_mismatch")
+    return Attachment(filename=name, content_type=ctype, size=len(data), data=data)
+
+
+def identity_hash(secret: str, identifier: str) -> str:
+    """What the host site computes server-side: hex HMAC-SHA256(identity_secret, identifier)."""
+    return hmac.new(secret.encode(), identifier.encode(), hashlib.sha256).hexdigest()
+
+
+def verify_identity(secret: str, identifier: str, given: str) -> bool:
+    """Constant-time check of the host's HMAC; no secret configured means no verified identities."""
+    if not secret or not identifier or not given or not isinstance(given, str):
+        return False
+    return hmac.compare_digest(identity_hash(secret, identifier).encode(), given.strip().lower().encode())
+
+
+def anonymous_key(token: str) -> str:
+    """The visitor's conversation key from their browser token. Only a hash is stored or shown,
+    so nobody reading the desk (or the database) learns a token that would open the chat."""
+    return "v:" + hashlib.sha256(token.encode()).hexdigest()[:40]
+
+
+def verified_key(inbox_key: str, identifier: str) -> str:
+    """The conversation key of a host-site user: scoped to the inbox, as each site has its own users."""
+    return f"u:{inbox_key}:{identifier}"
+
+
+def valid_email(value: str) -> bool:
+    return bool(value) and len(value) <= 254 and bool(_EMAIL.fullmatch(value))
+
+
+def clean_name(value: Any) -> str:
+    if not isinstance(value, str):
+        return ""
+    value = "".join(ch for ch in value if unicodedata.category(ch)[0] != "C")
+    return value.strip()[:MAX_NAME]
+
+
+@register
+class ChatAdapter(Adapter):
+    """Settings: ``prechat`` (bool: ask name and email before the first message),
+    ``email_inbox_id`` (an email inbox for replies to visitors who left),
+    ``allowed_origins`` (list of sites that may embed the widget; empty = any),
+    ``title`` / ``greeting`` (widget texts). Secrets: ``identity_secret``."""
+
+    kind = "chat"
+    label = "Website chat"
+    webhook = False
+
+    def verify(self, headers: Mapping[str, str], raw_body: bytes) -> bool:
+        return False  # visitors speak only through the /widget socket
+
+    def parse(self, raw: bytes | Mapping[str, Any]) -> list[Inbound]:
+        """A widget message (already authenticated by the socket) -> one Inbound."""
+        if not isinstance(raw, Mapping):
+            raise ChannelError("bad_payload")
+        key = raw.get("key")
+        if not isinstance(key, str) or not key or len(key) > 255:
+            raise ChannelError("bad_visitor")
+        text = raw.get("text") if raw.get("text") is not None else ""
+        if not isinstance(text, str):
+            raise ChannelError("bad_payload")
+        max_text = int(self.settings.get("max_text") or MAX_TEXT)
+        if len(text) > max_text:
+            raise ChannelError("too_long")
+        text = text.replace("\r\n", "\n").strip()
+        attachments = tuple(raw.get("attachments") or ())
+        if not text and not attachments:
+            raise ChannelError("empty")
+        client_id = raw.get("client_id")
+        if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
+            raise ChannelError("bad_client_id")
+        email = raw.get("email") or None
+        if email is not None and not (isinstance(email, str) and valid_email(email)):
+            raise ChannelError("bad_email")
+        meta: dict[str, Any] = {"widget": True, "reply_to": key}
+        for extra in ("page_url", "offline", "verified"):
+            if raw.get(extra):
+                meta[extra] = raw[extra] if extra != "page_url" else str(raw[extra])[:500]
+        return [
+            Inbound(
+                # The browser's id for the line: a resend after a reconnect is stored once.
+                external_id=f"w:{hashlib.sha256(key.encode()).hexdigest()[:24]}:{client_id}",
+                user_id=key,
+                text=text,
+                display_name=clean_name(raw.get("name")),
+                email=email,
+                attachments=attachments,
+                # One conversation per visitor key: history never follows contact merges.
+                thread_hints=(key,),
+                new_thread=True,
+                sent_at=datetime.now(timezone.utc),
+                meta=meta,
+            )
+        ]
+
+    def send(self, recipient: str, outbound: Outbound) -> SendResult:
+        """Emit the reply to the visitor's room (after the delivery commit). If nobody is
+        connected and an email inbox is configured, a copy follows by email."""
+        from helpdesk.realtime import events
+        from helpdesk.realtime import widget_ns
+
+        payload = {
+            "id": outbound.message_id,
+            "direction": "out",
+            "body": outbound.text,
+            "agent_name": outbound.context.get("agent_name") or "",
+            "sent_at": datetime.now(timezone.utc).isoformat(),
+            "attachments": [],
+        }
+        events.publish_to(events.visitor_room(recipient), "message.created", payload, events.WIDGET_NS)
+        meta: dict[str, Any] = {}
+        if not widget_ns.visitor_online(recipient):
+            meta["visitor_offline"] = True
+            if self.settings.get("email_inbox_id") and outbound.context.get("contact_email"):
+                widget_ns.queue_email_copy(outbound.message_id)
+                meta["email_copy"] = "queued"
+        return SendResult(ok=True, external_id=f"chat-out-{outbound.message_id}", meta=meta)
