@@ -55,7 +55,15 @@ def load(app, overrides: dict | None = None) -> None:
         app.config.update(overrides)
     cfg = app.config
     cfg["SQLALCHEMY_DATABASE_URI"] = _normalise_db_url(cfg["DATABASE_URL"])
-    cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    options: dict = {"pool_pre_ping": True}
+    if cfg["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        # A transaction left open by a crashed process releases its row locks after a minute.
+        options["connect_args"] = {"options": "-c idle_in_transaction_session_timeout=60000"}
+    cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", options)
+    if str(cfg.get("PUBLIC_URL", "")).lower().startswith("https://"):
+        # Served over TLS: session and remember-me cookies must never travel over plain HTTP.
+        cfg["SESSION_COOKIE_SECURE"] = True
+        cfg["REMEMBER_COOKIE_SECURE"] = True
     if cfg["REDIS_URL"] and cfg["RATELIMIT_STORAGE_URI"] == "memory://":
         cfg["RATELIMIT_STORAGE_URI"] = cfg["REDIS_URL"]
     if cfg["SECRET_KEY"] == Defaults.SECRET_KEY and not (app.debug or app.testing):

@@ -68,6 +68,7 @@ class Cluster:
         for p in self.procs:
             if p.poll() is None:
                 p.terminate()
+            _kill_group(p)
         for p in self.procs:
             try:
                 p.wait(10)
@@ -131,10 +132,31 @@ class Cluster:
 
     def start_worker(self) -> subprocess.Popen:
         log = self._log(f"worker-{len(self.procs)}.log")
+        # Its own session: killing the group takes the worker's forked scheduler with it,
+        # as a crashed container would.
         proc = subprocess.Popen([sys.executable, "-m", "flask", "worker"], env=self.env, cwd=ROOT, stdout=log,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(proc)
         return proc
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Children a worker forked (the RQ scheduler) go with it."""
+    import signal
+
+    try:
+        if os.getpgid(proc.pid) == proc.pid:
+            os.killpg(proc.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def kill_hard(proc: subprocess.Popen) -> None:
+    """SIGKILL a worker and everything it forked, mid-whatever-it-was-doing."""
+    import signal
+
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
 
 
 def wait_http(url: str, timeout: float = 60) -> None:

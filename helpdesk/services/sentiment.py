@@ -16,7 +16,7 @@ from ..extensions import db
 from ..models import Contact, Direction, Message, Ticket
 from ..models._types import utcnow
 from ..realtime import events
-from ..realtime.serializers import message_json, sentiment_json, ticket_json
+from ..realtime.serializers import sentiment_json, ticket_json
 from . import escalation
 
 log = logging.getLogger(__name__)

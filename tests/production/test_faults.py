@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -18,7 +17,7 @@ import requests
 
 from tests.conftest import PG_BASE, pg_available
 from tests.live import free_port
-from tests.procs import Cluster, agent_session, agent_socket, redis_available, wait_until
+from tests.procs import Cluster, agent_session, agent_socket, kill_hard, redis_available, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -107,8 +106,7 @@ def test_worker_killed_mid_batch_loses_and_doubles_nothing(cluster):
         labelled = lambda: sql(cluster, "select count(*) from messages where direction='inbound' "  # noqa: E731
                                         "and sentiment_label is not null")[0][0]
         assert wait_until(lambda: labelled() >= 64, 180), "worker labelled nothing"
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(10)
+        kill_hard(worker)
         at_kill = labelled()
         assert at_kill < 1000, "the batch finished before the kill; nothing was tested"
         cluster.start_worker()
