@@ -120,6 +120,7 @@ def worker(burst: bool):
         raise click.UsageError("set HELPDESK_JOBS=rq and HELPDESK_REDIS_URL to run separate workers")
     jobs.enqueue("label_sentiment")  # pick up what a dead worker left pending
     _requeue_pending_sends()
+    jobs.enqueue("sweep", delay=30, job_id="helpdesk-sweep")
     # The RQ scheduler is a forked child: it must not inherit our database connection,
     # or a killed worker's open transaction (and its row locks) would outlive it.
     db.session.remove()

@@ -128,7 +128,7 @@ class Jobs:
                                    connection=Redis.from_url(current_app.config["REDIS_URL"]))
         return state["queue"]
 
-    def enqueue(self, name: str, *args: Any, delay: float = 0.0, job_id: str | None = None) -> None:
+    def enqueue(self, name: str, *args: Any, delay: float = 0.0, job_id: str | None = None) -> bool:
         if name not in JOBS:
             from . import tasks  # noqa: F401
         if name not in JOBS:
@@ -146,12 +146,22 @@ class Jobs:
         else:
             from datetime import timedelta
 
+            from redis.exceptions import ConnectionError as RedisConnectionError
+            from redis.exceptions import TimeoutError as RedisTimeoutError
+
             q = self.queue()
             kwargs = {"job_id": job_id} if job_id else {}
-            if delay > 0:
-                q.enqueue_in(timedelta(seconds=delay), _rq_entry, name, *args, **kwargs)
-            else:
-                q.enqueue(_rq_entry, name, *args, **kwargs)
+            try:
+                if delay > 0:
+                    q.enqueue_in(timedelta(seconds=delay), _rq_entry, name, *args, **kwargs)
+                else:
+                    q.enqueue(_rq_entry, name, *args, **kwargs)
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                # Callers enqueue after their commit: the work is recorded in the database
+                # (pending label, pending delivery) and the workers' sweep picks it up.
+                log.error("could not queue job %s%r (Redis unavailable: %s); the sweep will retry", name, args, exc)
+                return False
+        return True
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         state = self._state()

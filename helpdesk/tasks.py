@@ -124,3 +124,33 @@ def poll_email() -> float:
     from .services.mailbox import run_scheduled_poll
 
     return run_scheduled_poll()
+
+
+SWEEP_SECONDS = 30
+
+
+@job
+def sweep() -> None:
+    """Production safety net, every 30 s on the RQ scheduler: work recorded in the
+    database whose job was lost (Redis down when it was queued, a worker killed) is
+    queued again. Handlers are idempotent, so queueing twice is harmless."""
+    from datetime import timedelta
+
+    from sqlalchemy import exists, select
+
+    from .extensions import db
+    from .jobs import jobs
+    from .models import Delivery, Direction, Message
+    from .models._types import utcnow
+
+    stale = utcnow() - timedelta(seconds=SWEEP_SECONDS)
+    for message_id in db.session.scalars(
+        select(Message.id).where(Message.direction == Direction.outbound, Message.delivery == Delivery.pending,
+                                 Message.created_at < stale)
+    ):
+        jobs.enqueue("send_message", message_id)
+    if db.session.scalar(select(exists().where(Message.direction == Direction.inbound,
+                                                Message.sentiment_label.is_(None)))):
+        jobs.enqueue("label_sentiment")
+    # One chain however many workers start it: the fixed id replaces the scheduled job.
+    jobs.enqueue("sweep", delay=SWEEP_SECONDS, job_id="helpdesk-sweep")
