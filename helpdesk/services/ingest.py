@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from channels.base import Inbound
 
@@ -37,6 +38,11 @@ class IngestResult:
     message: Message
     created: bool
     ticket_created: bool = False
+    # The message as serialized before commit, so callers can answer without a reload.
+    payload: dict | None = None
+
+    def message_payload(self) -> dict:
+        return self.payload if self.payload is not None else message_json(self.message)
 
 
 def ingest(inbox: Inbox, inbound: Inbound) -> IngestResult:
@@ -80,7 +86,9 @@ def _existing(inbox_id: int, external_id: str) -> Message | None:
 def resolve_contact(kind: str, user_id: str, display_name: str = "", email: str | None = None) -> Contact:
     """The contact behind a channel identity, created on first contact; follows merges."""
     ident = db.session.scalar(
-        select(ContactIdentity).where(ContactIdentity.kind == kind, ContactIdentity.external_id == user_id)
+        select(ContactIdentity)
+        .where(ContactIdentity.kind == kind, ContactIdentity.external_id == user_id)
+        .options(joinedload(ContactIdentity.contact).selectinload(Contact.identities))
     )
     if ident is None:
         contact = Contact(name=display_name or "", email=email)
@@ -191,8 +199,9 @@ def _store(inbox: Inbox, inbound: Inbound) -> IngestResult:
         events.publish(events.TICKET_CREATED, ticket_json(ticket), inbox_id=inbox.id, ticket_id=ticket.id)
     else:
         events.publish(events.TICKET_UPDATED, ticket_json(ticket), inbox_id=inbox.id, ticket_id=ticket.id)
-    events.publish(events.MESSAGE_CREATED, message_json(msg), inbox_id=inbox.id, ticket_id=ticket.id)
-    return IngestResult(msg, created=True, ticket_created=ticket_created)
+    payload = message_json(msg)
+    events.publish(events.MESSAGE_CREATED, payload, inbox_id=inbox.id, ticket_id=ticket.id)
+    return IngestResult(msg, created=True, ticket_created=ticket_created, payload=payload)
 
 
 def _subject_from(text: str) -> str:

@@ -70,7 +70,8 @@ def post_message():
         log.warning("API message rejected for inbox %s: %s", inbox.id, exc)
         return jsonify(error=str(exc)), 400
     result = ingest(inbox, inbound)  # database down: the app-wide handler answers 503
-    body = {"message": message_json(result.message), "ticket_id": result.message.ticket_id,
+    payload = result.message_payload()
+    body = {"message": payload, "ticket_id": payload["ticket_id"],
             "duplicate": not result.created}
     return jsonify(body), 201 if result.created else 200
 
