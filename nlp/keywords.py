@@ -1,0 +1,93 @@
+"""Keywords for the voice-of-customer reports: what customers talk about, not how they say it.
+
+fugashi + unidic-lite split the text; we keep content words as dictionary forms
+(「壊れた」→「壊れる」) and glue runs of nouns back into the compound a person
+would search for (「返金」「対応」→「返金対応」). Function words and the
+politeness that fills support messages (「お願い」「いたす」「いただく」) are dropped.
+"""
+from __future__ import annotations
+
+import unicodedata
+
+from .text import normalize, tagger
+
+STOPWORDS = frozenset(
+    """
+    こと もの もん ため よう ところ とき 時 方 ほう 件 等 など 中 内 上 下 前 後 間 場合 感じ 点 的 様 さま さん 様子
+    それ これ あれ どれ そこ ここ あそこ どこ 何 なに なん 私 わたし 僕 自分 あなた 皆様 皆さん 御社 貴社 弊社 当方
+    お願い 願い 今回 今日 本日 先日 昨日 明日 すみません 申し訳 ありがとう 失礼 お世話 世話 よろしく 宜しく
+    する 為る 出来る できる ある 有る いる 居る なる 成る 思う 言う いう 云う くる 来る いく 行く おる 居る
+    いただく 頂く 下さる くださる 申す 致す いたす 存ずる れる られる せる させる ござる もらう 貰う くれる
+    やる 見る 見える 分かる わかる しまう おく 置く 欲しい ほしい ない 無い いい 良い よい
+    願う 御座る ござる 過ぎる すぎる 致す 頂く 為さる なさる 参る 伺う 御願い
+    """.split()
+)
+
+_NOUN_POS2 = {"普通名詞", "固有名詞"}
+_HONORIFIC = {"お", "ご", "御"}
+
+
+def _lemma(word) -> str:
+    lemma = getattr(word.feature, "lemma", None) or word.surface
+    # UniDic writes loanwords as 「メール-mail」: keep the Japanese side.
+    return lemma.split("-", 1)[0] if "-" in lemma and not lemma.startswith("-") else lemma
+
+
+def _keep(term: str) -> bool:
+    if not term or term in STOPWORDS:
+        return False
+    if len(term) == 1 and not _is_kanji(term):
+        return False  # stray kana and symbols carry no topic
+    return not all(unicodedata.category(c)[0] in "NPSZ" for c in term)
+
+
+def _is_kanji(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
+
+
+def extract_keywords(text: str) -> list[str]:
+    """Content words of `text` in order of appearance, duplicates removed."""
+    if not text or not text.strip():
+        return []
+    words = tagger()(normalize(text))
+    out: list[str] = []
+    compound: list[str] = []
+
+    def close():
+        if compound:
+            term = "".join(compound)
+            if _keep(term):
+                out.append(term)
+            compound.clear()
+
+    for w in words:
+        f = w.feature
+        pos1, pos2 = getattr(f, "pos1", ""), getattr(f, "pos2", "")
+        if pos1 == "名詞" and pos2 in _NOUN_POS2:
+            compound.append(w.surface)
+            continue
+        if pos1 == "接頭辞" and not compound:
+            if w.surface not in _HONORIFIC:  # 「ご」返信 is just politeness
+                compound.append(w.surface)  # 「再」発行, 「未」着: part of the compound
+            continue
+        if pos1 == "接尾辞" and pos2.startswith("名詞") and compound:
+            compound.append(w.surface)  # 手数「料」, 対応「中」
+            continue
+        if compound and len(compound) == 1 and _is_prefix(compound[0]):
+            compound.clear()
+        close()
+        if pos1 in ("動詞", "形容詞") or (pos1 == "名詞" and pos2 == "形状詞可能"):
+            term = _lemma(w)
+            if _keep(term):
+                out.append(term)
+        elif pos1 == "形状詞":
+            term = w.surface
+            if _keep(term):
+                out.append(term)
+    close()
+    seen: set[str] = set()
+    return [t for t in out if not (t in seen or seen.add(t))]
+
+
+def _is_prefix(surface: str) -> bool:
+    return surface in {"再", "未", "非", "不", "無", "各", "全", "新", "旧"}

@@ -1,0 +1,245 @@
+"""Japanese sentiment for the desk: one loading path for the shipped model and hub models.
+
+Every model goes through transformers' ``AutoTokenizer`` +
+``AutoModelForSequenceClassification``, so pointing ``HELPDESK_SENTIMENT_MODEL`` at
+another directory or hub id changes nothing else. Whatever labels a model has are
+folded into negative/neutral/positive (+ anger) through ``config.id2label``.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LABELS = ("negative", "neutral", "positive")
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "ja-sentiment"
+ENV_MODEL = "HELPDESK_SENTIMENT_MODEL"
+ENV_THREADS = "HELPDESK_SENTIMENT_THREADS"
+# Without an anger class, anger_prob climbs from 0 at p_neg = 0.5 to 1 at p_neg = 1.
+DERIVED_ANGER_FROM = 0.5
+
+_cache: dict[str, "SentimentModel"] = {}
+_cache_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One labelled message, as stored next to the message (with ``model``)."""
+
+    label: str
+    probs: dict
+    score: float
+    anger: bool
+    anger_prob: float
+    model: str
+
+    def as_dict(self) -> dict:
+        """The JSON shape used by the CLI and the API."""
+        return {"label": self.label, "score": self.score, "probs": dict(self.probs),
+                "anger": self.anger, "anger_prob": self.anger_prob, "model": self.model}
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """How each class index of a model contributes to our three labels and to anger."""
+
+    sentiment: tuple[str, ...]  # per class index: negative / neutral / positive
+    anger: tuple[bool, ...]  # per class index: is this an anger class
+    has_neutral: bool = field(init=False)
+    has_anger: bool = field(init=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "has_neutral", "neutral" in self.sentiment)
+        object.__setattr__(self, "has_anger", any(self.anger))
+
+
+_NEG = ("neg", "ネガ", "悲", "sad", "fear", "disgust", "bad", "否定", "負")
+_POS = ("pos", "ポジ", "喜", "joy", "happ", "good", "安心", "relief", "love", "肯定", "正")
+_NEU = ("neu", "平静", "中立", "none", "other", "calm", "surprise", "mixed")
+_ANGER = ("anger", "angry", "怒")
+
+
+def label_map_from_config(id2label: dict, num_labels: int | None = None) -> LabelMap:
+    """Fold a model's own label names into ours.
+
+    Understands names in any case (``positive``, ``NEGATIVE``, ``Neutral``),
+    emotion sets (anger/sadness/joy/...), star ratings (``1 star`` .. ``5 stars``)
+    and bare ``LABEL_n`` (2 classes = negative/positive, 3 = negative/neutral/positive,
+    5 = star ratings), which is what a model trained without names reports.
+    """
+    n = num_labels or len(id2label)
+    names = [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(n)]
+    sentiment: list[str | None] = []
+    anger: list[bool] = []
+    for name in names:
+        low = name.lower().strip()
+        stars = re.fullmatch(r"(\d)\s*(stars?|つ星|点)?", low)
+        if any(k in low for k in _ANGER):
+            sentiment.append("negative")
+            anger.append(True)
+            continue
+        anger.append(False)
+        if stars and n == 5 and stars.group(2):
+            s = int(stars.group(1))
+            sentiment.append("negative" if s <= 2 else "neutral" if s == 3 else "positive")
+        elif any(k in low for k in _NEU):
+            sentiment.append("neutral")
+        elif any(k in low for k in _NEG):
+            sentiment.append("negative")
+        elif any(k in low for k in _POS):
+            sentiment.append("positive")
+        else:
+            sentiment.append(None)
+    if None in sentiment:
+        by_count = {2: ("negative", "positive"), 3: ("negative", "neutral", "positive"),
+                    5: ("negative", "negative", "neutral", "positive", "positive")}
+        if not all(re.fullmatch(r"(label_)?\d+", x.lower()) or x.lower().startswith(("1", "2", "3", "4", "5"))
+                   for x in names) or n not in by_count:
+            raise ValueError(f"cannot map labels {names} to negative/neutral/positive")
+        sentiment = list(by_count[n])
+    return LabelMap(tuple(sentiment), tuple(anger))
+
+
+def _cap_threads() -> None:
+    """Keep inference from taking every core: the web app and workers share the box."""
+    import torch
+
+    want = int(os.environ.get(ENV_THREADS, "0") or 0) or min(4, os.cpu_count() or 1)
+    if torch.get_num_threads() > want:
+        torch.set_num_threads(want)
+
+
+def _version_of(path: Path | None, config) -> str:
+    """A stable version string: ours is in config.json; otherwise a hash of what was loaded."""
+    explicit = getattr(config, "helpdesk_version", None)
+    if explicit:
+        return str(explicit)
+    commit = getattr(config, "_commit_hash", None)
+    if commit:
+        return str(commit)[:12]
+    h = hashlib.sha256()
+    if path is not None and path.is_dir():
+        for f in sorted(path.iterdir()):
+            if f.is_file():
+                h.update(f.name.encode())
+                h.update(str(f.stat().st_size).encode())
+        cfg = path / "config.json"
+        if cfg.exists():
+            h.update(cfg.read_bytes())
+    else:
+        h.update(json.dumps(config.to_dict(), sort_keys=True, default=str).encode())
+    return h.hexdigest()[:12]
+
+
+class SentimentModel:
+    """A loaded classifier plus everything needed to turn its logits into Predictions."""
+
+    def __init__(self, name_or_path: str):
+        import torch
+        import transformers
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        _cap_threads()
+        local = Path(name_or_path)
+        is_local = local.is_dir()
+        # A local directory must never trigger a download; a hub id obeys HF_HUB_OFFLINE.
+        kwargs = {"local_files_only": True} if is_local else {}
+        self.tokenizer = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
+        # fp32 whatever the checkpoint holds: half precision is slow on CPUs.
+        # (transformers 5 calls the argument dtype, 4.x torch_dtype.)
+        dtype_arg = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            name_or_path, **{dtype_arg: torch.float32}, **kwargs
+        ).eval()
+        cfg = self.model.config
+        self.labels = label_map_from_config(cfg.id2label, cfg.num_labels)
+        self.name = str(getattr(cfg, "helpdesk_name", None) or (local.name if is_local else name_or_path))
+        self.version = _version_of(local if is_local else None, cfg)
+        limit = min(getattr(self.tokenizer, "model_max_length", 512) or 512,
+                    getattr(cfg, "max_position_embeddings", 512) or 512, 512)
+        self.max_length = int(getattr(cfg, "helpdesk_max_length", None) or limit)
+        self._lock = threading.Lock()
+        idx = {lab: [i for i, s in enumerate(self.labels.sentiment) if s == lab] for lab in LABELS}
+        self._index = idx
+        self._anger_idx = [i for i, a in enumerate(self.labels.anger) if a]
+        # Some tokenizers emit inputs (token_type_ids) that some architectures do not take.
+        self._accepts = set(inspect.signature(self.model.forward).parameters)
+
+    @property
+    def tag(self) -> str:
+        """``name@version``: what is stored next to each label."""
+        return f"{self.name}@{self.version}"
+
+    def predict(self, texts: list[str], batch_size: int = 32) -> list[Prediction]:
+        """Label many texts at once; batches are built from similar lengths to cut padding."""
+        import torch
+
+        texts = list(texts)
+        out: list[Prediction | None] = [None] * len(texts)
+        todo = []
+        for i, t in enumerate(texts):
+            if t is None or not str(t).strip():
+                out[i] = self._empty()
+            else:
+                todo.append(i)
+        todo.sort(key=lambda i: len(texts[i]))
+        batch_size = max(1, int(batch_size))
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            # Fast tokenizers keep padding/truncation settings as state: tokenise under the lock too.
+            with self._lock, torch.inference_mode():
+                enc = self.tokenizer([str(texts[i]) for i in chunk], padding=True, truncation=True,
+                                     max_length=self.max_length, return_tensors="pt")
+                inputs = {k: v for k, v in enc.items() if k in self._accepts}
+                logits = self.model(**inputs).logits.float()
+            probs = torch.softmax(logits, dim=-1).tolist()
+            for i, p in zip(chunk, probs):
+                out[i] = self._to_prediction(p)
+        return out  # type: ignore[return-value]
+
+    def _empty(self) -> Prediction:
+        # Nothing to judge: neutral, so an empty message never raises an alert.
+        return Prediction("neutral", {"negative": 0.0, "neutral": 1.0, "positive": 0.0}, 0.0, False, 0.0, self.tag)
+
+    def _to_prediction(self, p: list[float]) -> Prediction:
+        probs = {lab: float(sum(p[i] for i in self._index[lab])) for lab in LABELS}
+        score = max(-1.0, min(1.0, probs["positive"] - probs["negative"]))
+        if self.labels.has_neutral:
+            label = max(LABELS, key=lambda k: probs[k])
+        else:
+            # Two-class models have no neutral: call it neutral when they are unsure.
+            label = "neutral" if abs(score) < 0.2 else ("positive" if score > 0 else "negative")
+        if self._anger_idx:
+            anger_prob = float(sum(p[i] for i in self._anger_idx))
+            plain_neg = probs["negative"] - anger_prob
+            # Angry when negative wins and the angry kind of negative outweighs the plain kind.
+            anger = label == "negative" and anger_prob >= plain_neg
+        else:
+            anger_prob = max(0.0, (probs["negative"] - DERIVED_ANGER_FROM) / (1 - DERIVED_ANGER_FROM))
+            anger = label == "negative" and anger_prob >= 0.5
+        return Prediction(label, {k: round(v, 6) for k, v in probs.items()}, round(score, 6),
+                          bool(anger), round(anger_prob, 6), self.tag)
+
+
+def default_model_path() -> str:
+    """The setting if given, else the model shipped in the package."""
+    return os.environ.get(ENV_MODEL) or str(DEFAULT_MODEL_DIR)
+
+
+def load_model(name_or_path: str | None = None) -> SentimentModel:
+    """Load once per path and share: the model is read-only and guarded by its own lock."""
+    key = name_or_path or default_model_path()
+    model = _cache.get(key)
+    if model is not None:
+        return model
+    with _cache_lock:
+        model = _cache.get(key)
+        if model is None:
+            model = SentimentModel(key)
+            _cache[key] = model
+    return model

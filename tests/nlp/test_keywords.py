@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from nlp.keywords import extract_keywords
+
+
+def test_noun_compound_is_joined():
+    assert "返金対応" in extract_keywords("返金対応をお願いします。")
+
+
+def test_lemmas_and_stopwords():
+    kws = extract_keywords("アプリが壊れたので、修理をお願いしたいのですが。")
+    assert "アプリ" in kws and "壊れる" in kws and "修理" in kws
+    for stop in ("する", "お願い", "ので", "の", "です", "が"):
+        assert stop not in kws
+
+
+def test_politeness_is_not_a_topic():
+    assert extract_keywords("いつもお世話になっております。ご返信ありがとうございます。") == ["返信"]
+
+
+def test_empty():
+    assert extract_keywords("") == [] and extract_keywords("  ") == []
