@@ -63,6 +63,15 @@ def hub_handshake(secrets: Mapping[str, Any], args: Mapping[str, str]) -> tuple[
     return 403, "verification failed"
 
 
+def graph_auth(secrets) -> dict[str, dict[str, str]]:
+    """Graph API auth as requests kwargs: Bearer page token + appsecret_proof parameter."""
+    token = str(secrets.get("page_token") or "")
+    params = {}
+    if secrets.get("app_secret"):
+        params["appsecret_proof"] = appsecret_proof(str(secrets["app_secret"]), token)
+    return {"headers": {"Authorization": f"Bearer {token}"}, "params": params}
+
+
 def appsecret_proof(secret: str, token: str) -> str:
     """Meta's appsecret_proof: hex HMAC-SHA256 of the access token keyed with the app secret."""
     return hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()
@@ -229,12 +238,10 @@ class MessengerAdapter(Adapter):
         base = str(self.settings.get("graph_base") or GRAPH_BASE).rstrip("/")
         return f"{base}/{self.settings.get('api_version') or API_VERSION}/{path.lstrip('/')}"
 
-    def _auth_params(self) -> dict[str, str]:
-        token = str(self.secrets.get("page_token") or "")
-        params = {"access_token": token}
-        if self.secrets.get("app_secret"):
-            params["appsecret_proof"] = appsecret_proof(str(self.secrets["app_secret"]), token)
-        return params
+    def _auth(self) -> dict[str, dict[str, str]]:
+        """requests kwargs: the token in the Authorization header (never in a URL, where
+        HTTP libraries log it), the appsecret_proof (an HMAC, not a secret) as a parameter."""
+        return graph_auth(self.secrets)
 
     def send(self, recipient: str, outbound: Outbound) -> SendResult:
         if len(outbound.text) > MAX_TEXT:
@@ -261,7 +268,7 @@ class MessengerAdapter(Adapter):
 
     def _post(self, path: str, body: dict, message_id: int, state: str) -> SendResult:
         try:
-            resp = requests.post(self._url(path), params=self._auth_params(), json=body,
+            resp = requests.post(self._url(path), **self._auth(), json=body,
                                  timeout=(5, float(self.settings.get("read_timeout", 15))))
         except requests.RequestException as exc:
             raise TransientSendError(f"Graph API unreachable: {exc.__class__.__name__}") from None
@@ -286,7 +293,7 @@ class MessengerAdapter(Adapter):
     def show_typing(self, recipient: str) -> bool:
         """sender_action typing_on while an agent types (allowed inside the standard window)."""
         try:
-            resp = requests.post(self._url("me/messages"), params=self._auth_params(), timeout=(5, 10),
+            resp = requests.post(self._url("me/messages"), **self._auth(), timeout=(5, 10),
                                  json={"recipient": {"id": recipient}, "sender_action": "typing_on"})
         except requests.RequestException:
             return False

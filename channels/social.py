@@ -33,7 +33,7 @@ import requests
 
 from .base import Adapter, ChannelError, Inbound, Outbound, SendResult, StatusUpdate, TransientSendError, register
 from .line import _d, _ms_to_dt, _s, header, load_json
-from .messenger import GRAPH_BASE, API_VERSION, appsecret_proof, graph_error, hub_handshake, retry_after
+from .messenger import GRAPH_BASE, API_VERSION, graph_auth, graph_error, hub_handshake, retry_after
 from .messenger import TRANSIENT_CODES, verify_hub_signature
 
 log = logging.getLogger(__name__)
@@ -342,12 +342,8 @@ class SocialAdapter(Adapter):
         comment_id = str(recipient or last.get("comment_id") or "")
         if not comment_id:
             return SendResult(ok=False, error="返信先のコメントがありません (no comment to reply to)")
-        token = str(self.secrets.get("page_token") or "")
-        params = {"access_token": token}
-        if self.secrets.get("app_secret"):
-            params["appsecret_proof"] = appsecret_proof(str(self.secrets["app_secret"]), token)
         edge = "replies" if self.network == "instagram" else "comments"
-        resp = self._request("POST", self._graph_url(f"{comment_id}/{edge}"), params=params,
+        resp = self._request("POST", self._graph_url(f"{comment_id}/{edge}"), **graph_auth(self.secrets),
                              data={"message": outbound.text})
         if resp.status_code == 200:
             try:

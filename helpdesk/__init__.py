@@ -35,6 +35,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
                    default_translation_directories=str(config.ROOT / "helpdesk" / "translations"))
     limiter.init_app(app)
     jobs.init_app(app)
+    # Flask-SocketIO keeps options across init_app calls; a Redis client manager left by
+    # an earlier app in this process must not leak into this one.
+    socketio.server_options.pop("client_manager", None)
     socketio.init_app(
         app,
         message_queue=app.config["REDIS_URL"] or None,

@@ -38,6 +38,10 @@ class Message(db.Model):
         Index("ix_messages_ticket_id_id", "ticket_id", "id"),
         Index("ix_messages_sentiment_pending", "direction", "sentiment_label"),
         Index("ix_messages_created_at", "created_at"),
+        # Supervisor reports: customer messages by time with their label and score, index-only
+        # (bench/dashboard.py, docs/performance.md).
+        Index("ix_messages_report", "direction", "sent_at", "sentiment_label", "sentiment_score", "inbox_id",
+              "ticket_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

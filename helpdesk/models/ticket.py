@@ -58,6 +58,10 @@ class Ticket(db.Model):
     __table_args__ = (
         Index("ix_tickets_inbox_status_last", "inbox_id", "status", "last_message_at"),
         Index("ix_tickets_contact_inbox_status", "contact_id", "inbox_id", "status"),
+        # Supervisor reports: tickets opened in a range per agent/team/channel, and customers
+        # active in a range (bench/dashboard.py, docs/performance.md).
+        Index("ix_tickets_report", "created_at", "assignee_id", "team_id", "channel"),
+        Index("ix_tickets_contact_last", "last_message_at", "contact_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -27,7 +27,7 @@ DEFAULTS = {
     "SLA_WARN_RATIO": 0.8,
 }
 
-_EPOCH = date(2000, 1, 3)  # a Monday; business days are counted from here
+_EPOCH = date(2000, 1, 1)  # business days are counted from here; only differences matter
 
 
 def setting(config, key: str):
@@ -55,14 +55,40 @@ def _holidays(country: str, year: int) -> frozenset[date]:
     return frozenset(holidays.country_holidays(country, years=year).keys())
 
 
-@dataclass
+@lru_cache(maxsize=256)
+def _year_prefix(country: str, days: frozenset[int], year: int) -> tuple[int, ...]:
+    """prefix[i] = business days in the year before its i-th day; cached across requests."""
+    hol = _holidays(country, year)
+    prefix = [0]
+    cur = date(year, 1, 1)
+    while cur.year == year:
+        prefix.append(prefix[-1] + (1 if cur.weekday() in days and cur not in hol else 0))
+        cur += timedelta(days=1)
+    return tuple(prefix)
+
+
+@lru_cache(maxsize=256)
+def _days_before_year(country: str, days: frozenset[int], year: int) -> int:
+    if year <= _EPOCH.year:
+        return 0
+    return _days_before_year(country, days, year - 1) + _year_prefix(country, days, year - 1)[-1]
+
+
+@dataclass(frozen=True)
 class BusinessClock:
     tz: ZoneInfo
     start: time
     end: time
     days: frozenset[int]
     country: str
-    _years: dict[int, list[int]] = field(default_factory=dict, repr=False)
+    # date -> (business seconds before that day, is it a business day); filled as we go.
+    _days: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+    _open_s: int = field(default=0, compare=False, hash=False, repr=False)
+    _day_s: int = field(default=0, compare=False, hash=False, repr=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "_open_s", self.start.hour * 3600 + self.start.minute * 60)
+        object.__setattr__(self, "_day_s", self.end.hour * 3600 + self.end.minute * 60 - self._open_s)
 
     @classmethod
     def from_config(cls, config) -> BusinessClock:
@@ -73,44 +99,35 @@ class BusinessClock:
 
     @property
     def day_seconds(self) -> int:
-        return (self.end.hour * 3600 + self.end.minute * 60) - (self.start.hour * 3600 + self.start.minute * 60)
+        return self._day_s
 
     def is_business_day(self, d: date) -> bool:
         return d.weekday() in self.days and d not in _holidays(self.country, d.year)
 
     def _business_days_before(self, d: date) -> int:
-        """Business days in [_EPOCH, d): a prefix sum per year keeps this O(1)."""
-        year = d.year
-        if year not in self._years:
-            first = date(year, 1, 1)
-            prefix = [0]
-            cur = first
-            while cur.year == year:
-                prefix.append(prefix[-1] + (1 if self.is_business_day(cur) else 0))
-                cur += timedelta(days=1)
-            self._years[year] = prefix
-        base = self._year_base(year)
-        return base + self._years[year][(d - date(year, 1, 1)).days]
-
-    @lru_cache(maxsize=256)  # noqa: B019  (clock objects are few and long-lived per request)
-    def _year_base(self, year: int) -> int:
-        total = 0
-        for y in range(_EPOCH.year, year):
-            start = date(y, 1, 1)
-            days = (date(y + 1, 1, 1) - start).days
-            total += sum(1 for i in range(days) if self.is_business_day(start + timedelta(days=i)))
-        return total
+        """Business days in [_EPOCH year, d): cached per-year prefix sums keep this O(1)."""
+        return (_days_before_year(self.country, self.days, d.year)
+                + _year_prefix(self.country, self.days, d.year)[(d - date(d.year, 1, 1)).days])
 
     def cumulative(self, at: datetime) -> int:
-        """Business seconds from the epoch to ``at``; differences give elapsed business time."""
-        local = at.astimezone(self.tz)
+        """Business seconds from the epoch to ``at``; differences give elapsed business time.
+        Hot path (thousands of tickets per report), hence the per-day cache."""
+        return self._cumulative_local(at.astimezone(self.tz))
+
+    def cumulative_ts(self, ts: float) -> int:
+        """``cumulative`` for a UTC epoch timestamp (reports fetch epochs: no datetime parsing)."""
+        return self._cumulative_local(datetime.fromtimestamp(ts, self.tz))
+
+    def _cumulative_local(self, local: datetime) -> int:
         d = local.date()
-        full = self._business_days_before(d) * self.day_seconds
-        if not self.is_business_day(d):
-            return full
-        secs = local.hour * 3600 + local.minute * 60 + local.second
-        open_s = self.start.hour * 3600 + self.start.minute * 60
-        return full + min(max(secs - open_s, 0), self.day_seconds)
+        info = self._days.get(d)
+        if info is None:
+            info = self._days[d] = (self._business_days_before(d) * self.day_seconds, self.is_business_day(d))
+        base, open_day = info
+        if not open_day:
+            return base
+        secs = local.hour * 3600 + local.minute * 60 + local.second - self._open_s
+        return base + (0 if secs < 0 else secs if secs < self._day_s else self._day_s)
 
     def seconds_between(self, a: datetime, b: datetime) -> int:
         if b <= a:
@@ -120,9 +137,6 @@ class BusinessClock:
     def is_open(self, at: datetime) -> bool:
         local = at.astimezone(self.tz)
         return self.is_business_day(local.date()) and self.start <= local.time() < self.end
-
-    def __hash__(self) -> int:  # for the lru_cache on _year_base
-        return id(self)
 
 
 @dataclass(frozen=True)

@@ -60,8 +60,13 @@ class SurveyError(ValueError):
         self.survey = survey
 
 
+# Public channels (X, Instagram comments) would post the question in public: off unless asked for.
+_DEFAULT_OFF = {"social"}
+
+
 def kind_for(ticket: Ticket) -> str | None:
-    kind = str((ticket.inbox.settings or {}).get("survey", "csat")).lower()
+    default = "none" if ticket.channel in _DEFAULT_OFF else "csat"
+    kind = str((ticket.inbox.settings or {}).get("survey", default)).lower()
     return kind if kind in SCALES else None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
@@ -36,14 +36,16 @@ class LoginForm(FlaskForm):
 
 
 def _safe_next(target: str | None) -> str:
-    # Only same-site paths: an open redirect after login is a phishing tool.
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    # Only same-site paths: an open redirect after login is a phishing tool. Control characters
+    # and spaces are refused too: browsers drop tabs/newlines, so "/\t/evil.com" would become "//evil.com".
+    if (target and target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and not any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in target)):
         return target
     return url_for("agent.inbox")
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit("10 per minute", methods=["POST"])
+@limiter.limit("10 per minute", methods=["POST"], on_breach=lambda limit: _throttled(limit))
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("agent.inbox"))
@@ -62,6 +64,18 @@ def login():
     if request.method == "POST":
         return render_template("auth/login.html", form=form), 400
     return render_template("auth/login.html", form=form)
+
+
+def _throttled(limit):
+    """The 11th attempt in a minute: the login page again, saying why and for how long (429)."""
+    import time
+
+    wait = max(1, int(limit.reset_at - time.time()))
+    log.warning("login throttled for %s (%s)", request.remote_addr, limit.limit)
+    flash(_("Too many login attempts. Please wait %(seconds)s seconds and try again.", seconds=wait), "error")
+    resp = make_response(render_template("auth/login.html", form=LoginForm()), 429)
+    resp.headers["Retry-After"] = str(wait)
+    return resp
 
 
 @bp.post("/logout")

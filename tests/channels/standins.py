@@ -211,7 +211,8 @@ class GraphStandIn(StandIn):
         self._ids = itertools.count(1)
 
     def _auth_error(self, call: Call) -> Reply | None:
-        if call.query.get("access_token") != self.page_token:
+        # Graph accepts the token as a Bearer header; we never put it in a URL.
+        if call.headers.get("authorization") != f"Bearer {self.page_token}" or "access_token" in call.query:
             return Reply(400, {"error": {"message": "Invalid OAuth access token - Cannot parse access token",
                                          "type": "OAuthException", "code": 190, "fbtrace_id": "A1"}})
         proof = hmac.new(self.app_secret.encode(), self.page_token.encode(), hashlib.sha256).hexdigest()

@@ -155,7 +155,8 @@ def test_round_trip_reply_then_delivered_and_read(app, client, inbox, graph):
     msg = post_reply(only_ticket(), agent, "明日お届け予定です。")
     [call] = graph.sent("/me/messages")
     assert call.path == "/v21.0/me/messages"
-    assert call.query["access_token"] == "page-token" and call.query["appsecret_proof"]
+    assert call.headers["authorization"] == "Bearer page-token" and call.query["appsecret_proof"]
+    assert "access_token" not in call.query  # never in a URL, where it would be logged
     assert call.json == {"recipient": {"id": "7010"}, "message": {"text": "明日お届け予定です。"},
                          "messaging_type": "RESPONSE"}
     db.session.refresh(msg)

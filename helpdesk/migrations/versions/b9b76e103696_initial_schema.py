@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: cdcde25f0266
+Revision ID: b9b76e103696
 Revises: 
-Create Date: 2026-11-23 04:28:53.205310
+Create Date: 2026-11-23 05:25:21.701249
 
 """
 from alembic import op
@@ -12,7 +12,7 @@ from sqlalchemy import Text  # noqa: F401  (rendered inside JSONB(astext_type=Te
 from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
-revision = 'cdcde25f0266'
+revision = 'b9b76e103696'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -189,8 +189,10 @@ def upgrade():
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_tickets_assignee_id'), ['assignee_id'], unique=False)
         batch_op.create_index('ix_tickets_contact_inbox_status', ['contact_id', 'inbox_id', 'status'], unique=False)
+        batch_op.create_index('ix_tickets_contact_last', ['last_message_at', 'contact_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_created_at'), ['created_at'], unique=False)
         batch_op.create_index('ix_tickets_inbox_status_last', ['inbox_id', 'status', 'last_message_at'], unique=False)
+        batch_op.create_index('ix_tickets_report', ['created_at', 'assignee_id', 'team_id', 'channel'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_sentiment_label'), ['sentiment_label'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_status'), ['status'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_thread_key'), ['thread_key'], unique=False)
@@ -231,6 +233,7 @@ def upgrade():
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_messages_contact_id'), ['contact_id'], unique=False)
         batch_op.create_index('ix_messages_created_at', ['created_at'], unique=False)
+        batch_op.create_index('ix_messages_report', ['direction', 'sent_at', 'sentiment_label', 'sentiment_score', 'inbox_id', 'ticket_id'], unique=False)
         batch_op.create_index('ix_messages_sentiment_pending', ['direction', 'sentiment_label'], unique=False)
         batch_op.create_index('ix_messages_ticket_id_id', ['ticket_id', 'id'], unique=False)
 
@@ -320,6 +323,7 @@ def downgrade():
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.drop_index('ix_messages_ticket_id_id')
         batch_op.drop_index('ix_messages_sentiment_pending')
+        batch_op.drop_index('ix_messages_report')
         batch_op.drop_index('ix_messages_created_at')
         batch_op.drop_index(batch_op.f('ix_messages_contact_id'))
 
@@ -328,8 +332,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_tickets_thread_key'))
         batch_op.drop_index(batch_op.f('ix_tickets_status'))
         batch_op.drop_index(batch_op.f('ix_tickets_sentiment_label'))
+        batch_op.drop_index('ix_tickets_report')
         batch_op.drop_index('ix_tickets_inbox_status_last')
         batch_op.drop_index(batch_op.f('ix_tickets_created_at'))
+        batch_op.drop_index('ix_tickets_contact_last')
         batch_op.drop_index('ix_tickets_contact_inbox_status')
         batch_op.drop_index(batch_op.f('ix_tickets_assignee_id'))
 

@@ -1,0 +1,122 @@
+"""The dashboard in headless Chromium: charts drawn from the report data, the table beside
+them, a live alert arriving and being acknowledged, a new label moving the chart."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from helpdesk.extensions import db
+from helpdesk.models import Role
+from helpdesk.models._types import utcnow
+from helpdesk.realtime import events
+from helpdesk.realtime.serializers import sentiment_json
+from helpdesk.services import escalation
+from tests import factories as f
+from tests.live import chromium, live_server
+from tests.supervisor import builders as b
+
+pytestmark = [pytest.mark.browser, pytest.mark.config(JOBS="thread", SENTIMENT_ENABLED=False)]
+
+SENTIMENT_TOTALS = """() => {
+  const chart = Chart.getChart(document.querySelector('#report-sentiment canvas'));
+  const out = {};
+  chart.data.datasets.forEach((d) => { if (d.key !== 'avg_score') out[d.key] = d.data.reduce((a, v) => a + (v || 0), 0); });
+  return out;
+}"""
+
+
+def test_dashboard_draws_charts_tables_and_takes_live_alerts(app, tmp_path):
+    inbox = f.inbox(kind="chat")
+    sup = f.agent(role=Role.supervisor, name="上長", email="boss@example.com")
+    agent = f.agent(inboxes=[inbox], name="担当 太郎")
+    now = utcnow()
+    t = b.ticket(inbox, created=now - timedelta(hours=2), agent=agent, first_score=-0.8, score=0.4)
+    for label, score in [("negative", -0.8), ("negative", -0.6), ("positive", 0.4)]:
+        b.message(t, at=now - timedelta(hours=1), label=label, score=score)
+    db.session.commit()
+    ticket_id = t.id
+
+    with live_server(app) as server, chromium() as browser:
+        page = browser.new_page(locale="ja-JP")
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server.url + "/login")
+        page.fill("input[name=email]", sup.email)
+        page.fill("input[name=password]", f.PASSWORD)
+        page.click("button[type=submit]")
+        page.goto(server.url + "/supervisor/")
+        page.wait_for_selector("body[data-reports=ready]", timeout=10000)
+        page.wait_for_selector("body[data-live=ready]", timeout=10000)
+
+        assert page.evaluate(SENTIMENT_TOTALS) == {"negative": 2, "neutral": 0, "positive": 1}
+        assert page.inner_text("#tile-messages") == "3"
+        page.click("#report-sentiment summary")
+        rows = page.query_selector_all("#report-sentiment .table-slot tbody tr")
+        assert len(rows) == 7  # one row per day of the default week
+        assert "2" in rows[-1].inner_text() or "2" in rows[-2].inner_text()
+        by_agent = page.evaluate("""() => {
+          const c = Chart.getChart(document.querySelector('#report-breakdown-agent canvas'));
+          return {labels: c.data.labels, negative: c.data.datasets[0].data};
+        }""")
+        assert by_agent == {"labels": ["担当 太郎"], "negative": [2]}
+        assert page.get_attribute("#report-sentiment a[data-csv]", "href").startswith("/supervisor/api/sentiment?")
+
+        # An angry customer: escalation raises the alert; it appears without reload.
+        angry = b.message(t, at=utcnow(), label="negative", score=-0.95,
+                          body="いい加減にして！<img src=x onerror=window.pwned=1>")
+        angry.sentiment_anger = 0.97
+        db.session.flush()
+        [alert] = escalation.apply_rules(t, [angry])
+        events.publish(events.MESSAGE_SENTIMENT, {"id": angry.id, "ticket_id": ticket_id,
+                                                  "sentiment": sentiment_json(angry)},
+                       inbox_id=inbox.id, ticket_id=ticket_id)
+        db.session.commit()
+        item = page.wait_for_selector(f"#alert-{alert.id}", timeout=5000)
+        text = item.inner_text()
+        assert f"#{ticket_id}" in text and "担当 太郎" in text and "<img src=x" in text
+        assert page.evaluate("window.pwned") is None
+        assert item.query_selector("a.alert-link").get_attribute("href") == f"/agent/tickets/{ticket_id}"
+
+        # The new label moves the chart (debounced refresh, no reload).
+        page.wait_for_function("() => { const c = Chart.getChart(document.querySelector('#report-sentiment canvas'));"
+                               " return c.data.datasets[0].data.reduce((a, v) => a + (v || 0), 0) === 3; }",
+                               timeout=5000)
+
+        item.query_selector("button.ack").click()
+        page.wait_for_selector(f"#alert-{alert.id}.acked", timeout=5000)
+        assert "上長" in page.inner_text(f"#alert-{alert.id}")
+        page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+        assert errors == []
+
+
+def test_insight_page_drills_from_keyword_to_messages(app, tmp_path):
+    inbox = f.inbox(kind="chat")
+    sup = f.agent(role=Role.supervisor, email="boss@example.com")
+    now = utcnow()
+    t = b.ticket(inbox, created=now - timedelta(hours=3))
+    b.message(t, at=now - timedelta(hours=1), label="negative", score=-0.7, keywords=["返金", "遅延"],
+              body="返金はまだですか")
+    b.message(t, at=now - timedelta(hours=1), label="negative", score=-0.7, keywords=["返金"], body="返金を早く")
+    db.session.commit()
+    with live_server(app) as server, chromium() as browser:
+        page = browser.new_page(locale="ja-JP")
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server.url + "/login")
+        page.fill("input[name=email]", sup.email)
+        page.fill("input[name=password]", f.PASSWORD)
+        page.click("button[type=submit]")
+        page.goto(server.url + "/supervisor/insight")
+        page.wait_for_selector("body[data-reports=ready]", timeout=10000)
+        labels = page.evaluate("() => Chart.getChart(document.querySelector('#report-keywords-negative canvas'))"
+                               ".data.labels")
+        assert labels == ["返金", "遅延"]
+        page.click('#top-terms button[data-term="返金"]')
+        page.wait_for_selector("#drill-list li")
+        items = page.query_selector_all("#drill-list li")
+        assert len(items) == 2
+        assert items[0].query_selector("a").get_attribute("href") == f"/agent/tickets/{t.id}"
+        page.screenshot(path=str(tmp_path / "insight.png"), full_page=True)
+        assert errors == []

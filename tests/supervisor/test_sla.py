@@ -1,0 +1,60 @@
+"""The business-hours clock: weekends, nights and Japanese public holidays do not count."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpdesk.services.sla import BusinessClock, percentile, state
+from tests.supervisor.builders import jst
+
+
+@pytest.fixture
+def clock():
+    return BusinessClock.from_config({"BABEL_DEFAULT_TIMEZONE": "Asia/Tokyo"})
+
+
+def test_same_day_inside_hours(clock):
+    assert clock.seconds_between(jst(2026, 3, 2, 9, 0), jst(2026, 3, 2, 9, 30)) == 30 * 60
+
+
+def test_night_and_weekend_do_not_count(clock):
+    # Fri 17:00 -> Mon 10:00 = 1 h Friday + 1 h Monday
+    assert clock.seconds_between(jst(2026, 3, 6, 17), jst(2026, 3, 9, 10)) == 2 * 3600
+
+
+def test_japanese_public_holiday_does_not_count(clock):
+    # Mon 23 Nov 2026 is Labour Thanksgiving Day: Fri 17:00 -> Tue 10:00 = 2 h
+    assert not clock.is_business_day(jst(2026, 11, 23, 12).astimezone(clock.tz).date())
+    assert clock.seconds_between(jst(2026, 11, 20, 17), jst(2026, 11, 24, 10)) == 2 * 3600
+
+
+def test_golden_week_is_skipped(clock):
+    # Thu 30 Apr 2026 18:00 -> Thu 7 May 09:30: 1-2 May are Fri/Sat... 4-6 May holidays
+    elapsed = clock.seconds_between(jst(2026, 4, 30, 18), jst(2026, 5, 7, 9, 30))
+    assert elapsed == 9 * 3600 + 30 * 60  # only Fri 1 May counts in full, then 30 min on the 7th
+
+
+def test_before_opening_counts_from_opening(clock):
+    assert clock.seconds_between(jst(2026, 3, 2, 7), jst(2026, 3, 2, 9, 15)) == 15 * 60
+
+
+def test_reversed_interval_is_zero(clock):
+    assert clock.seconds_between(jst(2026, 3, 2, 10), jst(2026, 3, 2, 9)) == 0
+
+
+def test_custom_hours_and_no_holidays():
+    c = BusinessClock.from_config({"BUSINESS_HOURS": "10:00-12:00", "BUSINESS_DAYS": [0, 1, 2, 3, 4, 5, 6],
+                                   "HOLIDAY_COUNTRY": "", "BABEL_DEFAULT_TIMEZONE": "Asia/Tokyo"})
+    assert c.seconds_between(jst(2026, 11, 22, 0), jst(2026, 11, 24, 0)) == 4 * 3600
+
+
+def test_bad_hours_setting_is_refused():
+    with pytest.raises(ValueError):
+        BusinessClock.from_config({"BUSINESS_HOURS": "18:00-09:00"})
+
+
+def test_percentile_and_state():
+    assert percentile([], 50) is None
+    assert percentile([30, 60, 150], 50) == 60
+    assert percentile([30, 60, 150], 90) == pytest.approx(132)
+    assert state(50, 60, 0.8) == "at_risk" and state(60, 60, 0.8) == "breached" and state(10, 60, 0.8) == "ok"
