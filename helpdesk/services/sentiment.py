@@ -21,6 +21,9 @@ from . import escalation
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()  # one labelling pass at a time per process
+# Voice-of-customer needs the main terms, not every word of a long email (and a bounded
+# list keeps the row small enough for the report indexes).
+MAX_KEYWORDS = 20
 
 
 def model():
@@ -66,7 +69,7 @@ def label_messages(msgs: list[Message]) -> None:
         msg.sentiment_anger = round(float(pred.anger_prob), 4)
         msg.sentiment_model = pred.model
         msg.sentiment_at = now
-        msg.keywords = extract_keywords(_text_for(msg))
+        msg.keywords = extract_keywords(_text_for(msg))[:MAX_KEYWORDS]
         tickets[msg.ticket_id] = msg.ticket
     db.session.flush()
     for msg in msgs:
