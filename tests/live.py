@@ -73,3 +73,21 @@ def chromium():
             yield browser
         finally:
             browser.close()
+
+
+def open_desk_page(browser, server: LiveServer, email: str, password: str, locale: str = "ja-JP"):
+    """A new page logged in as an agent through the real login form, collecting page errors
+    in ``page.errors`` (a test asserts it stays empty)."""
+    page = browser.new_page(locale=locale)
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    log_in(page, server, email, password)
+    return page
+
+
+def log_in(page, server: LiveServer, email: str, password: str) -> None:
+    page.goto(server.url + "/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/agent/")

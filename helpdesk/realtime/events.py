@@ -10,6 +10,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
+import queue
+import threading
+
+from flask import current_app, has_app_context
 from sqlalchemy import event as sa_event
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
@@ -86,14 +90,54 @@ def _outbox(session) -> list:
 @sa_event.listens_for(Session, "after_commit")
 def _emit_after_commit(session) -> None:
     pending = session.info.pop(_OUTBOX, None)
-    for name, payload, rooms, namespace, ev in pending or ():
+    if not pending:
+        return
+    batch = []
+    for name, payload, rooms, namespace, ev in pending:
         if ev is not None:
             # The committed row's id, read from its identity key (no SQL after commit).
             payload = {**payload, "event_id": inspect(ev).identity[0]}
+        batch.append((name, payload, rooms if len(rooms) > 1 else rooms[0], namespace))
+    if has_app_context() and current_app.config.get("EMIT_IN_BACKGROUND", False):
+        _emitter.put(batch)
+    else:
+        _emit(batch)
+
+
+def _emit(batch) -> None:
+    for name, payload, to, namespace in batch:
         try:
-            socketio.emit(name, payload, to=rooms if len(rooms) > 1 else rooms[0], namespace=namespace)
+            socketio.emit(name, payload, to=to, namespace=namespace)
         except Exception:  # a lost emit is recovered by the client's resync; never fail the commit
             log.exception("emit %s failed", name)
+
+
+class _Emitter:
+    """One thread per process that writes events to in-process sockets, in commit order.
+
+    Without a message queue, ``socketio.emit`` writes to every connected client's socket
+    in the calling thread; one slow client would then hold the committing request (and,
+    on SQLite, the writer lock behind it). With Redis the emit is a publish and this is off.
+    """
+
+    def __init__(self):
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def put(self, batch) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="helpdesk-emitter", daemon=True)
+                self._thread.start()
+        self._queue.put(batch)
+
+    def _loop(self) -> None:
+        while True:
+            _emit(self._queue.get())
+
+
+_emitter = _Emitter()
 
 
 @sa_event.listens_for(Session, "after_rollback")

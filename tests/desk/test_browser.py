@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from tests import factories as f
-from tests.live import chromium, live_server
+from tests.live import chromium, live_server, open_desk_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.config(JOBS="thread")]
 
@@ -16,14 +16,7 @@ def test_agent_sees_new_message_live_replies_and_sees_it_sent(app, tmp_path):
     agent = f.agent(inboxes=[inbox], name="田中")
     token = f.api_token(inbox)
     with live_server(app) as server, chromium() as browser:
-        page = browser.new_page(locale="ja-JP")
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(server.url + "/login")
-        page.fill("input[name=email]", agent.email)
-        page.fill("input[name=password]", f.PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url("**/agent/")
+        page = open_desk_page(browser, server, agent.email, f.PASSWORD)
         page.wait_for_selector("body[data-live=ready]")
 
         # A customer message arrives through the API while the inbox is open.
@@ -37,7 +30,8 @@ def test_agent_sees_new_message_live_replies_and_sees_it_sent(app, tmp_path):
         page.screenshot(path=str(tmp_path / "inbox.png"))
 
         # Open it, reply, and watch the delivery state turn to sent.
-        row.query_selector("td.subject a").click()
+        # A locator, not the handle: the row is re-rendered when the sentiment label lands.
+        page.locator(f'tr[data-ticket-id="{ticket_id}"] td.subject a').click()
         page.wait_for_selector("#thread")
         body = page.inner_text("#thread")
         assert "<script>window.pwned=1</script>" in body  # shown as text...
@@ -48,4 +42,4 @@ def test_agent_sees_new_message_live_replies_and_sees_it_sent(app, tmp_path):
         out = page.inner_text(".msg.dir-out")
         assert "すぐに確認いたします" in out and "送信済み" in out
         page.screenshot(path=str(tmp_path / "ticket.png"))
-        assert errors == []
+        assert page.errors == []

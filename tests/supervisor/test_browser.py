@@ -14,7 +14,7 @@ from helpdesk.realtime import events
 from helpdesk.realtime.serializers import sentiment_json
 from helpdesk.services import escalation
 from tests import factories as f
-from tests.live import chromium, live_server
+from tests.live import chromium, live_server, open_desk_page
 from tests.supervisor import builders as b
 
 pytestmark = [pytest.mark.browser, pytest.mark.config(JOBS="thread", SENTIMENT_ENABLED=False)]
@@ -39,13 +39,8 @@ def test_dashboard_draws_charts_tables_and_takes_live_alerts(app, tmp_path):
     ticket_id = t.id
 
     with live_server(app) as server, chromium() as browser:
-        page = browser.new_page(locale="ja-JP")
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(server.url + "/login")
-        page.fill("input[name=email]", sup.email)
-        page.fill("input[name=password]", f.PASSWORD)
-        page.click("button[type=submit]")
+        page = open_desk_page(browser, server, sup.email, f.PASSWORD)
+        errors = page.errors
         page.goto(server.url + "/supervisor/")
         page.wait_for_selector("body[data-reports=ready]", timeout=10000)
         page.wait_for_selector("body[data-live=ready]", timeout=10000)
@@ -101,13 +96,8 @@ def test_insight_page_drills_from_keyword_to_messages(app, tmp_path):
     b.message(t, at=now - timedelta(hours=1), label="negative", score=-0.7, keywords=["返金"], body="返金を早く")
     db.session.commit()
     with live_server(app) as server, chromium() as browser:
-        page = browser.new_page(locale="ja-JP")
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(server.url + "/login")
-        page.fill("input[name=email]", sup.email)
-        page.fill("input[name=password]", f.PASSWORD)
-        page.click("button[type=submit]")
+        page = open_desk_page(browser, server, sup.email, f.PASSWORD)
+        errors = page.errors
         page.goto(server.url + "/supervisor/insight")
         page.wait_for_selector("body[data-reports=ready]", timeout=10000)
         labels = page.evaluate("() => Chart.getChart(document.querySelector('#report-keywords-negative canvas'))"

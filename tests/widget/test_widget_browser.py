@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests import factories as f
-from tests.live import chromium, live_server
+from tests.live import chromium, live_server, log_in
 from tests.widget.helpers import SECRET
 from tests.widget.host import host_page, host_site
 
@@ -42,11 +42,7 @@ def test_customer_and_agent_chat_live_across_sites(app, tmp_path):
             # The agent is in the desk first, so the widget shows "online".
             staff = browser.new_context(locale="ja-JP").new_page()
             staff.on("pageerror", lambda e: errors.append(f"desk: {e}"))
-            staff.goto(desk.url + "/login")
-            staff.fill("input[name=email]", agent.email)
-            staff.fill("input[name=password]", f.PASSWORD)
-            staff.click("button[type=submit]")
-            staff.wait_for_url("**/agent/")
+            log_in(staff, desk, agent.email, f.PASSWORD)
             staff.wait_for_selector("body[data-live=ready]")
 
             customer = browser.new_context(locale="ja-JP").new_page()
