@@ -170,21 +170,28 @@ def update(ticket_id: int):
 @bp.post("/contacts/<int:contact_id>/merge")
 def merge(contact_id: int):
     survivor = db.session.get(Contact, contact_id) or abort(404)
+    visible = visible_inbox_ids(current_user)
+    # Permission first, so a refused agent learns nothing from validation errors.
+    _require_contact_visible(survivor, visible)
     form = MergeForm()
     if not form.validate_on_submit() or not form.other_id.data.strip().isdigit():
         abort(400)
     other = db.session.get(Contact, int(form.other_id.data)) or abort(404)
-    visible = visible_inbox_ids(current_user)
-    for c in (survivor, other):  # an agent may only merge customers they can see
-        owned = db.session.scalars(select(Ticket.inbox_id).where(Ticket.contact_id == c.id)).all()
-        if any(i not in visible for i in owned):
-            abort(403)
+    _require_contact_visible(other, visible)
     try:
         merge_contacts(survivor, other, current_user)
     except TicketError as exc:
         flash(str(exc), "error")
     back = request.form.get("ticket_id", "")
     return redirect(url_for(".ticket", ticket_id=int(back)) if back.isdigit() else url_for(".inbox"))
+
+
+def _require_contact_visible(contact: Contact, visible: set[int]) -> None:
+    """An agent may only touch customers whose every ticket is in an inbox they can see."""
+    owned = db.session.scalars(select(Ticket.inbox_id).where(Ticket.contact_id == contact.id)).all()
+    if any(i not in visible for i in owned):
+        log.warning("agent %s denied contact %s", current_user.id, contact.id)
+        abort(403)
 
 
 @bp.get("/messages/<int:message_id>/quoted")

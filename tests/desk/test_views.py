@@ -229,3 +229,14 @@ def test_contact_history_spans_channels_and_merge(app, client, desk):
 def test_health(app, client):
     resp = client.get("/healthz")
     assert resp.status_code == 200 and resp.json["checks"]["database"] == "ok"
+
+
+def test_merge_of_invisible_contact_is_403_before_any_validation(app, client):
+    mine, other = f.inbox(), f.inbox()
+    agent = f.agent(inboxes=[mine])
+    hidden = ingest(other, f.inbound(user_id="secret")).message.ticket
+    contact_id = hidden.contact_id
+    login(client, agent.email)
+    token = csrf_token(client, "/agent/")
+    # no other_id at all: a 400 here would tell the agent the contact exists
+    assert client.post(f"/agent/contacts/{contact_id}/merge", data={"csrf_token": token}).status_code == 403
