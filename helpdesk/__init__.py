@@ -48,6 +48,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     )
 
     from . import models  # noqa: F401  (register tables with the metadata)
+    from . import sqlite_writes  # noqa: F401  (session hooks)
     from .realtime import agent_ns, events  # noqa: F401  (commit hooks, namespaces)
     from .views import register_blueprints
 

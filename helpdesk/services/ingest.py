@@ -7,8 +7,6 @@ store message -> commit -> emit (after commit) -> enqueue sentiment.
 from __future__ import annotations
 
 import logging
-import threading
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -48,14 +46,15 @@ class IngestResult:
 def ingest(inbox: Inbox, inbound: Inbound) -> IngestResult:
     """Store one inbound message exactly once. Safe to call again with the same message."""
     for attempt in range(3):
-        existing = _existing(inbox.id, inbound.external_id)
-        if existing is not None:
-            log.info("duplicate %s message %s on inbox %s ignored", inbox.kind, inbound.external_id, inbox.id)
-            return IngestResult(existing, created=False)
         try:
-            with _writer_lock():
-                result = _store(inbox, inbound)
+            # On SQLite, writers queue on one lock from their first flush (sqlite_writes.py).
+            existing = _existing(inbox.id, inbound.external_id)
+            if existing is not None:
                 db.session.commit()
+                log.info("duplicate %s message %s on inbox %s ignored", inbox.kind, inbound.external_id, inbox.id)
+                return IngestResult(existing, created=False)
+            result = _store(inbox, inbound)
+            db.session.commit()
         except IntegrityError:
             # A concurrent delivery of the same message (or a new contact identity) won the race.
             db.session.rollback()
@@ -65,16 +64,6 @@ def ingest(inbox: Inbox, inbound: Inbound) -> IngestResult:
         surveys.record_from_message(result.message)
         return result
     raise RuntimeError(f"could not store message {inbound.external_id!r} after 3 attempts")
-
-
-_sqlite_writer = threading.Lock()
-
-
-def _writer_lock():
-    """SQLite has one writer at a time and its busy handler backs off by sleeping
-    (tens of ms); queueing this process's ingest writers on a lock instead keeps
-    latency flat under concurrent webhooks. Other databases need no lock."""
-    return _sqlite_writer if db.engine.dialect.name == "sqlite" else nullcontext()
 
 
 def _existing(inbox_id: int, external_id: str) -> Message | None:
