@@ -107,7 +107,8 @@ def load_demo(force: bool = False) -> bool:
     for name, kind, settings in INBOXES:
         inbox = db.session.scalar(select(Inbox).where(Inbox.name == name))
         if inbox is None:
-            inbox = Inbox(name=name, kind=kind, settings=settings, team_id=team.id,
+            # Demo customers are fictional: no survey is sent to them on resolve.
+            inbox = Inbox(name=name, kind=kind, settings={**settings, "survey": "none"}, team_id=team.id,
                           secrets={"demo": "not-a-real-secret"})
             db.session.add(inbox)
         inboxes.append(inbox)
