@@ -63,6 +63,18 @@ def hub_handshake(secrets: Mapping[str, Any], args: Mapping[str, str]) -> tuple[
     return 403, "verification failed"
 
 
+def meta_envelope(data: dict, what: str) -> tuple[str, list]:
+    """Meta's webhook envelope, shared by Messenger and Page/Instagram comments:
+    ``object`` is page or instagram, ``entry`` a list."""
+    obj = data.get("object")
+    if obj not in ("page", "instagram"):
+        raise ChannelError(f"not a {what} webhook (object={_s(obj)[:20]!r})")
+    entries = data.get("entry")
+    if not isinstance(entries, list):
+        raise ChannelError(f"{what} webhook without an entry list")
+    return obj, entries
+
+
 def graph_auth(secrets) -> dict[str, dict[str, str]]:
     """Graph API auth as requests kwargs: Bearer page token + appsecret_proof parameter."""
     token = str(secrets.get("page_token") or "")
@@ -144,13 +156,7 @@ class MessengerAdapter(Adapter):
     # ---- inbound ---------------------------------------------------------------------------
 
     def parse(self, raw: bytes | Mapping[str, Any]) -> list[Inbound | StatusUpdate]:
-        data = load_json(raw)
-        obj = data.get("object")
-        if obj not in ("page", "instagram"):
-            raise ChannelError(f"not a Messenger webhook (object={_s(obj)[:20]!r})")
-        entries = data.get("entry")
-        if not isinstance(entries, list):
-            raise ChannelError("Messenger webhook without an entry list")
+        obj, entries = meta_envelope(load_json(raw), "Messenger")
         items: list[Inbound | StatusUpdate] = []
         for entry in entries:
             events = _d(entry).get("messaging")

@@ -33,7 +33,15 @@ import requests
 
 from .base import Adapter, ChannelError, Inbound, Outbound, SendResult, StatusUpdate, TransientSendError, register
 from .line import _d, _ms_to_dt, _s, header, load_json
-from .messenger import GRAPH_BASE, API_VERSION, graph_auth, graph_error, hub_handshake, retry_after
+from .messenger import (
+    API_VERSION,
+    GRAPH_BASE,
+    graph_auth,
+    graph_error,
+    hub_handshake,
+    meta_envelope,
+    retry_after,
+)
 from .messenger import TRANSIENT_CODES, verify_hub_signature
 
 log = logging.getLogger(__name__)
@@ -191,12 +199,7 @@ class SocialAdapter(Adapter):
                              "reply_to": sender})
 
     def _parse_meta(self, data: dict) -> list[Inbound | StatusUpdate]:
-        obj = data.get("object")
-        if obj not in ("page", "instagram"):
-            raise ChannelError(f"not a Meta webhook (object={_s(obj)[:20]!r})")
-        entries = data.get("entry")
-        if not isinstance(entries, list):
-            raise ChannelError("Meta webhook without an entry list")
+        obj, entries = meta_envelope(data, "Meta")
         items: list[Inbound | StatusUpdate] = []
         for entry in entries:
             entry = _d(entry)
