@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from channels import get_adapter
@@ -37,9 +38,9 @@ def post_reply(ticket: Ticket, agent: Agent | None, body: str, *, private: bool 
     """
     body = (body or "").strip()
     if not body:
-        raise ReplyError("empty reply")
+        raise ReplyError(_l("The reply is empty."))
     if len(body) > current_app.config["MAX_MESSAGE_CHARS"]:
-        raise ReplyError("reply too long")
+        raise ReplyError(_l("The reply is too long."))
     now = sent_at or utcnow()
     msg = Message(
         ticket=ticket,

@@ -605,7 +605,7 @@ def keyword_messages(f: Filters, term: str, label: str = "negative", limit: int 
              "sent_at": sent.astimezone(f.tz).strftime("%Y-%m-%d %H:%M"), "label": lab, "score": _r(score)}
             for mid, tid, body, sent, lab, score in db.session.execute(stmt)]
     return {"term": term, "messages": rows,
-            "table": _table([_("Ticket"), _("Sent"), _("Sentiment"), _("Score"), _("Message")],
+            "table": _table([_("Ticket"), _("Sent at"), _("Sentiment"), _("Score"), _("Message")],
                             [[r["ticket_id"], r["sent_at"], r["label"], r["score"], r["excerpt"]] for r in rows])}
 
 

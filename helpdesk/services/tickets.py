@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
 from ..extensions import db
@@ -55,7 +56,7 @@ def update_ticket(ticket: Ticket, agent: Agent, *, status: str | None = None, pr
 
             target = db.session.get(Agent, new_id)
             if target is None or not target.active or not can_see_inbox(target, ticket.inbox_id):
-                raise TicketError("that agent cannot work on this inbox")
+                raise TicketError(_l("That agent cannot work on this inbox."))
         if new_id != ticket.assignee_id:
             changes["assignee_id"] = [ticket.assignee_id, new_id]
             ticket.assignee_id = new_id
@@ -99,7 +100,7 @@ def _tag(name: str) -> Tag:
 def merge_contacts(survivor: Contact, other: Contact, agent: Agent | None) -> Contact:
     """Fold ``other`` into ``survivor``: identities, tickets and messages move; nothing is lost."""
     if survivor.id == other.id:
-        raise TicketError("cannot merge a contact into itself")
+        raise TicketError(_l("A contact cannot be merged into itself."))
     moved = [f"{i.kind}:{i.external_id}" for i in other.identities]
     db.session.execute(update(ContactIdentity).where(ContactIdentity.contact_id == other.id)
                        .values(contact_id=survivor.id))
