@@ -142,20 +142,22 @@ def _scope_messages(stmt, f: Filters, *, joined_ticket: bool = False, in_range: 
     return stmt
 
 
+def _filter_on(stmt, f: Filters, *, inbox, channel, team, agent, ticket):
+    """The dashboard filters applied to whichever columns carry them in a query
+    (a ticket's own, or a survey's copy taken when it was sent)."""
+    for value, col in ((f.inbox_id, inbox), (f.channel, channel), (f.team_id, team), (f.agent_id, agent)):
+        if value:
+            stmt = stmt.where(col == value)
+    if f.tag:
+        stmt = stmt.where(ticket.in_(_tagged(f.tag)))
+    return stmt
+
+
 def _scope_tickets(stmt, f: Filters, *, created_in_range: bool = True):
     if created_in_range:
         stmt = stmt.where(Ticket.created_at >= f.start, Ticket.created_at < f.end)
-    if f.inbox_id:
-        stmt = stmt.where(Ticket.inbox_id == f.inbox_id)
-    if f.channel:
-        stmt = stmt.where(Ticket.channel == f.channel)
-    if f.team_id:
-        stmt = stmt.where(Ticket.team_id == f.team_id)
-    if f.agent_id:
-        stmt = stmt.where(Ticket.assignee_id == f.agent_id)
-    if f.tag:
-        stmt = stmt.where(Ticket.id.in_(_tagged(f.tag)))
-    return stmt
+    return _filter_on(stmt, f, inbox=Ticket.inbox_id, channel=Ticket.channel, team=Ticket.team_id,
+                      agent=Ticket.assignee_id, ticket=Ticket.id)
 
 
 # ---- time buckets ---------------------------------------------------------------------------
@@ -469,16 +471,8 @@ def _answers(f: Filters) -> list[tuple]:
                    Survey.channel, Survey.contact_id)
             .join(Survey, Survey.id == SurveyAnswer.survey_id)
             .where(SurveyAnswer.answered_at >= f.start, SurveyAnswer.answered_at < f.end))
-    if f.inbox_id:
-        stmt = stmt.where(Survey.inbox_id == f.inbox_id)
-    if f.channel:
-        stmt = stmt.where(Survey.channel == f.channel)
-    if f.team_id:
-        stmt = stmt.where(Survey.team_id == f.team_id)
-    if f.agent_id:
-        stmt = stmt.where(Survey.agent_id == f.agent_id)
-    if f.tag:
-        stmt = stmt.where(Survey.ticket_id.in_(_tagged(f.tag)))
+    stmt = _filter_on(stmt, f, inbox=Survey.inbox_id, channel=Survey.channel, team=Survey.team_id,
+                      agent=Survey.agent_id, ticket=Survey.ticket_id)
     return db.session.execute(stmt).all()
 
 
