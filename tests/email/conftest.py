@@ -27,14 +27,9 @@ from pathlib import Path
 import pytest
 
 from tests import factories as f
+from tests.live import free_port
 
 _users = itertools.count(1)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_port(port: int, timeout: float = 10.0) -> None:

@@ -16,7 +16,8 @@ from helpdesk.extensions import db
 from helpdesk.models import AuditLog, Message
 from helpdesk.services.mailbox import smtp_controller
 from tests.email import make_fixtures
-from tests.email.conftest import _wait_port, email_inbox, free_port
+from tests.email.conftest import _wait_port, email_inbox
+from tests.live import free_port
 
 pytestmark = pytest.mark.config(SENTIMENT_ENABLED=False)
 

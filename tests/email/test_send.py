@@ -11,7 +11,7 @@ import pytest
 from channels.base import Outbound, TransientSendError
 from channels.email import EmailAdapter, encode_iso2022jp
 from channels._mail_text import decode_header_value, decode_iso2022jp
-from tests.email.conftest import free_port
+from tests.live import free_port
 
 CONTEXT = {
     "thread_key": None,
