@@ -13,7 +13,7 @@ from sqlalchemy import select
 from channels.base import Inbound
 
 from .extensions import db
-from .models import Agent, CannedReply, Inbox, Role, Status, Team
+from .models import Agent, CannedReply, Inbox, Role, Team
 from .services.ingest import ingest
 from .services.replies import post_reply
 from .services.tickets import update_ticket
@@ -138,6 +138,3 @@ def load_demo(force: bool = False) -> bool:
             post_reply(ticket, agents[1], "返金処理の状況を経理に確認中。今日中に回答すること。", private=True)
     db.session.commit()
     return True
-
-
-__all__ = ["DEMO_LOGIN", "load_demo", "Status"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 
 from ..extensions import db
-from ..models import Agent, Inbox, Team
+from ..models import Agent, Inbox
 from ..models.agent import team_members
 from ..models.inbox import inbox_members
 
@@ -28,6 +28,3 @@ def assignable_agents(inbox: Inbox) -> list[Agent]:
     """Agents who can see an inbox, for the assignee menu."""
     agents = db.session.scalars(select(Agent).where(Agent.active.is_(True)).order_by(Agent.name)).all()
     return [a for a in agents if can_see_inbox(a, inbox.id)]
-
-
-__all__ = ["Team", "assignable_agents", "can_see_inbox", "visible_inbox_ids"]

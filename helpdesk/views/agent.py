@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -17,7 +17,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from channels import kinds
 
 from ..extensions import db
-from ..models import CannedReply, Contact, Direction, Inbox, Message, Priority, Status, Tag, Team, Ticket
+from ..models import CannedReply, Contact, Inbox, Message, Priority, Status, Tag, Team, Ticket
 from ..realtime.events import last_event_id
 from ..realtime.serializers import message_json
 from ..services import storage
@@ -69,7 +69,7 @@ def inbox():
     since = last_event_id()
     visible = visible_inbox_ids(current_user)
     f = InboxFilter.from_args(request.args)
-    page = paginate(inbox_query(current_user, visible, f), f.page, current_app_page_size())
+    page = paginate(inbox_query(current_user, visible, f), f.page, current_app.config["PAGE_SIZE"])
     inboxes = db.session.scalars(select(Inbox).where(Inbox.id.in_(visible or {-1})).order_by(Inbox.name)).all()
     return render_template(
         "agent/inbox.html",
@@ -83,12 +83,6 @@ def inbox():
         visible_inbox_ids=sorted(visible),
         page_event_id=since,
     )
-
-
-def current_app_page_size() -> int:
-    from flask import current_app
-
-    return current_app.config["PAGE_SIZE"]
 
 
 @bp.get("/tickets/<int:ticket_id>")
@@ -216,4 +210,3 @@ def attachment(message_id: int, index: int):
                      as_attachment=True, download_name=atts[index].get("filename") or path.name)
 
 
-__all__ = ["bp", "Direction"]
