@@ -91,16 +91,12 @@ def _database_unavailable(exc: OperationalError):
     if request.path.startswith(("/api/", "/webhooks/", "/widget")):
         resp = jsonify(error="temporarily unavailable")
     else:
-        resp = app_response("一時的に利用できません / Temporarily unavailable", mimetype="text/plain")
+        from flask import current_app
+
+        resp = current_app.response_class("一時的に利用できません / Temporarily unavailable", mimetype="text/plain")
     resp.status_code = 503
     resp.headers["Retry-After"] = "10"
     return resp
-
-
-def app_response(body: str, mimetype: str):
-    from flask import current_app
-
-    return current_app.response_class(body, mimetype=mimetype)
 
 
 def _select_locale() -> str:
