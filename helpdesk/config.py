@@ -55,7 +55,10 @@ def load(app, overrides: dict | None = None) -> None:
         app.config.update(overrides)
     cfg = app.config
     cfg["SQLALCHEMY_DATABASE_URI"] = _normalise_db_url(cfg["DATABASE_URL"])
-    options: dict = {"pool_pre_ping": True}
+    options: dict = {}
+    if not cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # A server connection can die between requests; a file database cannot.
+        options["pool_pre_ping"] = True
     if cfg["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         # A transaction left open by a crashed process releases its row locks after a minute.
         options["connect_args"] = {"options": "-c idle_in_transaction_session_timeout=60000"}

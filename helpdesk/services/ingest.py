@@ -48,8 +48,9 @@ def ingest(inbox: Inbox, inbound: Inbound) -> IngestResult:
     for attempt in range(3):
         try:
             # On SQLite, writers queue on one lock from their first flush (sqlite_writes.py).
-            existing = _existing(inbox.id, inbound.external_id)
-            if existing is not None:
+            existing_id = _existing_id(inbox.id, inbound.external_id)
+            if existing_id is not None:
+                existing = db.session.get(Message, existing_id)
                 db.session.commit()
                 log.info("duplicate %s message %s on inbox %s ignored", inbox.kind, inbound.external_id, inbox.id)
                 return IngestResult(existing, created=False)
@@ -61,14 +62,15 @@ def ingest(inbox: Inbox, inbound: Inbound) -> IngestResult:
             log.info("ingest race on inbox %s message %s; retrying", inbox.id, inbound.external_id)
             continue
         jobs.enqueue("label_sentiment")
-        surveys.record_from_message(result.message)
+        if surveys.parse_reply(inbound.text) is not None:  # without touching the committed (expired) row
+            surveys.record_from_message(result.message)
         return result
     raise RuntimeError(f"could not store message {inbound.external_id!r} after 3 attempts")
 
 
-def _existing(inbox_id: int, external_id: str) -> Message | None:
+def _existing_id(inbox_id: int, external_id: str) -> int | None:
     return db.session.scalar(
-        select(Message).where(Message.inbox_id == inbox_id, Message.external_id == external_id)
+        select(Message.id).where(Message.inbox_id == inbox_id, Message.external_id == external_id)
     )
 
 
@@ -77,7 +79,7 @@ def resolve_contact(kind: str, user_id: str, display_name: str = "", email: str 
     ident = db.session.scalar(
         select(ContactIdentity)
         .where(ContactIdentity.kind == kind, ContactIdentity.external_id == user_id)
-        .options(joinedload(ContactIdentity.contact).selectinload(Contact.identities))
+        .options(joinedload(ContactIdentity.contact))
     )
     if ident is None:
         contact = Contact(name=display_name or "", email=email)
@@ -143,6 +145,11 @@ def _store(inbox: Inbox, inbound: Inbound) -> IngestResult:
     contact = resolve_contact(kind, inbound.user_id, inbound.display_name, inbound.email)
     survey = surveys.match_reply(inbox.id, contact.id, inbound.text)  # an answer stays on its ticket
     ticket = survey.ticket if survey else _find_ticket(inbox, contact, inbound)
+    # Read what the events will show before the first write: on SQLite the write lock is
+    # held from the first flush to the commit, and every read inside it holds other writers.
+    contact.display_name  # noqa: B018 (may load the identities)
+    if ticket is not None:
+        ticket.tags  # noqa: B018
     now = utcnow()
     ticket_created = ticket is None
     if ticket is None:

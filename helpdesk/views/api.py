@@ -28,13 +28,15 @@ def _token_inbox() -> Inbox:
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         _deny("missing bearer token")
-    token = db.session.scalar(
-        select(ApiToken).where(ApiToken.token_hash == ApiToken.hash(header[7:].strip()), ApiToken.revoked.is_(False))
-    )
-    if token is None:
+    row = db.session.execute(
+        select(ApiToken, Inbox)
+        .join(Inbox, Inbox.id == ApiToken.inbox_id)
+        .where(ApiToken.token_hash == ApiToken.hash(header[7:].strip()), ApiToken.revoked.is_(False))
+    ).first()
+    if row is None:
         _deny("invalid token")
-    inbox = db.session.get(Inbox, token.inbox_id)
-    if inbox is None or not inbox.active:
+    token, inbox = row
+    if not inbox.active:
         _deny("inbox disabled")
     now = utcnow()
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=5):
