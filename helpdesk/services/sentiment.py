@@ -104,13 +104,15 @@ def trend(scores: list[float]) -> str | None:
     return "steady"
 
 
-def _scores(where) -> list[tuple[str, float]]:
+def _scores(where, last: int | None = None) -> list[tuple[str, float]]:
+    """(label, score) of the labelled customer messages, oldest first; only the ``last`` n if given."""
     rows = db.session.execute(
         select(Message.sentiment_label, Message.sentiment_score)
         .where(where, Message.direction == Direction.inbound, Message.sentiment_label.is_not(None))
-        .order_by(Message.sent_at, Message.id)
+        .order_by(Message.sent_at.desc(), Message.id.desc())
+        .limit(last)
     ).all()
-    return [(r[0], r[1]) for r in rows]
+    return [(r[0], r[1]) for r in reversed(rows)]
 
 
 def update_ticket_aggregate(ticket: Ticket) -> None:
@@ -125,10 +127,10 @@ def update_ticket_aggregate(ticket: Ticket) -> None:
 
 
 def update_contact_aggregate(contact: Contact) -> None:
-    rows = _scores(Message.contact_id == contact.id)
+    rows = _scores(Message.contact_id == contact.id, last=20)  # a long-time customer has thousands
     if not rows:
         return
-    scores = [s for _, s in rows[-20:]]
+    scores = [s for _, s in rows]
     contact.sentiment_latest_label, contact.sentiment_latest_score = rows[-1]
     contact.sentiment_trend = trend(scores)
 

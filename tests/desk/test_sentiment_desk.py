@@ -82,3 +82,26 @@ def test_backfill_relabels_other_models(app):
     db.session.refresh(msg)
     assert msg.sentiment_model != "old-model@1"
     assert sentiment.backfill() == 0
+
+
+def test_contact_aggregate_follows_the_latest_messages_across_tickets(app):
+    from datetime import datetime, timedelta, timezone
+
+    from helpdesk.models import Contact, Status
+
+    inbox = f.inbox()
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    # A long, happy history on an old ticket, then two angry messages on a new one.
+    for i in range(25):
+        ingest(inbox, f.inbound(user_id="long", text=f"いつもありがとうございます。{i}回目も助かりました！",
+                                sent_at=start + timedelta(days=i)))
+    first = db.session.scalar(select(Message).order_by(Message.id)).ticket
+    first.status = Status.closed
+    db.session.commit()
+    for i, text in enumerate(["届いた商品が壊れていました。最悪です", "まだ返事がありません。いい加減にしてください"]):
+        ingest(inbox, f.inbound(user_id="long", text=text, sent_at=start + timedelta(days=30 + i)))
+    contact = db.session.scalar(select(Contact))
+    assert len(set(db.session.scalars(select(Message.ticket_id)))) == 2
+    assert contact.sentiment_latest_label == "negative"
+    assert contact.sentiment_latest_score < 0
+    assert contact.sentiment_trend == "worsening"
