@@ -42,6 +42,8 @@ class Defaults:
     SESSION_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_HTTPONLY = True
     WTF_CSRF_TIME_LIMIT = None
+    # WTForms' own validation messages in the UI language (Flask-Babel's locale; WTForms ships ja).
+    WTF_I18N_ENABLED = True
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_ENABLED = True
     PUBLIC_URL = "http://127.0.0.1:5000"

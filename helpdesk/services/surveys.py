@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
+from flask_babel import force_locale, get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -33,19 +36,21 @@ class Scale:
     kind: str
     low: int
     high: int
-    prefix: str  # what a quick-reply answer starts with, e.g. 「満足度: 5」
-    question: str
+    prefix: str  # what a quick-reply answer starts with, e.g. 「満足度: 5」 (parse_reply reads it back)
+    question: str  # the texts are lazily translated: the survey page shows them in the page's language
     low_label: str
     high_label: str
 
 
-# Customer-facing text goes out on the customer's channel in Japanese (the desk's customers);
-# an inbox may override the question with settings["survey_question"].
+# Sent on the customer's channel in the desk's default language (see render); an inbox may
+# override the question with settings["survey_question"].
 SCALES = {
-    "csat": Scale("csat", 1, 5, "満足度", "今回のサポートにはご満足いただけましたか？", "不満", "満足"),
-    "nps": Scale("nps", 0, 10, "おすすめ度", "当社をご家族やご友人にすすめる可能性はどのくらいありますか？",
-                 "すすめない", "ぜひすすめる"),
-    "ces": Scale("ces", 1, 7, "かんたんさ", "今回、問題の解決はどのくらい簡単でしたか？", "とても難しい", "とても簡単"),
+    "csat": Scale("csat", 1, 5, "満足度", _l("Were you satisfied with our support this time?"),
+                  _l("Dissatisfied"), _l("Satisfied")),
+    "nps": Scale("nps", 0, 10, "おすすめ度", _l("How likely are you to recommend us to your family or friends?"),
+                 _l("Would not recommend"), _l("Would definitely recommend")),
+    "ces": Scale("ces", 1, 7, "かんたんさ", _l("How easy was it to get your problem solved this time?"),
+                 _l("Very difficult"), _l("Very easy")),
 }
 _PREFIXES = {s.prefix: s.kind for s in SCALES.values()} | {k.upper(): k for k in SCALES}
 _ANSWER_RE = re.compile(r"^\s*(" + "|".join(map(re.escape, _PREFIXES)) + r")\s*[:：]?\s*(\d{1,2})\s*$")
@@ -140,19 +145,28 @@ def _send(ticket: Ticket) -> Survey | None:
 
 
 def render(survey: Survey, ticket: Ticket) -> tuple[str, dict]:
-    """The question as text for the channel plus meta for adapters that draw buttons."""
+    """The question as text for the channel plus meta for adapters that draw buttons.
+    Customers have no UI language, so the text is in the desk's default one, whoever resolved."""
+    with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):
+        return _render(survey, ticket)
+
+
+def _render(survey: Survey, ticket: Ticket) -> tuple[str, dict]:
     scale = SCALES[survey.kind]
     question = str((ticket.inbox.settings or {}).get("survey_question") or scale.question)
     choices = list(range(scale.high, scale.low - 1, -1))
+    # parse_reply knows the Japanese prefix and the code (CSAT, NPS, CES) whatever the language.
+    prefix = scale.prefix if get_locale().language == "ja" else scale.kind.upper()
     quick = [{"label": f"{n}" + (f" {scale.high_label}" if n == scale.high else
                                   f" {scale.low_label}" if n == scale.low else ""),
-              "text": f"{scale.prefix}: {n}"} for n in choices]
-    lines = [question, f"{scale.low}（{scale.low_label}）〜{scale.high}（{scale.high_label}）でお答えください。"]
+              "text": f"{prefix}: {n}"} for n in choices]
+    lines = [question, _("Please answer from %(low)s (%(low_label)s) to %(high)s (%(high_label)s).",
+                         low=scale.low, low_label=scale.low_label, high=scale.high, high_label=scale.high_label)]
     if survey.channel == "email":
         lines.append("")
         lines += [f"{n}: {survey_url(survey, n)}" for n in choices]
     else:
-        lines.append(f"回答はこちら: {survey_url(survey)}")
+        lines.append(_("Answer here: %(url)s", url=survey_url(survey)))
     meta = {"survey": {"id": survey.id, "kind": survey.kind, "url": survey_url(survey),
                        "scale": [scale.low, scale.high]},
             "quick_replies": quick}

@@ -46,6 +46,13 @@ def _json_object(form, field):
         raise ValidationError(_("Must be a JSON object."))
 
 
+def _error_text(form: FlaskForm) -> str:
+    """A form's errors as the person reads them: field labels and messages in the UI language
+    (WTForms' own messages are translated through Flask-WTF's WTF_I18N_ENABLED)."""
+    return " ".join(f"{form[name].label.text}: {msg}" if name in form else str(msg)
+                    for name, msgs in form.errors.items() for msg in msgs)
+
+
 class InboxForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
     kind = SelectField(_l("Channel"), choices=[])
@@ -56,7 +63,7 @@ class InboxForm(FlaskForm):
 
 class AgentForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
-    email = EmailField(_l("Email"), validators=[DataRequired(), Email(), Length(max=254)])
+    email = EmailField(_l("Email address"), validators=[DataRequired(), Email(), Length(max=254)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(min=10, max=200)])
     role = SelectField(_l("Role"), choices=[SelectChoice(r.value) for r in Role])
 
@@ -104,7 +111,7 @@ def create_inbox():
     form = InboxForm()
     form.kind.choices = [SelectChoice(k) for k in kinds()]
     if not form.validate_on_submit():
-        flash(_("Inbox not saved: %(errors)s", errors=form.errors), "error")
+        flash(_("Inbox not saved: %(errors)s", errors=_error_text(form)), "error")
         return redirect(url_for(".index"))
     inbox = Inbox(name=form.name.data, kind=form.kind.data, settings=json.loads(form.settings.data or "{}"),
                   secrets=json.loads(form.secrets.data or "{}"),
@@ -122,7 +129,7 @@ def create_inbox():
 def create_agent():
     form = AgentForm()
     if not form.validate_on_submit():
-        flash(_("Agent not saved: %(errors)s", errors=form.errors), "error")
+        flash(_("Agent not saved: %(errors)s", errors=_error_text(form)), "error")
         return redirect(url_for(".index"))
     if db.session.scalar(select(Agent).where(func.lower(Agent.email) == form.email.data.lower())):
         flash(_("An agent with that email exists."), "error")
@@ -141,9 +148,14 @@ def create_agent():
 @admin_required
 def create_team():
     form = TeamForm()
-    if form.validate_on_submit() and not db.session.scalar(select(Team).where(Team.name == form.name.data)):
+    if not form.validate_on_submit():
+        flash(_("Team not saved: %(errors)s", errors=_error_text(form)), "error")
+    elif db.session.scalar(select(Team).where(Team.name == form.name.data)):
+        flash(_("A team with that name already exists."), "error")
+    else:
         db.session.add(Team(name=form.name.data))
         db.session.commit()
+        flash(_("Team created."), "ok")
     return redirect(url_for(".index"))
 
 
@@ -151,9 +163,15 @@ def create_team():
 @admin_required
 def create_canned():
     form = CannedForm()
-    if form.validate_on_submit():
-        db.session.add(CannedReply(shortcut=form.shortcut.data, title=form.title.data, body=form.body.data))
-        db.session.commit()
+    if not form.validate_on_submit():
+        flash(_("Canned reply not saved: %(errors)s", errors=_error_text(form)), "error")
+        return redirect(url_for(".index"))
+    if db.session.scalar(select(CannedReply).where(CannedReply.shortcut == form.shortcut.data)):
+        flash(_("A canned reply with that shortcut already exists."), "error")
+        return redirect(url_for(".index"))
+    db.session.add(CannedReply(shortcut=form.shortcut.data, title=form.title.data, body=form.body.data))
+    db.session.commit()
+    flash(_("Canned reply saved."), "ok")
     return redirect(url_for(".index"))
 
 
@@ -161,8 +179,11 @@ def create_canned():
 @admin_required
 def create_token():
     form = TokenForm()
-    if not form.validate_on_submit() or not (form.inbox_id.data or "").isdigit():
-        abort(400)
+    if not form.validate_on_submit():
+        flash(_("Token not created: %(errors)s", errors=_error_text(form)), "error")
+        return redirect(url_for(".index"))
+    if not (form.inbox_id.data or "").isdigit() or db.session.get(Inbox, int(form.inbox_id.data)) is None:
+        abort(400)  # not one of the offered choices: a hand-made request
     token, secret = ApiToken.issue(form.name.data, int(form.inbox_id.data))
     db.session.add(token)
     db.session.flush()

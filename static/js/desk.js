@@ -78,7 +78,7 @@
     const pr = document.querySelector(".ticket-head .prio");
     if (pr) { pr.className = "prio prio-" + tk.priority; pr.textContent = t[tk.priority]; }
     const an = document.querySelector(".assignee-name");
-    if (an) an.textContent = tk.assignee ? tk.assignee.name : "—";
+    if (an) an.textContent = tk.assignee ? tk.assignee.name : t.unassigned;
     const ts = document.querySelector(".ticket-sentiment");
     if (ts) { ts.replaceChildren(sentimentBadge(tk.sentiment, tk.sentiment.trend)); }
     // Keep the form in step unless this agent is editing it.
@@ -97,7 +97,7 @@
     tr.dataset.ticketId = tk.id;
     const link = (text) => { const a = el("a", null, text); a.href = cfg.ticketUrl + tk.id; return a; };
     const td = (cls, child) => { const c = el("td", cls); if (child instanceof Node) c.append(child); else if (child !== undefined) c.textContent = child; return c; };
-    const ch = el("span", "badge ch ch-" + tk.channel, tk.channel);
+    const ch = el("span", "badge ch ch-" + tk.channel, t.channels[tk.channel] || tk.channel);
     tr.append(td(null, link(String(tk.id))), td(null, ch), td("contact", tk.contact.name),
               td("subject", link(tk.subject || t.no_subject)), td("status", t[tk.status]),
               td("priority", t[tk.priority]), td("assignee", tk.assignee ? tk.assignee.name : "—"),
@@ -154,7 +154,7 @@
   function showAlert(p) {
     let box = document.getElementById("alerts");
     if (!box) { box = el("div", "alerts"); box.id = "alerts"; box.setAttribute("role", "alert"); document.body.append(box); }
-    const a = el("a", "alert", t.alert + ": #" + p.ticket_id + " " + (p.contact || "") + " — " + (p.excerpt || ""));
+    const a = el("a", "alert", fmt(t.alert_text, {id: p.ticket_id, contact: p.contact || "", excerpt: p.excerpt || ""}));
     a.href = cfg.ticketUrl + p.ticket_id;
     box.prepend(a);
   }

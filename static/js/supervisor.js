@@ -117,7 +117,7 @@
       setText("tile-nps", d.summary.nps === null ? "–" : d.summary.nps);
     },
     operations(section, d) {
-      const m = (v) => (v === null ? "–" : v + " " + t.min);
+      const m = (v) => (v === null ? "–" : fmt(t.minutes, {n: v}));
       setText("ops-frt", m(d.first_response.median_min) + " / " + m(d.first_response.p90_min));
       setText("ops-rt", m(d.resolution.median_min) + " / " + m(d.resolution.p90_min));
       setText("ops-breached", d.breaching.breached);
@@ -129,7 +129,7 @@
         a.href = cfg.ticketUrl + r.id;
         const td0 = el("td"); td0.append(a);
         tr.append(td0, el("td", null, t[r.clock]), el("td", "state", t[r.state]),
-                  el("td", "num", r.elapsed_min + " / " + r.target_min + " " + t.min),
+                  el("td", "num", fmt(t.elapsed_of_target, {elapsed: r.elapsed_min, target: r.target_min})),
                   el("td", null, r.assignee || t.unassigned));
         return tr;
       }));
