@@ -1,15 +1,43 @@
-"""The floor for bench/ingest.py: a bare Flask-SocketIO app whose POST emits the
-body to every connected client, with no database, no auth and no work."""
+"""The floors for bench/ingest.py, on the same server as the desk (Flask-SocketIO's
+threading mode on Werkzeug):
+
+* ``/emit``: a bare Flask-SocketIO app whose POST emits the body to every connected
+  client, with no database, no auth and no work;
+* ``/emit-stored``: the same after one Flask-SQLAlchemy row insert and commit in a
+  SQLite WAL file: the least any desk that keeps what it shows can do.
+"""
 
 from __future__ import annotations
 
 import sys
+import tempfile
+import threading
 
 from flask import Flask, request
 from flask_socketio import SocketIO
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import event
 
 app = Flask(__name__)
+app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tempfile.mkdtemp(prefix='hd-floor-')}/floor.db"
+db = SQLAlchemy(app)
 socketio = SocketIO(app, async_mode="threading")
+_write_lock = threading.Lock()  # one SQLite writer at a time, as the desk does (no busy-wait sleeps)
+
+
+class Row(db.Model):
+    id = db.Column(db.Integer, primary_key=True)
+    body = db.Column(db.Text)
+
+
+with app.app_context():
+    @event.listens_for(db.engine, "connect")
+    def _wal(dbapi_conn, _record):
+        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+        dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+        dbapi_conn.execute("PRAGMA busy_timeout=10000")
+
+    db.create_all()
 
 
 @app.get("/healthz")
@@ -20,6 +48,17 @@ def health():
 @app.post("/emit")
 def emit():
     socketio.emit("message.created", request.get_json(), namespace="/agent")
+    return {"ok": True}, 201
+
+
+@app.post("/emit-stored")
+def emit_stored():
+    payload = request.get_json()
+    row = Row(body=payload["body"])
+    with _write_lock:
+        db.session.add(row)
+        db.session.commit()
+    socketio.emit("message.created", {"id": row.id, **payload}, namespace="/agent")
     return {"ok": True}, 201
 
 

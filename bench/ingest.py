@@ -105,6 +105,10 @@ def main() -> None:
         fs.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=args.concurrency))
         results.append(run("floor", lambda i, k: fs.post(floor_url + "/emit", json={"body": k}).ok,
                            args.n, args.concurrency, fl))
+        fl2 = Listener()
+        fc.on("*", fl2, namespace="/agent")
+        results.append(run("floor+db", lambda i, k: fs.post(floor_url + "/emit-stored", json={"body": k}).ok,
+                           args.n, args.concurrency, fl2))
         fc.disconnect()
 
         dl = Listener()
@@ -130,7 +134,7 @@ def main() -> None:
     for r in results:
         print(f"{r['label']:8} {r['rate']:9.1f} {r['delivered_rate']:8.1f} {r['p50']:8.1f} {r['p99']:8.1f} "
               f"{r['lost']:5d} {r['duplicated']:4d} {r['errors']:4d}")
-    floor_r, desk_r = results
+    floor_r, _, desk_r = results
     print(f"ratios desk/floor: p50 {desk_r['p50'] / floor_r['p50']:.2f}x  p99 {desk_r['p99'] / floor_r['p99']:.2f}x  "
           f"throughput {desk_r['rate'] / floor_r['rate']:.2f}x")
 
