@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections import defaultdict
-
 from flask import g, has_app_context, request
 from flask_login import current_user
 from flask_socketio import Namespace, join_room, leave_room
@@ -12,12 +9,7 @@ from flask_socketio import Namespace, join_room, leave_room
 from ..extensions import db
 from ..models import Ticket
 from ..services.access import visible_inbox_ids
-from . import events
-
-# Who is looking at which ticket, per process. With several servers each keeps its
-# own view; presence is advisory ("X is viewing"), so that is good enough.
-_viewers: dict[int, dict[str, dict]] = defaultdict(dict)
-_viewers_lock = threading.Lock()
+from . import events, presence
 
 
 class AgentNamespace(Namespace):
@@ -31,17 +23,17 @@ class AgentNamespace(Namespace):
         if not current_user.is_authenticated:
             return False  # refuses the connection
         join_room(events.agent_room(current_user.id))
-        for inbox_id in visible_inbox_ids(current_user):
+        inbox_ids = visible_inbox_ids(current_user)
+        for inbox_id in inbox_ids:
             join_room(events.inbox_room(inbox_id))
         if current_user.is_supervisor:
             join_room(events.SUPERVISORS)
+        presence.registry().agent_connected(request.sid, {"id": current_user.id, "name": current_user.name},
+                                            inbox_ids)
         return True
 
     def on_disconnect(self, reason=None):
-        sid = request.sid
-        with _viewers_lock:
-            left = [tid for tid, v in _viewers.items() if v.pop(sid, None)]
-        for tid in left:
+        for tid in presence.registry().disconnected(request.sid):
             self._presence(tid)
 
     def _ticket(self, data) -> Ticket | None:
@@ -61,8 +53,7 @@ class AgentNamespace(Namespace):
         if ticket is None:
             return {"ok": False, "error": "not found"}
         join_room(events.ticket_room(ticket.id))
-        with _viewers_lock:
-            _viewers[ticket.id][request.sid] = {"id": current_user.id, "name": current_user.name}
+        presence.registry().view(request.sid, ticket.id)
         self._presence(ticket.id)
         return {"ok": True}
 
@@ -71,8 +62,7 @@ class AgentNamespace(Namespace):
         if ticket is None:
             return {"ok": False}
         leave_room(events.ticket_room(ticket.id))
-        with _viewers_lock:
-            _viewers[ticket.id].pop(request.sid, None)
+        presence.registry().leave(request.sid, ticket.id)
         self._presence(ticket.id)
         return {"ok": True}
 
@@ -92,8 +82,7 @@ class AgentNamespace(Namespace):
         return {"ok": True}
 
     def _presence(self, ticket_id: int) -> None:
-        with _viewers_lock:
-            viewers = list({v["id"]: v for v in _viewers.get(ticket_id, {}).values()}.values())
+        viewers = presence.registry().viewers(ticket_id)
         events.emit_now(events.PRESENCE_UPDATED, {"ticket_id": ticket_id, "viewers": viewers},
                         to=events.ticket_room(ticket_id))
 

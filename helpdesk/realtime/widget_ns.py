@@ -36,7 +36,7 @@ from ..extensions import db, socketio
 from ..jobs import jobs
 from ..models import ContactIdentity, Delivery, Direction, Inbox, Message, Ticket
 from ..models._types import utcnow
-from . import events
+from . import events, presence
 from .agent_ns import on_agent_typing
 
 log = logging.getLogger(__name__)
@@ -125,13 +125,14 @@ def load_pass(value) -> Visitor | None:
 
 
 def agents_online(inbox_id: int) -> bool:
-    """Is an agent who can see this inbox connected to /agent (this process)? agent_ns puts
-    each agent socket in the rooms of the inboxes it may see, so the room is the answer."""
-    return any(True for _ in socketio.server.manager.get_participants(events.AGENT_NS, events.inbox_room(inbox_id)))
+    """Is an agent who can see this inbox connected to /agent, on any server?"""
+    return presence.registry().agents_online(inbox_id)
 
 
 def visitor_online(key: str) -> bool:
-    return any(True for _ in socketio.server.manager.get_participants(events.WIDGET_NS, events.visitor_room(key)))
+    """Is this visitor's widget connected to any server? Asked by the chat adapter's send,
+    which in production runs in a worker with no sockets of its own."""
+    return presence.registry().visitor_online(key)
 
 
 def allow(visitor_key: str, inbox_id: int) -> bool:
@@ -294,11 +295,13 @@ class WidgetNamespace(Namespace):
         with _lock:
             _visitors[request.sid] = visitor
         join_room(events.visitor_room(visitor.key))
+        presence.registry().visitor_connected(request.sid, visitor.key)
         return True
 
     def on_disconnect(self, reason=None):
         with _lock:
             _visitors.pop(request.sid, None)
+        presence.registry().disconnected(request.sid)
 
     def _visitor(self) -> Visitor:
         with _lock:
