@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify, request, session
+from flask import Flask, request, session
 from flask_login import current_user
-from sqlalchemy.exc import OperationalError
 
 from . import config
 from .extensions import babel, csrf, db, limiter, login_manager, migrate, socketio
@@ -61,7 +60,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     register_cli(app)
     _sqlite_pragmas(app)
     app.after_request(_security_headers)
-    app.register_error_handler(OperationalError, _database_unavailable)
+    from .views.errors import register_error_pages
+
+    register_error_pages(app)
     from flask_babel import get_locale
 
     from .realtime.events import last_event_id
@@ -81,22 +82,6 @@ def _register_widget_namespace() -> None:
     except ImportError:
         return
     widget_ns.register(socketio)
-
-
-def _database_unavailable(exc: OperationalError):
-    """Database down: 503 so providers and integrations retry; nothing was committed."""
-    db.session.rollback()
-    app_logger = logging.getLogger("helpdesk")
-    app_logger.error("database unavailable (%s %s): %s", request.method, request.path, exc.orig)
-    if request.path.startswith(("/api/", "/webhooks/", "/widget")):
-        resp = jsonify(error="temporarily unavailable")
-    else:
-        from flask import current_app
-
-        resp = current_app.response_class("一時的に利用できません / Temporarily unavailable", mimetype="text/plain")
-    resp.status_code = 503
-    resp.headers["Retry-After"] = "10"
-    return resp
 
 
 def _select_locale() -> str:

@@ -141,7 +141,6 @@ def _frame_texts() -> dict:
         "offline": _("Nobody is online right now. Leave your email and we will answer by email."),
         "online": _("We are online."),
         "name": _("Your name"),
-        "email": _("Email"),
         "start": _("Start chat"),
         "prechat_intro": _("Please tell us who you are before we start."),
         "connecting": _("Connecting…"),
