@@ -14,6 +14,12 @@ from .base import Adapter, ChannelError, Inbound, Outbound, SendResult, Transien
 MAX_TEXT = 20_000
 
 
+def attachment_links(outbound: Outbound) -> list[dict[str, Any]]:
+    """The agent's files as an integration receives them."""
+    return [{"filename": a.filename, "content_type": a.content_type, "size": a.size, "url": a.url}
+            for a in outbound.attachments if a.url]
+
+
 @register
 class ApiAdapter(Adapter):
     kind = "api"
@@ -68,7 +74,9 @@ class ApiAdapter(Adapter):
             resp = requests.post(
                 url,
                 json={"ticket_id": outbound.ticket_id, "message_id": outbound.message_id,
-                      "user_id": recipient, "text": outbound.text},
+                      "user_id": recipient, "text": outbound.text,
+                      # The agent's files as signed links that expire (HELPDESK_PUBLIC_URL/files/...).
+                      "attachments": attachment_links(outbound)},
                 # Stable per message: a send retried after a crash is recognised by the receiver.
                 headers={"Idempotency-Key": f"helpdesk-message-{outbound.message_id}"},
                 timeout=10,

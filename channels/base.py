@@ -20,9 +20,13 @@ class ChannelError(Exception):
 class TransientSendError(Exception):
     """Raised by ``send`` when trying again later may succeed (timeouts, 429, 5xx)."""
 
-    def __init__(self, message: str, retry_after: float | None = None):
+    def __init__(self, message: str, retry_after: float | None = None, meta: Mapping[str, Any] | None = None):
         super().__init__(message)
         self.retry_after = retry_after
+        # Progress of a send made of several requests (Messenger: text, then each file): stored
+        # on the message and handed back in ``Outbound.meta``, so the retry resumes instead of
+        # sending the first parts twice.
+        self.meta = dict(meta or {})
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,8 @@ class Outbound:
     subject: str = ""
     # Provider facts from the conversation (reply token, Message-IDs, ...).
     context: Mapping[str, Any] = field(default_factory=dict)
+    # The agent's files: ``url`` is a signed, expiring public link (HELPDESK_PUBLIC_URL/files/...);
+    # ``data`` holds the bytes only for adapters that set ``sends_file_data`` (email).
     attachments: tuple[Attachment, ...] = ()
     # Extras stored on the outbound message: quick replies, survey links, public/DM choice...
     meta: Mapping[str, Any] = field(default_factory=dict)
@@ -98,6 +104,9 @@ class Adapter:
     # Webhook channels verify signatures; polled and pushed-by-us channels do not.
     webhook: ClassVar[bool] = False
     testing_only: ClassVar[bool] = False
+    # True for adapters that carry the files themselves (email MIME parts): only they get the
+    # bytes in ``Outbound.attachments``; the others send the links.
+    sends_file_data: ClassVar[bool] = False
 
     def __init__(self, settings: Mapping[str, Any] | None = None, secrets: Mapping[str, Any] | None = None):
         self.settings = dict(settings or {})
@@ -124,6 +133,15 @@ class Adapter:
         if isinstance(b, str):
             b = b.encode()
         return hmac.compare_digest(a, b)
+
+
+def with_links(text: str, attachments: tuple[Attachment, ...] | list[Attachment]) -> str:
+    """The text followed by a "📎 name" line and the link of each attachment: how files travel
+    on channels that can only carry text."""
+    lines = [f"📎 {a.filename}\n{a.url}" for a in attachments if a.url]
+    if not lines:
+        return text
+    return "\n\n".join(part for part in (text.rstrip(), "\n".join(lines)) if part)
 
 
 _registry: dict[str, type[Adapter]] = {}

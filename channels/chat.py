@@ -19,6 +19,7 @@ import re
 import unicodedata
 from datetime import datetime, timezone
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from .base import Adapter, Attachment, ChannelError, Inbound, Outbound, SendResult, register
 
@@ -183,7 +184,11 @@ class ChatAdapter(Adapter):
             "body": outbound.text,
             "agent_name": outbound.context.get("agent_name") or "",
             "sent_at": datetime.now(timezone.utc).isoformat(),
-            "attachments": [],
+            # The same shape as the history's (widget_ns.visitor_message_json), plus the signed
+            # link as a path: the frame is served from the desk, whatever PUBLIC_URL says.
+            "attachments": [{"index": i, "filename": a.filename, "content_type": a.content_type, "size": a.size,
+                             "url": urlsplit(a.url).path if a.url else None}
+                            for i, a in enumerate(outbound.attachments)],
         }
         events.publish_to(events.visitor_room(recipient), "message.created", payload, events.WIDGET_NS)
         meta: dict[str, Any] = {}

@@ -87,6 +87,7 @@ def normalize_address(addr: str) -> str | None:
 class EmailAdapter(Adapter):
     kind = "email"
     label = "Email"
+    sends_file_data = True  # agents' files go as real MIME attachments, not links
 
     # -------------------------------------------------------------- inbound
 
@@ -247,10 +248,11 @@ class EmailAdapter(Adapter):
             "References": " ".join(refs),
             "X-Helpdesk-Ticket": str(outbound.ticket_id),
         }
+        files = [a for a in outbound.attachments if a.data is not None]
         charset = str(self.settings.get("outbound_charset") or "utf-8").lower()
         if charset in ("iso-2022-jp", "jis"):
             try:
-                return _jis_message(from_name, from_addr, to_addr, subject, body, headers), message_id
+                return _jis_message(from_name, from_addr, to_addr, subject, body, headers, files), message_id
             except UnicodeEncodeError:
                 log.info("reply %s has characters outside ISO-2022-JP; sending UTF-8", outbound.message_id)
         msg = EmailMessage(policy=email_policy.SMTP)
@@ -262,6 +264,8 @@ class EmailAdapter(Adapter):
             if v:
                 msg[k] = v
         msg.set_content(body, charset="utf-8", cte="base64")
+        for att in files:
+            msg.add_attachment(att.data, **_attachment_args(att))
         return msg.as_bytes(), message_id
 
     def send(self, recipient: str, outbound: Outbound) -> SendResult:
@@ -624,8 +628,19 @@ def _jis_words(text: str) -> str:
     return "\r\n ".join(f"=?ISO-2022-JP?B?{base64.b64encode(encode_iso2022jp(w)).decode()}?=" for w in words)
 
 
+def _attachment_args(att: Attachment) -> dict[str, Any]:
+    """How an agent's file becomes a MIME part. The name goes in Content-Disposition and, for
+    older Outlook versions, as Content-Type's ``name``; Python's email package writes a
+    non-ASCII name as RFC 2231 ``filename*=utf-8''...`` (split into numbered sections when long),
+    which Gmail, Outlook, Apple Mail and Thunderbird decode."""
+    maintype, _, subtype = (att.content_type or "").partition("/")
+    if not maintype or not subtype or maintype in ("multipart", "message"):
+        maintype, subtype = "application", "octet-stream"
+    return {"maintype": maintype, "subtype": subtype, "filename": att.filename, "params": {"name": att.filename}}
+
+
 def _jis_message(from_name: str, from_addr: str, to_addr: str, subject: str, body: str,
-                 headers: Mapping[str, str]) -> bytes:
+                 headers: Mapping[str, str], files: list[Attachment] | None = None) -> bytes:
     payload = encode_iso2022jp(body.replace("\n", "\r\n"))
     subject_words = _jis_words(subject)
     name_words = _jis_words(from_name) if from_name else ""
@@ -638,9 +653,23 @@ def _jis_message(from_name: str, from_addr: str, to_addr: str, subject: str, bod
     ]
     lines += [f"{k}: {v}".replace(" <", "\r\n <") if k == "References" else f"{k}: {v}"
               for k, v in headers.items() if v]
-    lines += ["MIME-Version: 1.0", 'Content-Type: text/plain; charset="ISO-2022-JP"',
-              "Content-Transfer-Encoding: 7bit"]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + payload + b"\r\n"
+    text_headers = 'Content-Type: text/plain; charset="ISO-2022-JP"\r\nContent-Transfer-Encoding: 7bit'
+    if not files:
+        lines += ["MIME-Version: 1.0", text_headers]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + payload + b"\r\n"
+    # multipart/mixed by hand around the hand-encoded text; the file parts come from the email
+    # package, so their names are encoded exactly as in the UTF-8 path.
+    boundary = "=_helpdesk_" + hashlib.sha256(payload + b"".join(f.data or b"" for f in files)).hexdigest()[:32]
+    lines += ["MIME-Version: 1.0", f'Content-Type: multipart/mixed; boundary="{boundary}"']
+    out = [("\r\n".join(lines) + "\r\n\r\n").encode("ascii"),
+           f"--{boundary}\r\n{text_headers}\r\n\r\n".encode("ascii"), payload, b"\r\n"]
+    for att in files:
+        part = EmailMessage(policy=email_policy.SMTP)
+        part.set_content(att.data, disposition="attachment", **_attachment_args(att))
+        del part["MIME-Version"]
+        out += [f"--{boundary}\r\n".encode("ascii"), part.as_bytes(), b"\r\n"]
+    out.append(f"--{boundary}--\r\n".encode("ascii"))
+    return b"".join(out)
 
 
 __all__ = ["EmailAdapter", "encode_iso2022jp", "message_ids", "normalize_address"]

@@ -34,7 +34,7 @@ from typing import Any, Mapping
 from urllib.parse import parse_qsl
 
 from .base import Adapter, Attachment, ChannelError, Inbound, Outbound, SendResult, StatusUpdate, TransientSendError
-from .base import register
+from .base import register, with_links
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,11 @@ MAX_TEXT = 5000  # characters per text message
 MAX_MESSAGES = 5  # messages per reply/push request
 MAX_QUICK_REPLIES = 13
 MAX_CONTENT_BYTES = 10 * 1024 * 1024
+# Image messages: JPEG or PNG at an HTTPS URL of at most 2000 characters; the preview image
+# (the same URL here) at most 1 MB.
+IMAGE_TYPES = ("image/jpeg", "image/png")
+MAX_URL = 2000
+MAX_PREVIEW_BYTES = 1024 * 1024
 # Namespace for retry keys: uuid5(namespace, message id) is stable across processes and retries.
 RETRY_KEY_NAMESPACE = uuid.UUID("6f2a3c1e-8d4b-5e7f-9a0b-1c2d3e4f5a6b")
 LOADING_SECONDS = 20
@@ -288,23 +293,56 @@ class LineAdapter(Adapter):
 
     # ---- outbound --------------------------------------------------------------------------
 
-    def _messages(self, outbound: Outbound) -> list:
-        from linebot.v3.messaging import MessageAction, QuickReply, QuickReplyItem, TextMessage
+    def _image_files(self, outbound: Outbound) -> tuple[list[Attachment], list[Attachment]]:
+        """The agent's files as (image messages, links in the text). LINE shows JPEG and PNG
+        from public HTTPS URLs of at most 2000 characters, with a preview of at most 1 MB (the
+        same file here: we do not resize); anything else travels as a link."""
+        images: list[Attachment] = []
+        links: list[Attachment] = []
+        for att in outbound.attachments:
+            why = None
+            if att.content_type not in IMAGE_TYPES or not att.url:
+                why = ""  # not an image LINE shows: a link, nothing to explain
+            elif not att.url.startswith("https://"):
+                why = "LINE needs an HTTPS image URL and HELPDESK_PUBLIC_URL is not https"
+            elif len(att.url) > MAX_URL:
+                why = f"its URL is longer than LINE's {MAX_URL} characters"
+            elif att.size > MAX_PREVIEW_BYTES:
+                why = "it is larger than LINE's 1 MB preview image limit"
+            if why is None:
+                images.append(att)
+            else:
+                if why:
+                    log.info("LINE message %s: image %r sent as a link: %s", outbound.message_id, att.filename, why)
+                links.append(att)
+        return images, links
 
-        text = outbound.text
-        chunks = [text[i:i + MAX_TEXT] for i in range(0, len(text), MAX_TEXT)] or [""]
-        quick = None
+    def _messages(self, outbound: Outbound) -> list:
+        from linebot.v3.messaging import ImageMessage, MessageAction, QuickReply, QuickReplyItem, TextMessage
+
+        images, links = self._image_files(outbound)
+        # At most five messages per request: text chunks first, then images; images that no
+        # longer fit go as links in the text (one request, so the reply token is used once).
+        keep = len(images)
+        while True:
+            text = with_links(outbound.text, links + images[keep:])
+            chunks = [text[i:i + MAX_TEXT] for i in range(0, len(text), MAX_TEXT)]
+            if keep == 0 or len(chunks) + keep <= MAX_MESSAGES:
+                break
+            keep -= 1
+        if keep < len(images):
+            log.info("LINE message %s: %s image(s) over the %s-message limit sent as links",
+                     outbound.message_id, len(images) - keep, MAX_MESSAGES)
+        specs: list[tuple[type, dict]] = [(TextMessage, {"text": c}) for c in chunks or ([] if keep else [""])]
+        specs += [(ImageMessage, {"originalContentUrl": a.url, "previewImageUrl": a.url}) for a in images[:keep]]
         items = []
         for qr in (outbound.meta or {}).get("quick_replies") or []:
             if isinstance(qr, dict) and (qr.get("label") or qr.get("text")):
                 label = str(qr.get("label") or qr.get("text"))[:20]
                 items.append(QuickReplyItem(action=MessageAction(label=label, text=str(qr.get("text") or label)[:300])))
         if items:
-            quick = QuickReply(items=items[:MAX_QUICK_REPLIES])
-        messages = [TextMessage(text=c) for c in chunks]
-        if quick is not None:
-            messages[-1] = TextMessage(text=chunks[-1], quickReply=quick)
-        return messages
+            specs[-1][1]["quickReply"] = QuickReply(items=items[:MAX_QUICK_REPLIES])
+        return [cls(**kwargs) for cls, kwargs in specs]
 
     def _reply_token(self, outbound: Outbound) -> str | None:
         meta = outbound.context.get("last_inbound_meta") or {}
@@ -330,10 +368,10 @@ class LineAdapter(Adapter):
         from linebot.v3.messaging.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
-        if len(outbound.text) > MAX_TEXT * MAX_MESSAGES:
+        messages = self._messages(outbound)
+        if len(messages) > MAX_MESSAGES:  # text (with any file links) over five messages' worth
             return SendResult(ok=False, error=f"LINE のメッセージは {MAX_TEXT * MAX_MESSAGES} 文字までです "
                                                f"(LINE messages are limited to {MAX_TEXT * MAX_MESSAGES} characters)")
-        messages = self._messages(outbound)
         token = self._reply_token(outbound)
         with ApiClient(self._config()) as client:
             api = MessagingApi(client)

@@ -34,6 +34,8 @@ MAX_TEXT = 2000
 MAX_QUICK_REPLIES = 13
 # Graph error codes that mean "slow down" or "try again": rate limits and temporary faults.
 TRANSIENT_CODES = {1, 2, 4, 17, 32, 341, 613}
+# Files sent as Messenger image attachments; everything else goes as a file attachment.
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif")
 ATTACHMENT_TYPES = {"image": "image/jpeg", "video": "video/mp4", "audio": "audio/mpeg", "file": "application/octet-stream"}
 ATTACHMENT_LABELS = {"image": "[画像]", "video": "[動画]", "audio": "[音声]", "file": "[ファイル]", "location": "[位置情報]",
                      "sticker": "[スタンプ]", "share": "[共有]", "story_mention": "[ストーリーズのメンション]",
@@ -254,23 +256,50 @@ class MessengerAdapter(Adapter):
             return SendResult(ok=False, error=f"Messenger のメッセージは {MAX_TEXT} 文字までです "
                                                f"(Messenger messages are limited to {MAX_TEXT} characters)")
         window = window_state(_parse_iso(outbound.context.get("last_inbound_at")))
-        body: dict[str, Any] = {"recipient": {"id": recipient}, "message": {"text": outbound.text}}
+        envelope: dict[str, Any] = {"recipient": {"id": recipient}}
         if window["state"] == "standard":
-            body["messaging_type"] = "RESPONSE"
+            envelope["messaging_type"] = "RESPONSE"
         elif window["state"] == "human_agent" and self.settings.get("human_agent_tag", True):
-            body["messaging_type"] = "MESSAGE_TAG"
-            body["tag"] = "HUMAN_AGENT"
+            envelope["messaging_type"] = "MESSAGE_TAG"
+            envelope["tag"] = "HUMAN_AGENT"
         else:
             return SendResult(ok=False, error=(
                 "返信期限切れ: お客様の最後のメッセージから期限が過ぎたため Messenger では送信できません。"
                 " (Messaging window closed: Meta allows replies only within 24 hours of the customer's last"
                 " message, or 7 days with the HUMAN_AGENT tag.)"))
+        # The Send API carries one thing per request: the text, then each file (Meta fetches it
+        # from the signed link).
+        parts: list[dict[str, Any]] = [{"text": outbound.text}] if outbound.text else []
+        parts += [{"attachment": {"type": "image" if a.content_type in IMAGE_TYPES else "file",
+                                  "payload": {"url": a.url, "is_reusable": False}}}
+                  for a in outbound.attachments if a.url]
+        if not parts:
+            return SendResult(ok=False, error="nothing to send")
         quick = [q for q in (outbound.meta or {}).get("quick_replies") or [] if isinstance(q, dict)]
         if quick:
-            body["message"]["quick_replies"] = [
+            parts[-1]["quick_replies"] = [
                 {"content_type": "text", "title": str(q.get("label") or q.get("text"))[:20],
                  "payload": str(q.get("text") or q.get("label"))[:1000]} for q in quick[:MAX_QUICK_REPLIES]]
-        return self._post("me/messages", body, outbound.message_id, window["state"])
+        # A retry resumes after the parts an earlier attempt delivered (see TransientSendError.meta).
+        done = int((outbound.meta or {}).get("messenger_parts_sent") or 0)
+        first_id = (outbound.meta or {}).get("messenger_first_mid")
+        result = SendResult(ok=True)
+        for n in range(done, len(parts)):
+            try:
+                result = self._post("me/messages", {**envelope, "message": parts[n]}, outbound.message_id,
+                                    window["state"])
+            except TransientSendError as exc:
+                if n == done:
+                    raise
+                raise TransientSendError(str(exc), exc.retry_after,
+                                         {"messenger_parts_sent": n, "messenger_first_mid": first_id}) from None
+            if not result.ok:
+                if n > 0:
+                    return SendResult(ok=False, error=f"{n}/{len(parts)} 件送信後に失敗 (failed after {n} of "
+                                                      f"{len(parts)} parts): {result.error}")
+                return result
+            first_id = first_id or result.external_id
+        return SendResult(ok=True, external_id=first_id or result.external_id, meta=dict(result.meta))
 
     def _post(self, path: str, body: dict, message_id: int, state: str) -> SendResult:
         try:

@@ -25,13 +25,16 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
 import requests
 
 from .base import Adapter, ChannelError, Inbound, Outbound, SendResult, StatusUpdate, TransientSendError, register
+from .base import with_links
 from .line import _d, _ms_to_dt, _s, header, load_json
 from .messenger import (
     API_VERSION,
@@ -48,6 +51,8 @@ log = logging.getLogger(__name__)
 
 X_API_BASE = "https://api.x.com"
 TWEET_LIMIT = 280  # weighted: CJK characters count two
+URL_WEIGHT = 23
+_LINK = re.compile(r"https?://\S+")
 DM_LIMIT = 10000
 COMMENT_LIMIT = 8000
 POLL_PAGES = 5
@@ -65,8 +70,10 @@ def x_signature(consumer_secret: str, raw_body: bytes) -> str:
 
 
 def weighted_length(text: str) -> int:
-    """Tweet length as X counts it: Latin and common punctuation 1, everything else (kana, kanji) 2."""
+    """Tweet length as X counts it: Latin and common punctuation 1, everything else (kana, kanji) 2,
+    and every link 23 (X shortens it to a t.co link)."""
     total = 0
+    text = _LINK.sub("x" * URL_WEIGHT, text)
     for ch in text:
         cp = ord(ch)
         light = cp <= 0x10FF or 0x2000 <= cp <= 0x200D or 0x2010 <= cp <= 0x201F or 0x2032 <= cp <= 0x2037
@@ -271,6 +278,10 @@ class SocialAdapter(Adapter):
     # ---- outbound ----------------------------------------------------------------------------
 
     def send(self, recipient: str, outbound: Outbound) -> SendResult:
+        if outbound.attachments:
+            # Posts, comments and DMs here carry text only: the agent's files go as signed links
+            # (on a public reply, anyone who sees the post can open them until they expire).
+            outbound = replace(outbound, text=with_links(outbound.text, outbound.attachments))
         if self.network == "x":
             return self._send_x(recipient, outbound)
         return self._send_comment(recipient, outbound)

@@ -9,7 +9,7 @@ import itertools
 import threading
 from typing import Any, Mapping
 
-from .api import ApiAdapter
+from .api import ApiAdapter, attachment_links
 from .base import Outbound, SendResult, TransientSendError, register
 
 SENT: list[dict[str, Any]] = []
@@ -36,7 +36,7 @@ class TestingAdapter(ApiAdapter):
             if mode == "permanent":
                 return SendResult(ok=False, error="recipient blocked the account")
             SENT.append({"recipient": recipient, "text": outbound.text, "message_id": outbound.message_id,
-                         "context": dict(outbound.context)})
+                         "context": dict(outbound.context), "attachments": attachment_links(outbound)})
             return SendResult(ok=True, external_id=f"test-out-{next(_ids)}")
 
     @staticmethod

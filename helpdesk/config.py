@@ -28,6 +28,8 @@ class Defaults:
     SENTIMENT_ENABLED = True
     UPLOAD_DIR = str(INSTANCE / "uploads")
     MAX_MESSAGE_CHARS = 20_000
+    # Each file an agent attaches to a reply (services/replies.py caps the count and the total).
+    MAX_REPLY_ATTACHMENT_MB = 10
     MAX_CONTENT_LENGTH = 32 * 1024 * 1024
     PAGE_SIZE = 25
     BABEL_DEFAULT_LOCALE = "ja"

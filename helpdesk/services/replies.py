@@ -7,13 +7,17 @@ post_reply stores the message (pending), commits, emits, and queues the send;
 from __future__ import annotations
 
 import logging
+import mimetypes
+from collections.abc import Sequence
+from pathlib import PurePath
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from channels import get_adapter
-from channels.base import Outbound, TransientSendError
+from channels.base import Attachment, Outbound, TransientSendError
+from channels.chat import clean_filename, sniff_type
 
 from ..extensions import db
 from ..jobs import jobs
@@ -21,32 +25,99 @@ from ..models import Agent, Delivery, Direction, Message, Status, Ticket
 from ..models._types import utcnow
 from ..realtime import events
 from ..realtime.serializers import message_json, ticket_json
+from . import storage
 
 log = logging.getLogger(__name__)
+
+
+# Files an agent attaches to one reply (the size of each is HELPDESK_MAX_REPLY_ATTACHMENT_MB).
+MAX_REPLY_FILES = 5
+# All files of one reply together: base64 makes an email a third bigger, and many mail servers
+# refuse messages over 25 MB.
+MAX_REPLY_TOTAL_MB = 20
+# Names a customer's browser or mail client could open as a page or run: refused outright (and
+# what is accepted is still only ever served as a download, see storage.served_type).
+BLOCKED_EXTENSIONS = frozenset({
+    ".html", ".htm", ".xhtml", ".shtml", ".mht", ".mhtml", ".svg", ".svgz", ".js", ".mjs", ".hta",
+    ".exe", ".com", ".bat", ".cmd", ".scr", ".pif", ".cpl", ".msi", ".vbs", ".vbe", ".wsf", ".ps1",
+    ".jar", ".lnk", ".reg",
+})
 
 
 class ReplyError(ValueError):
     """A reply the desk refuses (empty, too long, channel window closed...)."""
 
 
+def reply_file_limits() -> dict[str, int]:
+    """What the reply box enforces before sending and post_reply enforces again."""
+    per_file = int(current_app.config["MAX_REPLY_ATTACHMENT_MB"])
+    return {"max_files": MAX_REPLY_FILES, "max_mb": per_file, "max_bytes": per_file * 1024 * 1024,
+            "max_total_mb": MAX_REPLY_TOTAL_MB, "max_total_bytes": MAX_REPLY_TOTAL_MB * 1024 * 1024}
+
+
+def check_reply_files(files: Sequence[Attachment], ticket_id: int | None = None) -> list[Attachment]:
+    """The agent's uploads made safe to store and send: names cleaned (no folders, no control
+    characters), the type decided by the bytes for images and PDF; refused with a ReplyError
+    (and a log line) if any file is empty, too big, of a dangerous type, or there are too many.
+    All are checked before any is stored, so a refused reply leaves nothing behind."""
+    limits = reply_file_limits()
+
+    def refuse(reason: str, message) -> ReplyError:
+        log.warning("reply files refused on ticket %s: %s", ticket_id, reason)
+        return ReplyError(message)
+
+    if len(files) > limits["max_files"]:
+        raise refuse(f"{len(files)} files", _l("At most %(n)s files can be attached to one reply.",
+                                               n=limits["max_files"]))
+    checked: list[Attachment] = []
+    for f in files:
+        data = f.data or b""
+        name = clean_filename(f.filename)
+        if not data:
+            raise refuse(f"empty file {name!r}", _l("The file %(name)s is empty.", name=name))
+        if len(data) > limits["max_bytes"]:
+            raise refuse(f"{name!r} has {len(data)} bytes",
+                         _l("The file %(name)s is larger than %(mb)s MB.", name=name, mb=limits["max_mb"]))
+        ext = PurePath(name).suffix.lower()
+        if ext in BLOCKED_EXTENSIONS:
+            raise refuse(f"dangerous type {name!r}",
+                         _l("Files of this type (%(ext)s) cannot be sent. Please send it as a PDF or ZIP file.",
+                            ext=ext))
+        sniffed = sniff_type(data)
+        guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        # A name that claims an image or PDF the bytes are not gets no trusted type.
+        ctype = sniffed or (guessed if guessed not in storage.INLINE_SAFE_TYPES else "application/octet-stream")
+        checked.append(Attachment(filename=name, content_type=ctype, size=len(data), data=data))
+    total = sum(a.size for a in checked)
+    if total > limits["max_total_bytes"]:
+        raise refuse(f"{total} bytes in all", _l("The attachments are larger than %(mb)s MB in total.",
+                                                  mb=limits["max_total_mb"]))
+    return checked
+
+
 def post_reply(ticket: Ticket, agent: Agent | None, body: str, *, private: bool = False,
-               meta: dict | None = None, sent_at=None, record_only: bool = False) -> Message:
+               meta: dict | None = None, sent_at=None, record_only: bool = False,
+               files: Sequence[Attachment] = ()) -> Message:
     """Store an agent reply (or a system message such as a survey when agent is None).
 
+    ``files`` are the agent's uploads (with their bytes): checked, stored like inbound
+    attachments, and sent with the reply (or kept on the note).
     ``record_only`` stores a reply that was already delivered elsewhere (history
     imported from another desk, demo data): it is marked sent and never sent again.
     """
     body = (body or "").strip()
-    if not body:
+    if not body and not files:
         raise ReplyError(_l("The reply is empty."))
     if len(body) > current_app.config["MAX_MESSAGE_CHARS"]:
         raise ReplyError(_l("The reply is too long."))
+    checked = check_reply_files(files, ticket.id) if files else []
     now = sent_at or utcnow()
     msg = Message(
         ticket=ticket,
         inbox_id=ticket.inbox_id,
         agent_id=agent.id if agent else None,
         meta=dict(meta or {}),
+        attachments=[storage.save_attachment(a) for a in checked],
         direction=Direction.note if private else Direction.outbound,
         body=body,
         delivery=Delivery.none if private else Delivery.sent if record_only else Delivery.pending,
@@ -81,18 +152,30 @@ def deliver(message_id: int) -> None:
         return
     ticket = msg.ticket
     adapter = get_adapter(ticket.inbox)
+    try:
+        files = _outbound_files(msg, with_data=adapter.sends_file_data)
+    except _MissingFile as exc:
+        log.error("message %s not sent: attachment %s is missing from %s", msg.id, exc,
+                  current_app.config["UPLOAD_DIR"])
+        msg.delivery, msg.delivery_error = Delivery.failed, f"attachment file missing: {exc}"
+        events.publish(events.MESSAGE_UPDATED, message_json(msg), inbox_id=msg.inbox_id, ticket_id=ticket.id)
+        db.session.commit()
+        return
     outbound = Outbound(
         text=msg.body,
         ticket_id=ticket.id,
         message_id=msg.id,
         subject=ticket.subject,
         context=_context(ticket, msg),
+        attachments=files,
         meta=dict(msg.meta or {}),
     )
     msg.delivery_attempts += 1
     try:
         result = adapter.send(ticket.reply_to, outbound)
     except TransientSendError as exc:
+        if exc.meta:
+            msg.meta = {**(msg.meta or {}), **exc.meta}
         max_attempts = current_app.config["SEND_MAX_ATTEMPTS"]
         if msg.delivery_attempts < max_attempts:
             delay = exc.retry_after if exc.retry_after is not None else (
@@ -120,6 +203,30 @@ def deliver(message_id: int) -> None:
             msg.delivery, msg.delivery_error = Delivery.failed, result.error or "refused by provider"
     events.publish(events.MESSAGE_UPDATED, message_json(msg), inbox_id=msg.inbox_id, ticket_id=ticket.id)
     db.session.commit()
+
+
+class _MissingFile(Exception):
+    """A stored attachment whose file is no longer in UPLOAD_DIR."""
+
+
+def _outbound_files(msg: Message, *, with_data: bool) -> tuple[Attachment, ...]:
+    """The message's stored files as the adapter gets them: a signed public link each, and the
+    bytes for adapters that attach files themselves."""
+    files = []
+    for index, entry in enumerate(msg.attachments or []):
+        if not entry.get("stored"):
+            continue
+        data = None
+        if with_data:
+            path = storage.stored_path(entry["stored"])
+            if path is None:
+                raise _MissingFile(entry.get("filename") or entry["stored"])
+            data = path.read_bytes()
+        name = entry.get("filename") or "file"
+        files.append(Attachment(filename=name, content_type=entry.get("content_type") or "application/octet-stream",
+                                size=int(entry.get("size") or 0), url=storage.file_url(msg.id, index, name),
+                                data=data))
+    return tuple(files)
 
 
 def _context(ticket: Ticket, msg: Message) -> dict:

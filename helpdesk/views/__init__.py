@@ -7,7 +7,7 @@ import importlib
 from flask import Flask, redirect, url_for
 
 # Each module defines ``bp``; optional ones may not exist yet in a given build.
-_BLUEPRINTS = ["auth", "agent", "api", "webhooks", "admin", "supervisor", "widget", "survey"]
+_BLUEPRINTS = ["auth", "agent", "api", "webhooks", "admin", "supervisor", "widget", "survey", "files"]
 
 
 def register_blueprints(app: Flask) -> None:

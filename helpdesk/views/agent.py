@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -15,24 +16,32 @@ from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from channels import kinds
+from channels.base import Attachment
 
 from ..extensions import db
-from ..models import CannedReply, Contact, Inbox, Message, Priority, Status, Tag, Team, Ticket
+from ..models import Agent, CannedReply, Contact, Inbox, Message, Priority, Status, Tag, Team, Ticket
 from ..realtime.events import last_event_id
 from ..realtime.serializers import message_json
 from ..services import storage
 from ..services.access import assignable_agents, visible_inbox_ids
-from ..services.replies import ReplyError, post_reply
+from ..services.replies import ReplyError, post_reply, reply_file_limits
 from ..services.search import InboxFilter, inbox_query, paginate
-from ..services.tickets import TicketError, merge_contacts, update_ticket
+from ..services.tickets import TicketError, bulk_update, merge_contacts, update_ticket
+from .auth import safe_next
 
 bp = Blueprint("agent", __name__, url_prefix="/agent")
 log = logging.getLogger(__name__)
 
 
 class ReplyForm(FlaskForm):
-    body = TextAreaField(_l("Reply"), validators=[DataRequired(), Length(max=20_000)])
+    # May be empty when files are attached (post_reply refuses a reply with neither).
+    body = TextAreaField(_l("Reply"), validators=[Optional(), Length(max=20_000)])
     private = BooleanField(_l("Private note"))
+
+    @property
+    def file_limits(self) -> dict[str, int]:
+        """For the reply box's file picker, which checks before sending."""
+        return reply_file_limits()
 
 
 class TicketForm(FlaskForm):
@@ -40,6 +49,20 @@ class TicketForm(FlaskForm):
     priority = SelectField(_l("Priority"), choices=[SelectChoice(p.value) for p in Priority], validators=[Optional()])
     assignee = SelectField(_l("Assignee"), choices=[], validate_choice=False, validators=[Optional()])
     tags = StringField(_l("Tags"), validators=[Optional(), Length(max=500)])
+
+
+class BulkForm(FlaskForm):
+    """One change for the tickets ticked in the inbox; an empty field means unchanged."""
+
+    status = SelectField(_l("Status"), choices=[SelectChoice("")] + [SelectChoice(s.value) for s in Status],
+                         validators=[Optional()])
+    priority = SelectField(_l("Priority"), choices=[SelectChoice("")] + [SelectChoice(p.value) for p in Priority],
+                           validators=[Optional()])
+    assignee = StringField(_l("Assignee"), validators=[Optional(), Length(max=12)])
+    add_tag = StringField(_l("Add tag"), validators=[Optional(), Length(max=60)])
+
+
+MAX_BULK = 200
 
 
 class MergeForm(FlaskForm):
@@ -80,9 +103,53 @@ def inbox():
         teams=db.session.scalars(select(Team).order_by(Team.name)).all(),
         tags=db.session.scalars(select(Tag).order_by(Tag.name)).all(),
         statuses=[s.value for s in Status],
+        priorities=[p.value for p in Priority],
         visible_inbox_ids=sorted(visible),
         page_event_id=since,
+        bulk_form=BulkForm(),
+        bulk_agents=db.session.scalars(select(Agent).where(Agent.active.is_(True)).order_by(Agent.name)).all(),
     )
+
+
+@bp.post("/tickets/bulk")
+def bulk():
+    """Apply one change to the tickets ticked in the inbox list."""
+    form = BulkForm()
+    back = safe_next(request.form.get("next"))
+    if not form.validate_on_submit():
+        abort(400)
+    ids = sorted(set(request.form.getlist("ticket_ids", type=int)))
+    if not ids:
+        flash(_("Select at least one ticket."), "error")
+        return redirect(back)
+    if len(ids) > MAX_BULK:
+        flash(_("At most %(n)s tickets at once.", n=MAX_BULK), "error")
+        return redirect(back)
+    assignee = (form.assignee.data or "").strip()
+    if assignee not in ("", "none", "me") and not assignee.isdigit():
+        abort(400)
+    visible = visible_inbox_ids(current_user)
+    tickets = db.session.scalars(
+        select(Ticket).where(Ticket.id.in_(ids), Ticket.inbox_id.in_(visible or {-1})).order_by(Ticket.id)
+    ).all()
+    if len(tickets) < len(ids):
+        log.warning("agent %s bulk-edited tickets they cannot see: %s", current_user.id,
+                    sorted(set(ids) - {t.id for t in tickets}))
+    changed, refused = bulk_update(
+        tickets, current_user,
+        status=form.status.data or None,
+        priority=form.priority.data or None,
+        assignee_id=current_user.id if assignee == "me" else (assignee or ""),
+        add_tags=[form.add_tag.data.strip()] if (form.add_tag.data or "").strip() else None,
+    )
+    flash(ngettext("%(num)d ticket updated.", "%(num)d tickets updated.", changed), "info")
+    for ticket_id, reason in list(refused.items())[:5]:
+        flash(_("#%(id)s not changed: %(reason)s", id=ticket_id, reason=reason), "error")
+    hidden = len(ids) - len(tickets)
+    if hidden:
+        flash(ngettext("%(num)d ticket was not found or is not yours to see.",
+                       "%(num)d tickets were not found or are not yours to see.", hidden), "error")
+    return redirect(back)
 
 
 @bp.get("/tickets/<int:ticket_id>")
@@ -126,14 +193,18 @@ def reply(ticket_id: int):
     wants_json = request.accept_mimetypes.best == "application/json"
     if not form.validate_on_submit():
         if wants_json:
-            return jsonify(error="invalid", fields=form.errors), 400
+            return jsonify(error="invalid", message=_("The reply is empty or too long."), fields=form.errors), 400
         flash(_("The reply is empty or too long."), "error")
         return redirect(url_for(".ticket", ticket_id=t.id))
+    # Read one byte past the limit, so an oversized file is refused by post_reply's check.
+    limit = reply_file_limits()["max_bytes"] + 1
+    files = [Attachment(filename=f.filename, content_type=f.mimetype or "", data=f.stream.read(limit))
+             for f in request.files.getlist("files") if f.filename]
     try:
-        msg = post_reply(t, current_user, form.body.data, private=form.private.data)
+        msg = post_reply(t, current_user, form.body.data, private=form.private.data, files=files)
     except ReplyError as exc:
         if wants_json:
-            return jsonify(error=str(exc)), 400
+            return jsonify(error=str(exc), message=str(exc)), 400
         flash(str(exc), "error")
         return redirect(url_for(".ticket", ticket_id=t.id))
     if wants_json:
@@ -202,11 +273,7 @@ def attachment(message_id: int, index: int):
     atts = msg.attachments or []
     if index >= len(atts) or not atts[index].get("stored"):
         abort(404)
-    path = storage.stored_path(atts[index]["stored"])
-    if path is None:
-        abort(404)
-    # Served as a download with its own type, never rendered inline as HTML.
-    return send_file(path, mimetype=atts[index].get("content_type") or "application/octet-stream",
-                     as_attachment=True, download_name=atts[index].get("filename") or path.name)
+    # Served as a download, with its own type only for images and PDF: never rendered as HTML.
+    return storage.download(atts[index]) or abort(404)
 
 

@@ -35,7 +35,7 @@ class LoginForm(FlaskForm):
     remember = BooleanField(_l("Remember me"))
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     # Only same-site paths: an open redirect after login is a phishing tool. Control characters
     # and spaces are refused too: browsers drop tabs/newlines, so "/\t/evil.com" would become "//evil.com".
     if (target and target.startswith("/") and not target.startswith("//") and "\\" not in target
@@ -57,7 +57,7 @@ def login():
             agent.last_seen_at = utcnow()
             db.session.commit()
             log.info("agent %s logged in", agent.id)
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(safe_next(request.args.get("next")))
         log.warning("failed login for %r from %s", form.email.data, request.remote_addr)
         flash(_("Wrong email or password."), "error")
         return render_template("auth/login.html", form=form), 401

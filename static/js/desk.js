@@ -59,7 +59,13 @@
     if (m.delivery === "failed" && m.delivery_error) li.append(el("div", "error", m.delivery_error));
     if (m.attachments && m.attachments.length) {
       const ul = el("ul", "attachments");
-      m.attachments.forEach((a) => ul.append(el("li", null, a.filename)));
+      m.attachments.forEach((a, i) => {
+        // Files kept by the desk (no provider URL) open through the agent download link.
+        const item = el("li");
+        if (a.url) item.textContent = a.filename;
+        else { const link = el("a", null, a.filename); link.href = "/agent/attachments/" + m.id + "/" + i; item.append(link); }
+        ul.append(item);
+      });
       li.append(ul);
     }
     return li;
@@ -98,6 +104,13 @@
     const link = (text) => { const a = el("a", null, text); a.href = cfg.ticketUrl + tk.id; return a; };
     const td = (cls, child) => { const c = el("td", cls); if (child instanceof Node) c.append(child); else if (child !== undefined) c.textContent = child; return c; };
     const ch = el("span", "badge ch ch-" + tk.channel, t.channels[tk.channel] || tk.channel);
+    if (table && table.dataset.bulk) {
+      const box = el("input");
+      Object.assign(box, {type: "checkbox", name: "ticket_ids", value: String(tk.id)});
+      box.setAttribute("form", table.dataset.bulk);
+      box.setAttribute("aria-label", fmt(t.select_ticket, {id: tk.id}));
+      tr.append(td("pick", box));
+    }
     tr.append(td(null, link(String(tk.id))), td(null, ch), td("contact", tk.contact.name),
               td("subject", link(tk.subject || t.no_subject)), td("status", t[tk.status]),
               td("priority", t[tk.priority]), td("assignee", tk.assignee ? tk.assignee.name : "—"),
@@ -114,6 +127,8 @@
     const old = body.querySelector('tr[data-ticket-id="' + tk.id + '"]');
     const fresh = rowFor(tk);
     fresh.classList.add("fresh");
+    const wasPicked = old && old.querySelector("td.pick input:checked");
+    if (wasPicked) fresh.querySelector("td.pick input").checked = true;  // a live update keeps the selection
     if (old) { old.replaceWith(fresh); if (table.dataset.unfiltered === "yes") body.prepend(fresh); return; }
     const active = ["new", "open", "pending"].includes(tk.status);
     const wanted = table.dataset.filterStatus;
@@ -125,6 +140,24 @@
     } else if (isNew) {
       document.title = "● " + document.title.replace(/^● /, "");
     }
+  }
+
+  // ---- inbox selection for bulk changes ------------------------------------
+  function countPicked() {
+    const form = table && table.dataset.bulk && document.getElementById(table.dataset.bulk);
+    if (!form) return;
+    const n = table.querySelectorAll("td.pick input:checked").length;
+    form.querySelector(".bulk-count").textContent = fmt(t.selected, {n: n});
+    form.classList.toggle("has-selection", n > 0);
+  }
+  if (table && table.dataset.bulk) {
+    const all = document.getElementById("pick-all");
+    if (all) all.addEventListener("change", () => {
+      table.querySelectorAll("td.pick input").forEach((b) => { b.checked = all.checked; });
+      countPicked();
+    });
+    table.addEventListener("change", (e) => { if (e.target.matches("td.pick input")) countPicked(); });
+    countPicked();
   }
 
   // ---- events -------------------------------------------------------------
@@ -214,6 +247,55 @@
     if (canned) canned.addEventListener("change", () => {
       if (canned.value) { body.value = (body.value ? body.value + "\n" : "") + canned.value.replace("{agent}", cfg.agent.name); body.focus(); }
       canned.value = "";
+    });
+  }
+  // ---- reply box: files, then send without leaving the page -------------------
+  // Sent with fetch so a refused reply keeps the text and files and shows why in the box.
+  const composer = document.getElementById("composer");
+  const replyCfgEl = document.getElementById("reply-config");
+  if (composer && replyCfgEl && ticketId) {
+    const rc = JSON.parse(replyCfgEl.textContent);
+    const fileInput = document.getElementById("reply-files");
+    const fileList = document.getElementById("reply-file-list");
+    const replyError = document.getElementById("reply-error");
+    const sendBtn = document.getElementById("send-reply");
+    const showReplyError = (text) => { replyError.textContent = text || ""; replyError.hidden = !text; };
+    const sizeText = (n) => n >= 1048576 ? (n / 1048576).toFixed(1) + " MB" : Math.max(1, Math.round(n / 1024)) + " KB";
+    function fileProblem() {
+      const picked = Array.from(fileInput.files);
+      if (picked.length > rc.maxFiles) return rc.i18n.too_many;
+      let total = 0;
+      for (const f of picked) {
+        if (f.size === 0) return fmt(rc.i18n.empty, {name: f.name});
+        if (f.size > rc.maxBytes) return fmt(rc.i18n.too_large, {name: f.name});
+        total += f.size;
+      }
+      return total > rc.maxTotalBytes ? rc.i18n.too_large_total : "";
+    }
+    fileInput.addEventListener("change", () => {
+      fileList.replaceChildren(...Array.from(fileInput.files).map((f) => el("li", null, f.name + " (" + sizeText(f.size) + ")")));
+      showReplyError(fileProblem());
+    });
+    composer.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const problem = fileProblem();
+      if (problem) { showReplyError(problem); return; }
+      showReplyError("");
+      sendBtn.disabled = true;
+      try {
+        const r = await fetch(composer.action, {method: "POST", body: new FormData(composer), credentials: "same-origin",
+                                                headers: {"Accept": "application/json"}});
+        const data = await r.json().catch(() => ({}));
+        if (!r.ok) { showReplyError(data.message || (r.status === 413 ? rc.i18n.too_large_total : rc.i18n.failed)); return; }
+        composer.reset();
+        fileList.replaceChildren();
+        // The live event may have come first (and be newer: already sent); never overwrite it.
+        if (!document.getElementById("m" + data.id)) upsertMessage(data);
+      } catch (err) {
+        showReplyError(rc.i18n.failed);
+      } finally {
+        sendBtn.disabled = false;
+      }
     });
   }
   document.querySelectorAll(".show-quoted").forEach((btn) => btn.addEventListener("click", async () => {

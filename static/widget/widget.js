@@ -75,6 +75,23 @@
   }
   function renderAttachment(m, a) {
     const li = el("li", "att");
+    if (typeof a.url === "string" && /^\/[^/]/.test(a.url)) {
+      // An agent's file, live: a signed, expiring link on the desk's own origin (a download).
+      const link = el("a", "file-link");
+      link.href = a.url;
+      link.download = a.filename;
+      link.title = t.download;
+      if (/^image\/(png|jpeg|gif|webp)$/.test(a.content_type)) {
+        const img = el("img");
+        img.alt = a.filename;
+        img.src = a.url;
+        link.append(img);
+      } else {
+        link.textContent = a.filename;
+      }
+      li.append(link);
+      return li;
+    }
     if (/^image\//.test(a.content_type)) {
       const img = el("img");
       img.alt = a.filename;

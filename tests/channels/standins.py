@@ -141,7 +141,13 @@ class LineStandIn(StandIn):
         if not isinstance(messages, list) or not 1 <= len(messages) <= 5:
             return "Size must be between 1 and 5"
         for m in messages:
-            if m.get("type") != "text" or not m.get("text") or len(m["text"]) > 5000:
+            if m.get("type") == "image":
+                # LINE: both URLs HTTPS and at most 2000 characters.
+                for key in ("originalContentUrl", "previewImageUrl"):
+                    url = m.get(key)
+                    if not isinstance(url, str) or not url.startswith("https://") or len(url) > 2000:
+                        return f"The property, '{key}', in the request body is invalid"
+            elif m.get("type") != "text" or not m.get("text") or len(m["text"]) > 5000:
                 return "The property, 'text', in the request body is invalid"
             qr = m.get("quickReply")
             if qr is not None:
@@ -238,7 +244,18 @@ class GraphStandIn(StandIn):
             if mtype == "MESSAGE_TAG" and body.get("tag") not in ("HUMAN_AGENT", "ACCOUNT_UPDATE",
                                                                    "CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE"):
                 return Reply(400, {"error": {"message": "(#100) Tag is invalid", "code": 100}})
-            text = (body.get("message") or {}).get("text")
+            message = body.get("message") or {}
+            if "attachment" in message:
+                # One attachment per message, no text beside it; Meta fetches payload.url itself.
+                att = message["attachment"] or {}
+                url = (att.get("payload") or {}).get("url")
+                if "text" in message or att.get("type") not in ("image", "audio", "video", "file"):
+                    return Reply(400, {"error": {"message": "(#100) Invalid attachment", "code": 100}})
+                if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+                    return Reply(400, {"error": {"message": "(#100) Invalid attachment url", "code": 100}})
+                return Reply(200, {"recipient_id": body["recipient"]["id"], "message_id": f"m_out{next(self._ids)}",
+                                   "attachment_id": str(next(self._ids))})
+            text = message.get("text")
             if not text or len(text) > 2000:
                 return Reply(400, {"error": {"message": "(#100) Length of param message[text] must be less "
                                                         "than or equal to 2000", "code": 100}})

@@ -43,3 +43,37 @@ def test_agent_sees_new_message_live_replies_and_sees_it_sent(app, tmp_path):
         assert "すぐに確認いたします" in out and "送信済み" in out
         page.screenshot(path=str(tmp_path / "ticket.png"))
         assert page.errors == []
+
+
+def test_agent_ticks_rows_and_changes_them_in_one_go(app, tmp_path):
+    inbox = f.inbox(kind="test")
+    agent = f.agent(inboxes=[inbox], name="田中")
+    token = f.api_token(inbox)
+    with live_server(app) as server, chromium() as browser:
+        def post(i: int, user: str) -> int:
+            resp = requests.post(server.url + "/api/v1/messages", headers={"Authorization": f"Bearer {token}"},
+                                 json={"external_id": f"bulk-{i}", "user_id": user, "text": f"問い合わせ {i}"})
+            return resp.json()["ticket_id"]
+
+        first, second, third = post(1, "a"), post(2, "b"), post(3, "c")
+        page = open_desk_page(browser, server, agent.email, f.PASSWORD)
+        page.wait_for_selector("body[data-live=ready]")
+        page.check(f'tr[data-ticket-id="{first}"] td.pick input')
+        page.check(f'tr[data-ticket-id="{second}"] td.pick input')
+        assert page.inner_text("#bulk .bulk-count") == "2 件選択中"
+        # A live update of a ticked row keeps it ticked.
+        post(4, "a")
+        page.wait_for_function(f'document.querySelector(\'tr[data-ticket-id="{first}"]\').classList.contains("fresh")')
+        assert page.is_checked(f'tr[data-ticket-id="{first}"] td.pick input')
+        page.select_option('#bulk select[name="status"]', "pending")
+        page.select_option('#bulk select[name="assignee"]', "me")
+        page.click("#bulk button[type=submit]")
+        page.wait_for_selector(".flash")
+        assert "2 件のチケットを更新しました" in page.inner_text(".flash")
+        for ticket_id in (first, second):
+            row = page.locator(f'tr[data-ticket-id="{ticket_id}"]')
+            assert "保留中" in row.locator("td.status").inner_text()
+            assert "田中" in row.locator("td.assignee").inner_text()
+        assert "新規" in page.locator(f'tr[data-ticket-id="{third}"] td.status').inner_text()
+        page.screenshot(path=str(tmp_path / "bulk.png"))
+        assert page.errors == []

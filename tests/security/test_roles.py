@@ -33,6 +33,7 @@ PUBLIC = {
     "widget.loader": "the widget script embedded on customers' sites",
     "widget.frame": "the chat iframe shown to customers (inbox key is public)",
     "survey.answer": "customer survey, authenticated by a signed expiring link token",
+    "files.download": "agents' files sent to customers, authenticated by a signed expiring link token",
 }
 
 # Audience per endpoint (all methods). "token": API bearer token, a session does not count.
@@ -50,6 +51,8 @@ ACCESS = {
     "agent.ticket": "agent-object",
     "agent.reply": "agent-object",
     "agent.update": "agent-object",
+    # Names no object in the URL; each ticket id in the form is checked against the agent's inboxes.
+    "agent.bulk": "agent",
     "agent.merge": "agent-object",
     "agent.quoted": "agent-object",
     "agent.attachment": "agent-object",
