@@ -457,8 +457,26 @@ def send_email_copy(message_id: int) -> None:
         log.warning("email adapter %r missing; chat message %s kept pending on ticket %s",
                     email_inbox.kind, msg.id, ticket.id)
         return
-    post_reply(ticket, msg.agent, msg.body, meta=meta)
+    post_reply(ticket, msg.agent, msg.body, meta=meta, files=_stored_files(msg))
     log.info("chat message %s copied by email to ticket %s", msg.id, ticket.id)
+
+
+def _stored_files(msg: Message) -> list:
+    """The agent's files on a chat reply, with their bytes, so the email copy carries them too."""
+    from channels.base import Attachment
+
+    from ..services import storage
+
+    files = []
+    for entry in msg.attachments or []:
+        path = storage.stored_path(entry.get("stored") or "")
+        if path is None:
+            log.warning("file %r of chat message %s is missing; the email copy goes without it",
+                        entry.get("filename"), msg.id)
+            continue
+        files.append(Attachment(filename=entry.get("filename") or "file",
+                                content_type=entry.get("content_type") or "", data=path.read_bytes()))
+    return files
 
 
 def register(socketio_) -> None:

@@ -111,6 +111,10 @@ def post_reply(ticket: Ticket, agent: Agent | None, body: str, *, private: bool 
     if len(body) > current_app.config["MAX_MESSAGE_CHARS"]:
         raise ReplyError(_l("The reply is too long."))
     checked = check_reply_files(files, ticket.id) if files else []
+    if checked and not private and not (meta or {}).get("dm") and _answers_in_public(ticket):
+        log.warning("reply files refused on ticket %s: the reply is a public post", ticket.id)
+        raise ReplyError(_l("Files cannot go on a public reply: anyone who sees the post could open them. "
+                            "Send them by direct message or email."))
     now = sent_at or utcnow()
     msg = Message(
         ticket=ticket,
@@ -203,6 +207,17 @@ def deliver(message_id: int) -> None:
             msg.delivery, msg.delivery_error = Delivery.failed, result.error or "refused by provider"
     events.publish(events.MESSAGE_UPDATED, message_json(msg), inbox_id=msg.inbox_id, ticket_id=ticket.id)
     db.session.commit()
+
+
+def _answers_in_public(ticket: Ticket) -> bool:
+    """Is the reply to this ticket a public post (a comment or tweet answered in the open)?"""
+    last = db.session.scalar(
+        select(Message.meta)
+        .where(Message.ticket_id == ticket.id, Message.direction == Direction.inbound)
+        .order_by(Message.sent_at.desc(), Message.id.desc())
+        .limit(1)
+    )
+    return bool((last or {}).get("public"))
 
 
 class _MissingFile(Exception):

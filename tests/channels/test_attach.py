@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from channels.base import Attachment
 from helpdesk.extensions import db
-from helpdesk.models import Delivery, Ticket
-from helpdesk.services.replies import post_reply
+from helpdesk.models import Delivery, Direction, Message, Ticket
+from helpdesk.services.replies import ReplyError, post_reply
 from tests import factories as f
 
 from . import test_line as line_t
@@ -197,16 +197,30 @@ def test_x_dm_carries_the_links_in_its_text(app, client, xapi):
     assert_download(open_link(client, links_in(text)[0]), PDF, "application/pdf", "伝票.pdf")
 
 
-def test_x_public_reply_counts_a_link_as_23(app, client, xapi):
+def test_files_are_refused_on_a_public_reply(app, client, xapi, caplog):
     box = f.inbox(kind="social", settings={"network": "x", "api_base": xapi.url, "account_id": social_t.ME},
                   secrets={"consumer_secret": social_t.CONSUMER_SECRET, "access_token": "x-user-token"})
     social_t.post_x(client, box, social_t.tweets(social_t.tweet()))
-    # 100 kana (200) + the link line (37 with the link counted as 23): fits in 280.
-    msg = post_reply(only_ticket(), f.agent(inboxes=[box]), "あ" * 100, files=files(("画面.png", PNG)))
+    ticket = only_ticket()
+    with app.test_request_context("/?lang=en"), pytest.raises(ReplyError, match="public reply"):
+        post_reply(ticket, f.agent(inboxes=[box]), "請求書です", files=files(("請求書.pdf", PDF)))
+    db.session.rollback()
+    assert db.session.scalar(select(Message).where(Message.direction == Direction.outbound)) is None
+    assert xapi.sent("/2/tweets") == []
+    assert "the reply is a public post" in caplog.text
+
+
+def test_x_public_reply_counts_a_typed_link_as_23(app, client, xapi):
+    box = f.inbox(kind="social", settings={"network": "x", "api_base": xapi.url, "account_id": social_t.ME},
+                  secrets={"consumer_secret": social_t.CONSUMER_SECRET, "access_token": "x-user-token"})
+    social_t.post_x(client, box, social_t.tweets(social_t.tweet()))
+    # 120 kana (240) + a space and a long link counted as 23: fits in 280.
+    link = "https://support.example.jp/guide/" + "a" * 80
+    msg = post_reply(only_ticket(), f.agent(inboxes=[box]), "あ" * 120 + " " + link)
     db.session.refresh(msg)
     assert msg.delivery is Delivery.sent, msg.delivery_error
     [call] = xapi.sent("/2/tweets")
-    assert "📎 画面.png" in call.json["text"]
+    assert call.json["text"].endswith(link)
 
 
 # ---- API callback ----------------------------------------------------------------------------------

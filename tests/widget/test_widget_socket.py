@@ -334,6 +334,23 @@ def test_reply_to_a_visitor_who_left_is_also_sent_by_email(app, sockets, agent):
     assert count(Ticket) == 2
 
 
+def test_email_copy_carries_the_agents_files(app, sockets, agent):
+    from channels.base import Attachment
+
+    testing.SENT.clear()
+    mail = f.inbox(kind="test", name="メール")
+    chat = f.inbox(kind="chat", settings={"email_inbox_id": mail.id})
+    ticket = _offline_visitor_with_ticket(sockets, chat)
+    pdf = b"%PDF-1.7\n%%EOF\n"
+    post_reply(ticket, agent, "見積書をお送りします",
+               files=[Attachment(filename="見積書.pdf", content_type="application/pdf", data=pdf)])
+    copy = db.session.scalar(select(Message).where(Message.inbox_id == mail.id))
+    assert [a["filename"] for a in copy.attachments] == ["見積書.pdf"]
+    [sent] = [s for s in testing.SENT if not s.get("failed")]
+    assert sent["recipient"] == "kyaku@example.jp"
+    assert [a["filename"] for a in sent["attachments"]] == ["見積書.pdf"]
+
+
 def test_no_email_copy_while_the_visitor_is_connected(app, sockets, agent):
     mail = f.inbox(kind="test")
     chat = f.inbox(kind="chat", settings={"email_inbox_id": mail.id})
