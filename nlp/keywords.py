@@ -25,6 +25,11 @@ STOPWORDS = frozenset(
 
 _NOUN_POS2 = {"普通名詞", "固有名詞"}
 _HONORIFIC = {"お", "ご", "御"}
+# Longer "terms" are ids, long URL parts and run-on noun strings, not topics. The bound also
+# keeps a message's keyword list (at most 20 terms, services/sentiment.MAX_KEYWORDS) inside
+# PostgreSQL's B-tree row limit (~2.7 kB) for the report index that carries it: even at
+# 4 bytes a character, 20 x 24 characters is under 2 kB.
+MAX_KEYWORD_CHARS = 24
 
 
 def _lemma(word) -> str:
@@ -34,7 +39,7 @@ def _lemma(word) -> str:
 
 
 def _keep(term: str) -> bool:
-    if not term or term in STOPWORDS:
+    if not term or term in STOPWORDS or len(term) > MAX_KEYWORD_CHARS:
         return False
     if len(term) == 1 and not _is_kanji(term):
         return False  # stray kana and symbols carry no topic

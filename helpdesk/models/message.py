@@ -42,6 +42,10 @@ class Message(db.Model):
         # (bench/dashboard.py, docs/performance.md).
         Index("ix_messages_report", "direction", "sent_at", "sentiment_label", "sentiment_score", "inbox_id",
               "ticket_id"),
+        # Voice of the customer: one label's keyword lists by time, index-only. Safe because a list
+        # is bounded (services/sentiment.MAX_KEYWORDS terms of nlp.keywords.MAX_KEYWORD_CHARS):
+        # PostgreSQL refuses B-tree rows over ~2.7 kB.
+        Index("ix_messages_keywords", "direction", "sentiment_label", "sent_at", "keywords"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -300,14 +300,21 @@ def breakdown(f: Filters, by: str) -> dict[str, Any]:
     if by not in GROUPS:
         raise ReportError(_("Unknown grouping."))
     gcol = _group_col(by)
-    mix_stmt = _scope_messages(
-        select(gcol, Message.sentiment_label, func.count())
-        .select_from(Message).join(Ticket, Ticket.id == Message.ticket_id)
-        .where(Message.sentiment_label.is_not(None)), f, joined_ticket=True
-    ).group_by(gcol, Message.sentiment_label)
+    if by == "channel":
+        # A message arrives on its ticket's inbox, whose kind is the ticket's channel: grouping by
+        # the message's inbox reads the report index alone, with no join to tickets.
+        group, kinds = Message.inbox_id, dict(db.session.execute(select(Inbox.id, Inbox.kind)).all())
+        mix_stmt = _scope_messages(select(group, Message.sentiment_label, func.count()).select_from(Message)
+                                   .where(Message.sentiment_label.is_not(None)), f)
+    else:
+        group, kinds = gcol, None
+        mix_stmt = _scope_messages(
+            select(gcol, Message.sentiment_label, func.count())
+            .select_from(Message).join(Ticket, Ticket.id == Message.ticket_id)
+            .where(Message.sentiment_label.is_not(None)), f, joined_ticket=True)
     mix: dict[Any, Counter] = defaultdict(Counter)
-    for key, label, n in db.session.execute(mix_stmt):
-        mix[key][label] += n
+    for key, label, n in db.session.execute(mix_stmt.group_by(group, Message.sentiment_label)):
+        mix[kinds[key] if kinds else key][label] += n
     shift = Ticket.sentiment_score - Ticket.sentiment_first_score
     has_shift = and_(Ticket.sentiment_score.is_not(None), Ticket.sentiment_first_score.is_not(None))
     t_stmt = _scope_tickets(
@@ -609,18 +616,17 @@ LOW_ANSWER = {"csat": 2, "nps": 6, "ces": 3}  # at or below: an unhappy answer
 HIGH_ANSWER = {"csat": 5, "nps": 9, "ces": 6}  # at or above: a promoter
 
 
-def _survey_flags(contact_ids_sub, start: datetime, end: datetime) -> dict[int, dict[str, int]]:
-    """Per contact: how many unhappy and how many promoter answers, counted in SQL."""
+def _survey_flags(contact_ids_sub, start: datetime, end: datetime):
+    """Per contact: how many unhappy and how many promoter answers (a subquery)."""
     def any_of(limits: dict[str, int], low: bool):
         return or_(*[and_(Survey.kind == kind, SurveyAnswer.score <= lim if low else SurveyAnswer.score >= lim)
                      for kind, lim in limits.items()])
-    stmt = (select(Survey.contact_id, func.sum(case((any_of(LOW_ANSWER, True), 1), else_=0)),
-                   func.sum(case((any_of(HIGH_ANSWER, False), 1), else_=0)))
+    return (select(Survey.contact_id, func.sum(case((any_of(LOW_ANSWER, True), 1), else_=0)).label("low"),
+                   func.sum(case((any_of(HIGH_ANSWER, False), 1), else_=0)).label("high"))
             .join(SurveyAnswer, SurveyAnswer.survey_id == Survey.id)
             .where(Survey.contact_id.in_(contact_ids_sub), SurveyAnswer.answered_at >= start,
                    SurveyAnswer.answered_at < end)
-            .group_by(Survey.contact_id))
-    return {cid: {"low": int(low or 0), "high": int(high or 0)} for cid, low, high in db.session.execute(stmt)}
+            .group_by(Survey.contact_id).subquery("answers"))
 
 
 def _reason_text(code: str, params: dict) -> str:
@@ -640,8 +646,20 @@ def _reason_text(code: str, params: dict) -> str:
     return texts[code]()
 
 
+def _points(condition, n: int):
+    return case((condition, n), else_=0)
+
+
+def _no_params(_row) -> dict:
+    return {}
+
+
 def customers(f: Filters, segment: str = "at_risk", limit: int = 100, repeat_days: int = 7) -> dict[str, Any]:
-    """A transparent score per customer active in the range, with the reasons that made it."""
+    """A transparent score per customer active in the range, with the reasons that made it.
+
+    Each rule is one SQL expression for its points, so the database adds them up, sorts and
+    keeps the top ``limit`` (thousands of active customers never reach Python); a customer's
+    reasons are the rules that gave points, with the numbers behind them."""
     if segment not in ("at_risk", "loyal"):
         raise ReportError(_("Unknown segment."))
     recent = f.end - timedelta(days=repeat_days)
@@ -649,75 +667,62 @@ def customers(f: Filters, segment: str = "at_risk", limit: int = 100, repeat_day
     active_in_range = _scope_tickets(select(Ticket.contact_id).where(Ticket.last_message_at >= f.start,
                                                                     Ticket.last_message_at < f.end),
                                      f, created_in_range=False)
-    base = (select(Contact.id, Contact.name, Contact.email, Contact.sentiment_latest_label,
-                   Contact.sentiment_latest_score, Contact.sentiment_trend,
-                   func.count(Ticket.id),
-                   func.sum(case((Ticket.created_at >= recent, 1), else_=0)),
-                   func.count(func.distinct(case((Ticket.created_at >= recent, Ticket.channel)))),
-                   func.sum(case((active_neg, 1), else_=0)),
-                   func.min(Ticket.created_at))
-            .join(Ticket, Ticket.contact_id == Contact.id)
-            .where(Contact.id.in_(active_in_range), Ticket.created_at < f.end)
-            # At risk needs only recent, in-range or open-negative tickets; loyalty needs the whole history.
-            .where(true() if segment == "loyal" else or_(Ticket.created_at >= recent, active_neg,
-                                                         Ticket.last_message_at >= f.start))
-            .group_by(Contact.id, Contact.name, Contact.email, Contact.sentiment_latest_label,
-                      Contact.sentiment_latest_score, Contact.sentiment_trend))
-    flags = _survey_flags(active_in_range, f.end - timedelta(days=180), f.end)
+    history = (select(Ticket.contact_id, func.count().label("tickets"),
+                      func.sum(case((Ticket.created_at >= recent, 1), else_=0)).label("recent"),
+                      func.count(func.distinct(case((Ticket.created_at >= recent, Ticket.channel))))
+                      .label("channels"),
+                      func.sum(case((active_neg, 1), else_=0)).label("open_negative"),
+                      func.min(Ticket.created_at).label("first_at"))
+               .where(Ticket.contact_id.in_(active_in_range), Ticket.created_at < f.end)
+               # At risk needs only recent, in-range or open-negative tickets; loyalty needs the whole history.
+               .where(true() if segment == "loyal" else or_(Ticket.created_at >= recent, active_neg,
+                                                            Ticket.last_message_at >= f.start))
+               .group_by(Ticket.contact_id).subquery("history"))
+    answers = _survey_flags(active_in_range, f.end - timedelta(days=180), f.end)
+    h = history.c
+    # code -> (points as SQL, the numbers its reason shows)
+    if segment == "at_risk":
+        rules = {
+            "latest_negative": (_points(Contact.sentiment_latest_label == "negative", 3),
+                                lambda r: {"score": f"{r.sentiment_latest_score:.2f}"
+                                           if r.sentiment_latest_score is not None else "?"}),
+            "worsening": (_points(Contact.sentiment_trend == "worsening", 2), _no_params),
+            "open_negative": (case((h.open_negative >= 3, 6), else_=2 * h.open_negative),
+                              lambda r: {"n": r.open_negative}),
+            "repeat": (case((h.recent >= 4, 3), (h.recent >= 2, h.recent - 1), else_=0),
+                       lambda r: {"n": r.recent, "days": repeat_days}),
+            "channels": (_points(h.channels >= 2, 1), lambda r: {"n": r.channels}),
+            "low_survey": (_points(answers.c.low > 0, 3), _no_params),
+        }
+    else:
+        rules = {
+            "history": (case((h.tickets >= 9, 3), (h.tickets >= 6, 2), (h.tickets >= 3, 1), else_=0),
+                        lambda r: {"n": r.tickets}),
+            "tenure": (_points(h.first_at <= f.end - timedelta(days=180), 2),
+                       lambda r: {"n": (f.end - r.first_at).days}),
+            "latest_positive": (_points(Contact.sentiment_latest_label == "positive", 2), _no_params),
+            "improving": (_points(Contact.sentiment_trend == "improving", 1), _no_params),
+            "promoter": (_points(answers.c.high > 0, 3), _no_params),
+        }
+    exprs = [expr for expr, _params in rules.values()]
+    score = sum(exprs[1:], exprs[0])
+    stmt = (select(Contact.id, Contact.name, Contact.email, Contact.sentiment_latest_label,
+                   Contact.sentiment_latest_score, Contact.sentiment_trend, h.tickets, h.recent, h.channels,
+                   h.open_negative, h.first_at, score.label("score"),
+                   *[expr.label(f"points_{code}") for code, (expr, _params) in rules.items()])
+            .join(history, h.contact_id == Contact.id)
+            .outerjoin(answers, answers.c.contact_id == Contact.id)
+            .where(score > 0))
+    if segment == "loyal":
+        stmt = stmt.where(h.open_negative == 0)  # an unhappy open case rules out "loyal" for now
     out = []
-    for (cid, name, email, label, score, trend, n_all, n_recent, n_channels, n_neg_open, first) in \
-            db.session.execute(base):
-        n_recent, n_channels, n_neg_open = int(n_recent or 0), int(n_channels or 0), int(n_neg_open or 0)
-        fl = flags.get(cid, {"low": 0, "high": 0})
-        reasons: list[tuple[str, dict]] = []
-        points = 0
-        if segment == "at_risk":
-            if label == "negative":
-                points += 3
-                reasons.append(("latest_negative", {"score": f"{score:.2f}" if score is not None else "?"}))
-            if trend == "worsening":
-                points += 2
-                reasons.append(("worsening", {}))
-            if n_neg_open:
-                points += 2 * min(n_neg_open, 3)
-                reasons.append(("open_negative", {"n": n_neg_open}))
-            if n_recent >= 2:
-                points += min(n_recent - 1, 3)
-                reasons.append(("repeat", {"n": n_recent, "days": repeat_days}))
-            if n_channels >= 2:
-                points += 1
-                reasons.append(("channels", {"n": n_channels}))
-            if fl["low"]:
-                points += 3
-                reasons.append(("low_survey", {}))
-        else:
-            tenure_days = (f.end - first).days if first else 0
-            if n_neg_open:
-                continue  # an unhappy open case rules out "loyal" for now
-            if n_all >= 3:
-                points += min(n_all, 10) // 3
-                reasons.append(("history", {"n": n_all}))
-            if tenure_days >= 180:
-                points += 2
-                reasons.append(("tenure", {"n": tenure_days}))
-            if label == "positive":
-                points += 2
-                reasons.append(("latest_positive", {}))
-            if trend == "improving":
-                points += 1
-                reasons.append(("improving", {}))
-            if fl["high"]:
-                points += 3
-                reasons.append(("promoter", {}))
-        if points <= 0:
-            continue
-        out.append({"id": cid, "name": name or email or f"#{cid}", "email": email, "score": points,
-                    "reasons": reasons, "sentiment": label, "trend": trend, "tickets": int(n_all)})
-    out.sort(key=lambda c: (-c["score"], c["id"]))
-    out = out[:limit]
-    for c in out:  # translate only what is shown: gettext per row of thousands is the slow part
-        c["reason_codes"] = [code for code, _params in c["reasons"]]
-        c["reasons"] = [_reason_text(code, params) for code, params in c["reasons"]]
+    for r in db.session.execute(stmt.order_by(score.desc(), Contact.id).limit(limit)):
+        reasons = [(code, params(r)) for code, (_expr, params) in rules.items()
+                   if r._mapping[f"points_{code}"] > 0]
+        out.append({"id": r.id, "name": r.name or r.email or f"#{r.id}", "email": r.email, "score": int(r.score),
+                    "reason_codes": [code for code, _p in reasons],
+                    "reasons": [_reason_text(code, p) for code, p in reasons],
+                    "sentiment": r.sentiment_latest_label, "trend": r.sentiment_trend, "tickets": int(r.tickets)})
     return {
         "segment": segment, "customers": out,
         "table": _table([_("Customer"), _("Email"), _("Score"), _("Tickets"), _("Reasons")],

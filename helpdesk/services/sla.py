@@ -83,6 +83,8 @@ class BusinessClock:
     country: str
     # date -> (business seconds before that day, is it a business day); filled as we go.
     _days: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+    # UTC quarter hour -> (its day's entry in _days, its start's local second of the day - opening).
+    _slots: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
     _open_s: int = field(default=0, compare=False, hash=False, repr=False)
     _day_s: int = field(default=0, compare=False, hash=False, repr=False)
 
@@ -115,19 +117,33 @@ class BusinessClock:
         return self._cumulative_local(at.astimezone(self.tz))
 
     def cumulative_ts(self, ts: float) -> int:
-        """``cumulative`` for a UTC epoch timestamp (reports fetch epochs: no datetime parsing)."""
-        return self._cumulative_local(datetime.fromtimestamp(ts, self.tz))
+        """``cumulative`` for a UTC epoch timestamp (reports fetch epochs: no datetime parsing).
+        Today's zones have their offsets, transitions and midnights on quarter hours, so a UTC
+        quarter hour lies in one local day at one offset: converted once, then only arithmetic."""
+        slot, into = divmod(int(ts), 900)
+        info = self._slots.get(slot)
+        if info is None:
+            local = datetime.fromtimestamp(slot * 900, self.tz)
+            info = self._slots[slot] = (self._day(local.date()),
+                                        local.hour * 3600 + local.minute * 60 - self._open_s)
+        (base, open_day), start = info
+        return self._in_day(base, open_day, start + into)
 
-    def _cumulative_local(self, local: datetime) -> int:
-        d = local.date()
+    def _day(self, d: date) -> tuple[int, bool]:
         info = self._days.get(d)
         if info is None:
             info = self._days[d] = (self._business_days_before(d) * self.day_seconds, self.is_business_day(d))
-        base, open_day = info
+        return info
+
+    def _in_day(self, base: int, open_day: bool, secs: int) -> int:
+        """``base`` plus the business seconds of a day up to ``secs`` after opening time."""
         if not open_day:
             return base
-        secs = local.hour * 3600 + local.minute * 60 + local.second - self._open_s
         return base + (0 if secs < 0 else secs if secs < self._day_s else self._day_s)
+
+    def _cumulative_local(self, local: datetime) -> int:
+        return self._in_day(*self._day(local.date()),
+                            local.hour * 3600 + local.minute * 60 + local.second - self._open_s)
 
     def seconds_between(self, a: datetime, b: datetime) -> int:
         if b <= a:

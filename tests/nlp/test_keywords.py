@@ -20,3 +20,11 @@ def test_politeness_is_not_a_topic():
 
 def test_empty():
     assert extract_keywords("") == [] and extract_keywords("  ") == []
+
+
+def test_overlong_terms_are_dropped_not_cut():
+    """A URL or an order number glued into one "noun" is no topic, and the report index that
+    carries the keyword list has a row size limit."""
+    kws = extract_keywords("a" * 5000 + "が壊れた。注文番号ABCDEFGHIJKLMNOPQRSTUVWXYZ0123が届きません")
+    assert kws == ["壊れる", "届く"]
+    assert extract_keywords("返金" * 12 + "が遅い") == ["返金" * 12, "遅い"]  # 24 characters: kept

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from helpdesk.extensions import db
 from helpdesk.models import Status
 from helpdesk.services import reports
+from helpdesk.services.sentiment import MAX_KEYWORDS
+from nlp.keywords import MAX_KEYWORD_CHARS
 from tests import factories as f
 from tests.supervisor import builders as b
 
@@ -213,6 +217,20 @@ def test_keywords_this_period_vs_previous_and_rising(app, filters):
     assert [(k["term"], k["count"], k["previous"]) for k in r["top"]] == [("返金", 2, 0), ("遅い", 1, 0), ("配送", 1, 2)]
     assert [k["term"] for k in r["rising"]] == ["返金"]
     assert r["rising"][0]["ratio"] == 3.0
+
+
+def test_the_longest_keyword_list_fits_the_keyword_index(app, filters):
+    """ix_messages_keywords carries each message's keyword list, and PostgreSQL refuses a B-tree
+    row over ~2.7 kB: the caps on the list (terms, characters per term) must keep the worst case
+    (4-byte characters, no two alike, so nothing compresses) inside it."""
+    rnd = random.Random(6)
+    longest = ["".join(chr(rnd.randrange(0x20000, 0x2A6E0)) for _ in range(MAX_KEYWORD_CHARS))
+               for _ in range(MAX_KEYWORDS)]
+    t = b.ticket(f.inbox(), created=b.jst(2026, 3, 9, 9))
+    b.message(t, at=b.jst(2026, 3, 9, 12), label="negative", score=-0.8, keywords=longest)
+    db.session.commit()
+    top = reports.keywords(filters("2026-03-08", "2026-03-14"))["top"]
+    assert sorted(k["term"] for k in top) == sorted(longest)
 
 
 def test_keyword_drill_down_lists_matching_messages(app, filters):

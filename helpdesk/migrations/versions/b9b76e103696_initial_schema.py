@@ -192,7 +192,7 @@ def upgrade():
         batch_op.create_index('ix_tickets_contact_last', ['last_message_at', 'contact_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_created_at'), ['created_at'], unique=False)
         batch_op.create_index('ix_tickets_inbox_status_last', ['inbox_id', 'status', 'last_message_at'], unique=False)
-        batch_op.create_index('ix_tickets_report', ['created_at', 'assignee_id', 'team_id', 'channel'], unique=False)
+        batch_op.create_index('ix_tickets_report', ['created_at', 'assignee_id', 'team_id', 'channel', 'inbox_id', 'first_response_at', 'resolved_at', 'sentiment_first_score', 'sentiment_score'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_sentiment_label'), ['sentiment_label'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_status'), ['status'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_thread_key'), ['thread_key'], unique=False)
@@ -233,6 +233,7 @@ def upgrade():
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_messages_contact_id'), ['contact_id'], unique=False)
         batch_op.create_index('ix_messages_created_at', ['created_at'], unique=False)
+        batch_op.create_index('ix_messages_keywords', ['direction', 'sentiment_label', 'sent_at', 'keywords'], unique=False)
         batch_op.create_index('ix_messages_report', ['direction', 'sent_at', 'sentiment_label', 'sentiment_score', 'inbox_id', 'ticket_id'], unique=False)
         batch_op.create_index('ix_messages_sentiment_pending', ['direction', 'sentiment_label'], unique=False)
         batch_op.create_index('ix_messages_ticket_id_id', ['ticket_id', 'id'], unique=False)
@@ -324,6 +325,7 @@ def downgrade():
         batch_op.drop_index('ix_messages_ticket_id_id')
         batch_op.drop_index('ix_messages_sentiment_pending')
         batch_op.drop_index('ix_messages_report')
+        batch_op.drop_index('ix_messages_keywords')
         batch_op.drop_index('ix_messages_created_at')
         batch_op.drop_index(batch_op.f('ix_messages_contact_id'))
 
