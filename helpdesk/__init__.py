@@ -65,9 +65,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     register_error_pages(app)
     from flask_babel import get_locale
 
+    from .labels import channel_label, channel_labels
     from .realtime.events import last_event_id
 
     app.jinja_env.globals.update(
+        channel_name=channel_label,
+        channel_names=channel_labels,
         get_locale=get_locale,
         locale_choices=app.config["LANGUAGES"],
         has_endpoint=lambda name: name in app.view_functions,

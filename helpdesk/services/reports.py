@@ -23,6 +23,7 @@ from flask_babel import gettext as _
 from sqlalchemy import String, and_, case, column, func, literal_column, or_, select, true
 
 from ..extensions import db
+from ..labels import channel_label
 from ..models import Agent, Alert, Contact, Direction, Inbox, Message, Status, Tag, Team, Ticket
 from ..models.survey import Survey, SurveyAnswer
 from ..models.ticket import ticket_tags
@@ -288,7 +289,7 @@ def _names(by: str, ids: Iterable) -> dict:
         return dict(db.session.execute(select(Agent.id, Agent.name).where(Agent.id.in_(ids or [-1]))).all())
     if by == "team":
         return dict(db.session.execute(select(Team.id, Team.name).where(Team.id.in_(ids or [-1]))).all())
-    return {i: i for i in ids}
+    return {i: channel_label(i) for i in ids}
 
 
 def _none_name(by: str) -> str:
@@ -725,7 +726,7 @@ def customers(f: Filters, segment: str = "at_risk", limit: int = 100, repeat_day
                     "sentiment": r.sentiment_latest_label, "trend": r.sentiment_trend, "tickets": int(r.tickets)})
     return {
         "segment": segment, "customers": out,
-        "table": _table([_("Customer"), _("Email"), _("Score"), _("Tickets"), _("Reasons")],
+        "table": _table([_("Customer"), _("Email address"), _("Score"), _("Tickets"), _("Reasons")],
                         [[c["name"], c["email"] or "", c["score"], c["tickets"], " / ".join(c["reasons"])]
                          for c in out]),
     }

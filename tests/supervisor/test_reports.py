@@ -132,10 +132,15 @@ def test_breakdown_by_channel_and_team(app, filters):
     team = f.team(name="一次対応")
     t = b.ticket(f.inbox(kind="line"), created=b.jst(2026, 3, 2, 9), team=team)
     b.message(t, at=b.jst(2026, 3, 2, 10), label="negative", score=-0.9)
+    mail = b.ticket(f.inbox(kind="email"), created=b.jst(2026, 3, 2, 9))
+    b.message(mail, at=b.jst(2026, 3, 2, 11), label="positive", score=0.8)
     db.session.commit()
     fl = filters("2026-03-02", "2026-03-02")
-    assert [(g["name"], g["negative"]) for g in reports.breakdown(fl, "channel")["groups"]] == [("line", 1)]
-    assert [(g["name"], g["tickets"]) for g in reports.breakdown(fl, "team")["groups"]] == [("一次対応", 1)]
+    # Channels by the label a person reads (Japanese by default), not the stored code.
+    groups = reports.breakdown(fl, "channel")["groups"]
+    assert sorted((g["name"], g["negative"], g["positive"]) for g in groups) == [("LINE", 1, 0), ("メール", 0, 1)]
+    teams = reports.breakdown(fl, "team")["groups"]
+    assert sorted((g["name"], g["tickets"]) for g in teams) == sorted([("一次対応", 1), (reports._none_name("team"), 1)])
 
 
 def test_response_and_resolution_times_count_business_hours_only(app, filters):
