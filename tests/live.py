@@ -1,14 +1,16 @@
 """A real server for browser and socket tests: the app served by Flask-SocketIO
-(threading mode, Werkzeug) on a free port in a background thread, plus a
-Playwright Chromium launcher using Debian's /usr/bin/chromium."""
+(threading mode, Werkzeug) on a free port in a background thread, a Playwright
+Chromium launcher using Debian's /usr/bin/chromium, and a real SMTP server."""
 
 from __future__ import annotations
 
+import email
 import shutil
 import socket
 import threading
 import time
 from contextlib import contextmanager
+from email import policy
 
 import requests
 
@@ -91,3 +93,55 @@ def log_in(page, server: LiveServer, email: str, password: str) -> None:
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_url("**/agent/")
+
+
+# ---- a real SMTP server (aiosmtpd) -----------------------------------------------------------
+
+
+class SmtpSink:
+    """Collects what a real SMTP server receives; can answer with a chosen error."""
+
+    def __init__(self):
+        self.messages: list[dict] = []
+        self.fail_with: str | None = None  # e.g. "451 4.3.0 try later" or "550 5.1.1 no such user"
+        self.fail_rcpt_with: str | None = None
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.fail_rcpt_with:
+            return self.fail_rcpt_with
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.fail_with:
+            return self.fail_with
+        with self.lock:
+            self.messages.append({
+                "mail_from": envelope.mail_from,
+                "rcpt_tos": list(envelope.rcpt_tos),
+                "data": envelope.original_content,
+                "authenticated": session.authenticated,
+                "tls": session.ssl is not None,
+            })
+        return "250 2.0.0 queued as TEST"
+
+    def parsed(self, i: int = -1):
+        return email.message_from_bytes(self.messages[i]["data"], policy=policy.default)
+
+    def mails(self) -> list[bytes]:
+        return [m["data"] for m in self.messages]
+
+
+@contextmanager
+def smtp_sink():
+    """A plain aiosmtpd server on a free port: (sink, port)."""
+    from aiosmtpd.controller import Controller
+
+    sink, port = SmtpSink(), free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port, decode_data=False)
+    controller.start()
+    try:
+        yield sink, port
+    finally:
+        controller.stop()

@@ -9,7 +9,6 @@ only on an unprivileged developer machine.
 
 from __future__ import annotations
 
-import email
 import grp
 import imaplib
 import itertools
@@ -19,15 +18,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
-from email import policy
 from pathlib import Path
 
 import pytest
 
 from tests import factories as f
-from tests.live import free_port
+from tests.live import free_port, smtp_sink
 
 _users = itertools.count(1)
 
@@ -61,51 +58,11 @@ def tls_cert(tmp_path_factory):
 # ------------------------------------------------------------------ SMTP (aiosmtpd)
 
 
-class SmtpSink:
-    """Collects what a real SMTP server receives; can answer with a chosen error."""
-
-    def __init__(self):
-        self.messages: list[dict] = []
-        self.fail_with: str | None = None  # e.g. "451 4.3.0 try later" or "550 5.1.1 no such user"
-        self.fail_rcpt_with: str | None = None
-        self.lock = threading.Lock()
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if self.fail_rcpt_with:
-            return self.fail_rcpt_with
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.fail_with:
-            return self.fail_with
-        with self.lock:
-            self.messages.append({
-                "mail_from": envelope.mail_from,
-                "rcpt_tos": list(envelope.rcpt_tos),
-                "data": envelope.original_content,
-                "authenticated": session.authenticated,
-                "tls": session.ssl is not None,
-            })
-        return "250 2.0.0 queued as TEST"
-
-    def parsed(self, i: int = -1):
-        return email.message_from_bytes(self.messages[i]["data"], policy=policy.default)
-
-
 @pytest.fixture
 def smtp_server():
     """A plain aiosmtpd server on a free port: (sink, settings for an inbox)."""
-    from aiosmtpd.controller import Controller
-
-    sink = SmtpSink()
-    port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port, decode_data=False)
-    controller.start()
-    try:
+    with smtp_sink() as (sink, port):
         yield sink, {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "plain", "smtp_timeout": 5}
-    finally:
-        controller.stop()
 
 
 # ------------------------------------------------------------------ IMAP (Dovecot)

@@ -198,7 +198,7 @@ def tls_smtp_server(tls_cert):
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
-    from tests.email.conftest import SmtpSink
+    from tests.live import SmtpSink
 
     cert, key = tls_cert
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -17,31 +17,16 @@ from tests.procs import Cluster, agent_session, agent_socket, redis_available, w
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
 
-class _Sink:
-    """What a real SMTP server (aiosmtpd) received."""
-
-    def __init__(self):
-        self.mails: list[bytes] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.mails.append(envelope.original_content)
-        return "250 2.0.0 queued"
-
-
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory):
     """One cluster for the module: servers one and two, a worker, a chat inbox whose email
     copies go by real SMTP to a sink, and a second agent (Bさん) who sees every inbox used."""
     if not (pg_available() and redis_available()):
         pytest.skip("needs PostgreSQL and Redis")
-    from aiosmtpd.controller import Controller
+    from tests.live import smtp_sink
 
-    from tests.live import free_port
-
-    sink, smtp_port = _Sink(), free_port()
-    smtp = Controller(sink, hostname="127.0.0.1", port=smtp_port, decode_data=False)
-    smtp.start()
-    with Cluster(tmp_path_factory.mktemp("presence"), SENTIMENT_ENABLED="false") as cluster:
+    with smtp_sink() as (sink, smtp_port), \
+            Cluster(tmp_path_factory.mktemp("presence"), SENTIMENT_ENABLED="false") as cluster:
         ids = cluster.setup()
         out = cluster.python(
             "from helpdesk import create_app\nfrom helpdesk.extensions import db\n"
@@ -62,7 +47,6 @@ def desk(tmp_path_factory):
         cluster.one, cluster.two = cluster.start_web(), cluster.start_web()
         cluster.start_worker()
         yield cluster
-    smtp.stop()
 
 
 def sql(cluster, query: str, *params):
@@ -159,11 +143,11 @@ def test_the_worker_emails_a_reply_only_to_a_visitor_who_has_left(desk):
     assert wait_until(lambda: not shared.visitor_online(anonymous_key(token)), 20)
     left = reply(desk, ticket_id, "ご不明な点はメールでどうぞ")
     sink = desk.ids["sink"]
-    assert wait_until(lambda: sink.mails, 60), "no email copy of the reply to the visitor who left"
+    assert wait_until(lambda: sink.mails(), 60), "no email copy of the reply to the visitor who left"
     copies = sql(desk, "select body from messages where inbox_id = %s and direction = 'outbound'",
                  desk.ids["mail_id"])
     assert copies == [("ご不明な点はメールでどうぞ",)]
-    (mail,) = [email.message_from_bytes(m, policy=policy.default) for m in sink.mails]
+    (mail,) = [email.message_from_bytes(m, policy=policy.default) for m in sink.mails()]
     assert mail["To"] == "kyaku@example.jp"
     assert "ご不明な点はメールでどうぞ" in mail.get_body(("plain",)).get_content()
     (meta,) = sql(desk, "select meta from messages where id = %s", left)[0]

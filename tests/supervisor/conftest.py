@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import pytest
 
+from channels.testing import SENT
 from helpdesk.models import Role
 from helpdesk.services.reports import Filters
 from tests import factories as f
 from tests.conftest import login
+
+
+@pytest.fixture(autouse=True)
+def _clear_sent():
+    """What the test channel sent (survey questions) belongs to one test."""
+    SENT.clear()
+    yield
+    SENT.clear()
 
 
 @pytest.fixture

@@ -21,13 +21,6 @@ from tests.conftest import csrf_token, login
 pytestmark = pytest.mark.config(SENTIMENT_ENABLED=False, PUBLIC_URL="https://desk.example.jp")
 
 
-@pytest.fixture(autouse=True)
-def _clear_sent():
-    SENT.clear()
-    yield
-    SENT.clear()
-
-
 def open_ticket(settings=None):
     inbox = f.inbox(kind="test", settings=settings or {})
     agent = f.agent(inboxes=[inbox], role=Role.agent, locale="en")

@@ -23,13 +23,6 @@ from tests.conftest import csrf_token
 pytestmark = pytest.mark.config(SENTIMENT_ENABLED=False, PUBLIC_URL="https://desk.example.jp")
 
 
-@pytest.fixture(autouse=True)
-def _clear_sent():
-    SENT.clear()
-    yield
-    SENT.clear()
-
-
 def resolved_ticket(settings=None, kind="test", user_id="U1"):
     inbox = f.inbox(kind=kind, settings=settings or {})
     agent = f.agent(inboxes=[inbox], name="担当 花子")

@@ -372,28 +372,12 @@ def test_email_copy_is_kept_pending_when_the_email_adapter_is_missing(app, socke
     assert "email adapter" in caplog.text
 
 
-class _Sink:
-    """What a real SMTP server (aiosmtpd) received."""
-
-    def __init__(self):
-        self.mails: list[bytes] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.mails.append(envelope.original_content)
-        return "250 2.0.0 queued"
-
-
 @pytest.fixture
 def smtp():
-    from aiosmtpd.controller import Controller
+    from tests.live import smtp_sink
 
-    from tests.live import free_port
-
-    sink, port = _Sink(), free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port, decode_data=False)
-    controller.start()
-    yield sink, port
-    controller.stop()
+    with smtp_sink() as (sink, port):
+        yield sink, port
 
 
 def test_reply_by_real_email_and_the_customers_answer_threads_back(app, sockets, agent, smtp):
@@ -409,7 +393,7 @@ def test_reply_by_real_email_and_the_customers_answer_threads_back(app, sockets,
     chat = f.inbox(kind="chat", settings={"email_inbox_id": mail.id})
     ticket = _offline_visitor_with_ticket(sockets, chat, email="kyaku@example.jp")
     post_reply(ticket, agent, "営業時間内に改めてご連絡いたします。")
-    (raw,) = sink.mails
+    (raw,) = sink.mails()
     sent = email.message_from_bytes(raw, policy=policy.default)
     assert sent["To"] == "kyaku@example.jp"
     assert "営業時間内に改めてご連絡いたします。" in sent.get_body(("plain",)).get_content()
