@@ -37,6 +37,9 @@ class ReplyForm(FlaskForm):
     # May be empty when files are attached (post_reply refuses a reply with neither).
     body = TextAreaField(_l("Reply"), validators=[Optional(), Length(max=20_000)])
     private = BooleanField(_l("Private note"))
+    # "Send and set pending / resolved": the usual last step of an answer, in the same click.
+    then_status = SelectField(_l("Then"), choices=[SelectChoice(""), SelectChoice(Status.pending.value),
+                                                    SelectChoice(Status.resolved.value)], validators=[Optional()])
 
     @property
     def file_limits(self) -> dict[str, int]:
@@ -207,6 +210,8 @@ def reply(ticket_id: int):
             return jsonify(error=str(exc), message=str(exc)), 400
         flash(str(exc), "error")
         return redirect(url_for(".ticket", ticket_id=t.id))
+    if form.then_status.data:
+        update_ticket(t, current_user, status=form.then_status.data)  # after the reply, as the customer sees it
     if wants_json:
         return jsonify(message_json(msg)), 201
     return redirect(url_for(".ticket", ticket_id=t.id) + f"#m{msg.id}")

@@ -245,7 +245,14 @@
     });
     const canned = document.getElementById("canned");
     if (canned) canned.addEventListener("change", () => {
-      if (canned.value) { body.value = (body.value ? body.value + "\n" : "") + canned.value.replace("{agent}", cfg.agent.name); body.focus(); }
+      if (canned.value) {
+        // Placeholders a canned reply may use: {customer}, {agent}, {ticket}.
+        const rcfg = JSON.parse(document.getElementById("reply-config").textContent);
+        const text = canned.value.replaceAll("{agent}", cfg.agent.name).replaceAll("{customer}", rcfg.customer)
+          .replaceAll("{ticket}", String(rcfg.ticketId));
+        body.value = (body.value ? body.value + "\n" : "") + text;
+        body.focus();
+      }
       canned.value = "";
     });
   }

@@ -77,3 +77,30 @@ def test_agent_ticks_rows_and_changes_them_in_one_go(app, tmp_path):
         assert "新規" in page.locator(f'tr[data-ticket-id="{third}"] td.status').inner_text()
         page.screenshot(path=str(tmp_path / "bulk.png"))
         assert page.errors == []
+
+
+def test_canned_reply_fills_the_customer_name_and_send_resolves(app, tmp_path):
+    from helpdesk.extensions import db
+    from helpdesk.models import CannedReply
+
+    inbox = f.inbox(kind="test")
+    agent = f.agent(inboxes=[inbox], name="田中")
+    db.session.add(CannedReply(shortcut="thanks", title="お礼", body="{customer} 様、担当の{agent}です。#{ticket}"))
+    db.session.commit()
+    token = f.api_token(inbox)
+    with live_server(app) as server, chromium() as browser:
+        resp = requests.post(server.url + "/api/v1/messages", headers={"Authorization": f"Bearer {token}"},
+                             json={"external_id": "c-1", "user_id": "cust-1", "name": "佐藤", "text": "届きました"})
+        ticket_id = resp.json()["ticket_id"]
+        page = open_desk_page(browser, server, agent.email, f.PASSWORD)
+        page.goto(f"{server.url}/agent/tickets/{ticket_id}")
+        page.wait_for_selector("body[data-live=ready]")
+        page.select_option("#canned", index=1)
+        assert page.input_value("#reply-body") == f"佐藤 様、担当の田中です。#{ticket_id}"
+        page.select_option("#reply-then", "resolved")
+        page.click("#send-reply")
+        page.wait_for_selector('.status-badge[data-status="resolved"]', timeout=10000)
+        assert page.inner_text(".status-badge") == "解決済み"
+        assert page.input_value("#reply-then") == ""  # the box is ready for the next answer
+        page.screenshot(path=str(tmp_path / "resolved.png"))
+        assert page.errors == []

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from helpdesk.extensions import db
-from helpdesk.models import AuditLog, Contact, Priority, Role, Status, Ticket
+from helpdesk.models import AuditLog, Contact, Message, Priority, Role, Status, Ticket
 from helpdesk.services.ingest import ingest
 from tests import factories as f
 from tests.conftest import csrf_token, login
@@ -168,6 +168,35 @@ def test_reply_form_posts_and_redirects(app, client, desk):
     assert resp.status_code == 302
     html = client.get(f"/agent/tickets/{ticket.id}").get_data(as_text=True)
     assert "承知しました" in html and 'data-delivery="sent"' in html
+
+
+@pytest.mark.parametrize("then", ["pending", "resolved"])
+def test_send_and_set_status_in_one_click(app, client, desk, then):
+    inbox, agent, _ = desk
+    ticket = ingest(inbox, f.inbound()).message.ticket
+    token = csrf_token(client, f"/agent/tickets/{ticket.id}")
+    resp = client.post(f"/agent/tickets/{ticket.id}/reply", headers={"Accept": "application/json"},
+                       data={"body": "発送いたしました。", "then_status": then, "csrf_token": token})
+    assert resp.status_code == 201
+    db.session.expire_all()
+    t = db.session.get(Ticket, ticket.id)
+    assert t.status is Status(then) and t.first_response_at is not None
+    assert (t.resolved_at is not None) is (then == "resolved")
+    # The reply came first, then the status change, as the customer experiences it.
+    log = db.session.scalar(select(AuditLog).where(AuditLog.object_id == t.id))
+    assert log.changes["status"] == ["open", then]
+
+
+def test_send_with_an_unknown_then_status_is_refused_and_nothing_is_sent(app, client, desk):
+    inbox, *_ = desk
+    ticket = ingest(inbox, f.inbound()).message.ticket
+    token = csrf_token(client, f"/agent/tickets/{ticket.id}")
+    resp = client.post(f"/agent/tickets/{ticket.id}/reply", headers={"Accept": "application/json"},
+                       data={"body": "x", "then_status": "closed", "csrf_token": token})
+    assert resp.status_code == 400
+    db.session.expire_all()
+    assert db.session.get(Ticket, ticket.id).status is Status.new
+    assert db.session.scalar(select(func.count()).select_from(Message).where(Message.ticket_id == ticket.id)) == 1
 
 
 def test_reply_without_csrf_refused(app, client, desk):
