@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
+from flask_babel import force_locale, gettext
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from ..extensions import db
-from ..models import Agent, AuditLog, Contact, ContactIdentity, Message, Priority, Status, Tag, Ticket
+from ..models import (Agent, AuditLog, Contact, ContactIdentity, Delivery, Direction, Message, Priority, Status, Tag,
+                      Ticket)
 from ..models._types import utcnow
 from ..realtime import events
-from ..realtime.serializers import ticket_json
+from ..realtime.serializers import message_json, ticket_json
 
 
 class TicketError(ValueError):
@@ -104,6 +107,52 @@ def bulk_update(tickets: list[Ticket], agent: Agent, *, status: str | None = Non
             db.session.rollback()  # drop this ticket's half-applied changes, keep the others
             refused[ticket.id] = str(exc)
     return changed, refused
+
+
+def merge_tickets(target: Ticket, source: Ticket, agent: Agent) -> Ticket:
+    """Fold a duplicate ticket of the same customer in the same inbox into ``target``: its
+    messages move (so replies to any of them thread into the target), tags join, and the
+    source is closed with a note saying where its conversation went. Nothing is deleted."""
+    if source.id == target.id:
+        raise TicketError(_l("A ticket cannot be merged into itself."))
+    if source.inbox_id != target.inbox_id or source.contact_id != target.contact_id:
+        raise TicketError(_l("Only tickets of the same customer in the same inbox can be merged."))
+    conversation = select(func.count()).select_from(Message).where(
+        Message.ticket_id == source.id, Message.direction != Direction.note)
+    if not db.session.scalar(conversation):  # e.g. merged already: only our note is left
+        raise TicketError(_l("That ticket has nothing left to merge."))
+    moved = db.session.execute(
+        update(Message).where(Message.ticket_id == source.id).values(ticket_id=target.id)
+    ).rowcount
+    target.tags = sorted({*target.tags, *source.tags}, key=lambda t: t.name)
+    target.last_message_at = max(target.last_message_at, source.last_message_at)
+    if source.first_response_at and (target.first_response_at is None
+                                     or source.first_response_at < target.first_response_at):
+        target.first_response_at = source.first_response_at
+    if target.status in (Status.resolved, Status.closed) and source.status in Status.active():
+        target.status, target.resolved_at = Status.open, None  # the duplicate was still waiting
+    old_status = source.status.value
+    source.status, source.resolved_at = Status.closed, source.resolved_at or utcnow()
+    now = utcnow()
+    with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):  # stored text: the desk's language
+        note = gettext("Merged into ticket #%(id)s.", id=target.id)
+    note_msg = Message(ticket=source, inbox_id=source.inbox_id, agent_id=agent.id, direction=Direction.note,
+                       body=note, delivery=Delivery.none, sent_at=now, created_at=now)
+    db.session.add(note_msg)
+    audit(agent, "ticket.merge", "ticket", target.id, {"merged": source.id, "messages": moved})
+    audit(agent, "ticket.update", "ticket", source.id, {"status": [old_status, "closed"], "merged_into": target.id})
+    db.session.flush()
+    from .sentiment import update_ticket_aggregate
+
+    update_ticket_aggregate(target)
+    events.publish(events.MESSAGE_CREATED, message_json(note_msg), inbox_id=source.inbox_id, ticket_id=source.id)
+    for ticket in (target, source):
+        ticket.updated_at = now
+        payload = {**ticket_json(ticket), "changed_by": {"id": agent.id, "name": agent.name}, "changes": ["merged"],
+                   "merged_into": target.id}
+        events.publish(events.TICKET_UPDATED, payload, inbox_id=ticket.inbox_id, ticket_id=ticket.id)
+    db.session.commit()
+    return target
 
 
 def _tag(name: str) -> Tag:

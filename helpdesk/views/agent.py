@@ -12,7 +12,7 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
-from wtforms import BooleanField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from channels import kinds
@@ -26,7 +26,7 @@ from ..services import storage
 from ..services.access import assignable_agents, visible_inbox_ids
 from ..services.replies import ReplyError, post_reply, reply_file_limits
 from ..services.search import InboxFilter, inbox_query, paginate
-from ..services.tickets import TicketError, bulk_update, merge_contacts, update_ticket
+from ..services.tickets import TicketError, bulk_update, merge_contacts, merge_tickets, update_ticket
 from .auth import safe_next
 
 bp = Blueprint("agent", __name__, url_prefix="/agent")
@@ -66,6 +66,10 @@ class BulkForm(FlaskForm):
 
 
 MAX_BULK = 200
+
+
+class TicketMergeForm(FlaskForm):
+    into = IntegerField(_l("Merge into ticket"), validators=[DataRequired()])
 
 
 class MergeForm(FlaskForm):
@@ -183,6 +187,8 @@ def ticket(ticket_id: int):
         reply_form=ReplyForm(),
         form=form,
         merge_form=MergeForm(),
+        ticket_merge_form=TicketMergeForm(),
+        merge_candidates=[p for p in past if p.inbox_id == t.inbox_id and p.status is not Status.closed],
         canned=db.session.scalars(select(CannedReply).order_by(CannedReply.shortcut)).all(),
         messages_json=[message_json(m) for m in history],
         page_event_id=since,
@@ -235,6 +241,23 @@ def update(ticket_id: int):
     except TicketError as exc:
         flash(str(exc), "error")
     return redirect(url_for(".ticket", ticket_id=t.id))
+
+
+@bp.post("/tickets/<int:ticket_id>/merge")
+def merge_ticket(ticket_id: int):
+    """Fold this ticket (a duplicate) into another ticket of the same customer and inbox."""
+    source = _ticket_or_404(ticket_id)
+    form = TicketMergeForm()
+    if not form.validate_on_submit():
+        abort(400)
+    target = _ticket_or_404(form.into.data)
+    try:
+        merge_tickets(target, source, current_user)
+    except TicketError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for(".ticket", ticket_id=source.id))
+    flash(_("Ticket #%(id)s was merged into this one.", id=source.id), "info")
+    return redirect(url_for(".ticket", ticket_id=target.id))
 
 
 @bp.post("/contacts/<int:contact_id>/merge")

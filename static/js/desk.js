@@ -170,7 +170,7 @@
       if (slot) slot.replaceChildren(sentimentBadge(p.sentiment));
     },
     "ticket.created": (p) => upsertRow(p, true),
-    "ticket.updated": (p) => { upsertRow(p, false); applyTicketHeader(p); },
+    "ticket.updated": (p) => { upsertRow(p, false); applyTicketHeader(p); if (p.merged_into === ticketId && p.id === ticketId) showMerged(); },
     "ticket.assigned": (p) => { upsertRow(p, false); applyTicketHeader(p); },
     "sentiment.alert": (p) => showAlert(p),
   };
@@ -183,6 +183,17 @@
     const fn = handlers[name];
     if (fn) fn(payload);
     document.dispatchEvent(new CustomEvent("desk:" + name, {detail: payload}));
+  }
+  function showMerged() {
+    // Another ticket's messages moved into this one: offer a reload rather than lose a draft.
+    if (document.getElementById("merged-banner")) return;
+    const bar = el("div", "flash info", t.merged + " ");
+    bar.id = "merged-banner";
+    bar.setAttribute("role", "status");
+    const a = el("a", null, t.reload);
+    a.href = location.pathname;
+    bar.append(a);
+    document.getElementById("thread").before(bar);
   }
   function showAlert(p) {
     let box = document.getElementById("alerts");

@@ -104,3 +104,26 @@ def test_canned_reply_fills_the_customer_name_and_send_resolves(app, tmp_path):
         assert page.input_value("#reply-then") == ""  # the box is ready for the next answer
         page.screenshot(path=str(tmp_path / "resolved.png"))
         assert page.errors == []
+
+
+def test_agent_on_the_kept_ticket_is_told_when_a_duplicate_is_merged_in(app, tmp_path):
+    from helpdesk.extensions import db
+    from helpdesk.models import Ticket
+    from helpdesk.services.ingest import ingest
+    from helpdesk.services.tickets import merge_tickets
+
+    inbox = f.inbox(kind="test")
+    agent = f.agent(inboxes=[inbox], name="田中")
+    keep = ingest(inbox, f.inbound(user_id="cust", text="注文が届きません")).message.ticket_id
+    dup = ingest(inbox, f.inbound(user_id="cust", text="先ほどの件です", new_thread=True)).message.ticket_id
+    assert keep != dup
+    with live_server(app) as server, chromium() as browser:
+        page = open_desk_page(browser, server, agent.email, f.PASSWORD)
+        page.goto(f"{server.url}/agent/tickets/{keep}")
+        page.wait_for_selector("body[data-live=ready]")
+        page.fill("#reply-body", "書きかけの返信")
+        merge_tickets(db.session.get(Ticket, keep), db.session.get(Ticket, dup), agent)
+        banner = page.wait_for_selector("#merged-banner", timeout=10000)
+        assert "統合されました" in banner.inner_text()
+        assert page.input_value("#reply-body") == "書きかけの返信"  # nothing reloaded under the agent's hands
+        assert page.errors == []
