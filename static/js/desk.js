@@ -294,6 +294,13 @@
       fileList.replaceChildren(...Array.from(fileInput.files).map((f) => el("li", null, f.name + " (" + sizeText(f.size) + ")")));
       showReplyError(fileProblem());
     });
+    // Ctrl+Enter (⌘+Enter) sends; never while an IME is still composing Japanese text.
+    body.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey) && !e.isComposing && e.keyCode !== 229) {
+        e.preventDefault();
+        composer.requestSubmit();
+      }
+    });
     composer.addEventListener("submit", async (e) => {
       e.preventDefault();
       const problem = fileProblem();

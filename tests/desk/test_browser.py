@@ -127,3 +127,27 @@ def test_agent_on_the_kept_ticket_is_told_when_a_duplicate_is_merged_in(app, tmp
         assert "統合されました" in banner.inner_text()
         assert page.input_value("#reply-body") == "書きかけの返信"  # nothing reloaded under the agent's hands
         assert page.errors == []
+
+
+def test_ctrl_enter_sends_but_not_while_the_ime_is_composing(app, tmp_path):
+    from helpdesk.services.ingest import ingest
+
+    inbox = f.inbox(kind="test")
+    agent = f.agent(inboxes=[inbox], name="田中")
+    ticket_id = ingest(inbox, f.inbound(user_id="cust", text="質問です")).message.ticket_id
+    with live_server(app) as server, chromium() as browser:
+        page = open_desk_page(browser, server, agent.email, f.PASSWORD)
+        page.goto(f"{server.url}/agent/tickets/{ticket_id}")
+        page.wait_for_selector("body[data-live=ready]")
+        page.fill("#reply-body", "かしこまりました")
+        # Ctrl+Enter that confirms a kana-kanji conversion must not send the half-typed reply.
+        page.evaluate("""() => document.getElementById('reply-body').dispatchEvent(new KeyboardEvent(
+            'keydown', {key: 'Enter', ctrlKey: true, isComposing: true, bubbles: true, cancelable: true}))""")
+        page.wait_for_timeout(500)
+        assert page.locator(".msg.dir-out").count() == 0
+        page.focus("#reply-body")
+        page.keyboard.press("Control+Enter")
+        page.wait_for_selector('.msg.dir-out .delivery[data-delivery="sent"]', timeout=10000)
+        assert "かしこまりました" in page.inner_text(".msg.dir-out")
+        assert page.input_value("#reply-body") == ""
+        assert page.errors == []
