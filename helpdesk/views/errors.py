@@ -28,6 +28,8 @@ PAGES = {
           _l("The page may have been moved or deleted, or the address may be wrong.")),
     405: ("method not allowed", _l("This action is not available here"),
           _l("Please go back and use the buttons on the page.")),
+    410: ("gone", _l("This link has expired"),
+          _l("Links to files we send stay valid for a limited time. Please ask us to send the file again.")),
     413: ("payload too large", _l("The data sent is too large"),
           _l("Please send a smaller file or a shorter text.")),
     429: ("too many requests", _l("Too many requests"),
@@ -77,7 +79,10 @@ def error_response(status: int, headers: dict[str, str]):
     if wants_json():
         return jsonify(error=error), status, headers
     _signed_in_agent_or_visitor()
-    return render_template("error.html", status=status, title=title, sentence=sentence), status, headers
+    # Customers reach only /files/ (and surveys, which answer with their own pages): no desk link for them.
+    for_customers = request.path.startswith("/files/")
+    return render_template("error.html", status=status, title=title, sentence=sentence,
+                           for_customers=for_customers), status, headers
 
 
 def _signed_in_agent_or_visitor() -> None:

@@ -27,7 +27,7 @@ def download(token: str, name: str = ""):
         message_id, index = storage.load_link_token(token)
     except storage.LinkError as exc:
         log.warning("file link refused (%s) from %s", exc, request.remote_addr)
-        abort(404)
+        abort(410 if str(exc) == "expired" else 404)  # an old link says so; a forged one learns nothing
     msg = db.session.get(Message, message_id)
     # Notes never leave the desk, so no link to their files is ever valid.
     atts = (msg.attachments or []) if msg is not None and msg.direction is Direction.outbound else []

@@ -218,7 +218,11 @@ def test_an_old_link_has_expired(app, client, sent_file, caplog):
     serializer.signer = _EightDaysAgo
     old = serializer.dumps({"m": sent_file, "i": 0})
     caplog.set_level(logging.WARNING)
-    assert get(client, f"/files/{old}").status_code == 404
+    resp = get(client, f"/files/{old}")
+    assert resp.status_code == 410
+    page = resp.get_data(as_text=True)
+    assert "このリンクは有効期限が切れています" in page and "もう一度お送りする" in page
+    assert "/login" not in page and "/agent/" not in page  # a customer is not sent to the desk's login
     assert "file link refused (expired)" in caplog.text
     app.config["FILE_LINK_MAX_AGE_DAYS"] = 10  # the same link within a longer allowance opens
     assert get(client, f"/files/{old}").status_code == 200
