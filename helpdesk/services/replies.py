@@ -209,15 +209,22 @@ def deliver(message_id: int) -> None:
     db.session.commit()
 
 
-def _answers_in_public(ticket: Ticket) -> bool:
-    """Is the reply to this ticket a public post (a comment or tweet answered in the open)?"""
-    last = db.session.scalar(
-        select(Message.meta)
+def last_inbound(ticket: Ticket) -> Message | None:
+    """The customer's latest message on a ticket: what a reply answers (reply token, public
+    comment or DM, messaging window)."""
+    return db.session.scalar(
+        select(Message)
         .where(Message.ticket_id == ticket.id, Message.direction == Direction.inbound)
-        .order_by(Message.sent_at.desc(), Message.id.desc())
+        .order_by(Message.id.desc())
         .limit(1)
     )
-    return bool((last or {}).get("public"))
+
+
+def _answers_in_public(ticket: Ticket) -> bool:
+    """Is the reply to this ticket a public post (a comment or tweet answered in the open)?
+    The same message the adapter reads as ``last_inbound_meta`` decides."""
+    last = last_inbound(ticket)
+    return bool(last is not None and (last.meta or {}).get("public"))
 
 
 class _MissingFile(Exception):
@@ -246,12 +253,7 @@ def _outbound_files(msg: Message, *, with_data: bool) -> tuple[Attachment, ...]:
 
 def _context(ticket: Ticket, msg: Message) -> dict:
     """What an adapter may need from the conversation: last inbound facts and thread ids."""
-    last_in = db.session.scalar(
-        select(Message)
-        .where(Message.ticket_id == ticket.id, Message.direction == Direction.inbound)
-        .order_by(Message.id.desc())
-        .limit(1)
-    )
+    last_in = last_inbound(ticket)
     external_ids = db.session.scalars(
         select(Message.external_id)
         .where(Message.ticket_id == ticket.id, Message.external_id.is_not(None),

@@ -79,9 +79,7 @@ def update_ticket(ticket: Ticket, agent: Agent, *, status: str | None = None, pr
     audit(agent, "ticket.update", "ticket", ticket.id, changes)
     db.session.flush()
     db.session.refresh(ticket)
-    payload = {**ticket_json(ticket), "changed_by": {"id": agent.id, "name": agent.name},
-               "changes": list(changes)}
-    events.publish(events.TICKET_UPDATED, payload, inbox_id=ticket.inbox_id, ticket_id=ticket.id)
+    payload = _announce(ticket, agent, list(changes))
     if assigned:
         events.publish(events.TICKET_ASSIGNED, payload, inbox_id=ticket.inbox_id, ticket_id=ticket.id)
     db.session.commit()
@@ -131,9 +129,9 @@ def merge_tickets(target: Ticket, source: Ticket, agent: Agent) -> Ticket:
         target.first_response_at = source.first_response_at
     if target.status in (Status.resolved, Status.closed) and source.status in Status.active():
         target.status, target.resolved_at = Status.open, None  # the duplicate was still waiting
-    old_status = source.status.value
-    source.status, source.resolved_at = Status.closed, source.resolved_at or utcnow()
     now = utcnow()
+    old_status = source.status.value
+    source.status, source.resolved_at = Status.closed, source.resolved_at or now
     with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):  # stored text: the desk's language
         note = gettext("Merged into ticket #%(id)s.", id=target.id)
     note_msg = Message(ticket=source, inbox_id=source.inbox_id, agent_id=agent.id, direction=Direction.note,
@@ -148,11 +146,17 @@ def merge_tickets(target: Ticket, source: Ticket, agent: Agent) -> Ticket:
     events.publish(events.MESSAGE_CREATED, message_json(note_msg), inbox_id=source.inbox_id, ticket_id=source.id)
     for ticket in (target, source):
         ticket.updated_at = now
-        payload = {**ticket_json(ticket), "changed_by": {"id": agent.id, "name": agent.name}, "changes": ["merged"],
-                   "merged_into": target.id}
-        events.publish(events.TICKET_UPDATED, payload, inbox_id=ticket.inbox_id, ticket_id=ticket.id)
+        _announce(ticket, agent, ["merged"], merged_into=target.id)
     db.session.commit()
     return target
+
+
+def _announce(ticket: Ticket, agent: Agent, changes: list[str], **extra: Any) -> dict[str, Any]:
+    """ticket.updated for a change an agent made: the ticket, who changed it and what."""
+    payload = {**ticket_json(ticket), "changed_by": {"id": agent.id, "name": agent.name}, "changes": changes,
+               **extra}
+    events.publish(events.TICKET_UPDATED, payload, inbox_id=ticket.inbox_id, ticket_id=ticket.id)
+    return payload
 
 
 def _tag(name: str) -> Tag:

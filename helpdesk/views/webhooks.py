@@ -14,9 +14,10 @@ from channels import ChannelError, Inbound, StatusUpdate, get_adapter
 
 from ..extensions import csrf, db, limiter
 from ..jobs import jobs
-from ..models import Direction, Inbox, Message
+from ..models import Inbox
 from ..realtime.agent_ns import on_agent_typing
 from ..services.ingest import ingest
+from ..services.replies import last_inbound
 from ..services.status import apply_status
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -103,6 +104,5 @@ def reply_window(ticket):
         return None
     from channels.messenger import window_state
 
-    last = db.session.scalar(select(Message.sent_at).where(
-        Message.ticket_id == ticket.id, Message.direction == Direction.inbound).order_by(Message.id.desc()).limit(1))
-    return window_state(last)
+    last = last_inbound(ticket)
+    return window_state(last.sent_at if last else None)

@@ -254,18 +254,6 @@
         socket.emit("typing", {ticket_id: ticketId, typing: true, private: document.getElementById("reply-private").checked});
       }
     });
-    const canned = document.getElementById("canned");
-    if (canned) canned.addEventListener("change", () => {
-      if (canned.value) {
-        // Placeholders a canned reply may use: {customer}, {agent}, {ticket}.
-        const rcfg = JSON.parse(document.getElementById("reply-config").textContent);
-        const text = canned.value.replaceAll("{agent}", cfg.agent.name).replaceAll("{customer}", rcfg.customer)
-          .replaceAll("{ticket}", String(rcfg.ticketId));
-        body.value = (body.value ? body.value + "\n" : "") + text;
-        body.focus();
-      }
-      canned.value = "";
-    });
   }
   // ---- reply box: files, then send without leaving the page -------------------
   // Sent with fetch so a refused reply keeps the text and files and shows why in the box.
@@ -273,6 +261,17 @@
   const replyCfgEl = document.getElementById("reply-config");
   if (composer && replyCfgEl && ticketId) {
     const rc = JSON.parse(replyCfgEl.textContent);
+    const canned = document.getElementById("canned");
+    if (canned) canned.addEventListener("change", () => {
+      if (canned.value) {
+        // Placeholders a canned reply may use: {customer}, {agent}, {ticket}.
+        const text = canned.value.replaceAll("{agent}", cfg.agent.name).replaceAll("{customer}", rc.customer)
+          .replaceAll("{ticket}", String(rc.ticketId));
+        body.value = (body.value ? body.value + "\n" : "") + text;
+        body.focus();
+      }
+      canned.value = "";
+    });
     const fileInput = document.getElementById("reply-files");
     const fileList = document.getElementById("reply-file-list");
     const replyError = document.getElementById("reply-error");
