@@ -63,14 +63,29 @@ def _read_eval_tsv(path: str) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
+def _read_split(name: str) -> tuple[list[str], list[str]]:
+    from .train import SENTIMENT_OF
+    from .training_data import load_labelled
+
+    source, _, split = name.partition("/")
+    if split not in ("dev", "test"):
+        raise SystemExit(f"--split {name}: expected SOURCE/dev or SOURCE/test (training rows are not held out)")
+    rows = [e for e in load_labelled() if e.split == split
+            and (e.source == source or (source == "corpus" and e.source.startswith("corpus:")))]
+    if not rows:
+        raise SystemExit(f"--split {name}: no such rows (sources: corpus, chabsa, naist, asdc; "
+                         f"is the shared data at ../shared/data or HELPDESK_DATA_DIR?)")
+    return [e.text for e in rows], [SENTIMENT_OF[e.label] for e in rows]
+
+
 def cmd_evaluate(args) -> int:
     _quiet_transformers()
     from . import baselines, metrics
     from .sentiment import load_model
 
-    texts, gold = _read_eval_tsv(args.data)
+    texts, gold = _read_split(args.split) if args.split else _read_eval_tsv(args.data)
     if not texts:
-        raise SystemExit(f"{args.data}: no rows labelled negative/neutral/positive")
+        raise SystemExit(f"{args.data or args.split}: no rows labelled negative/neutral/positive")
     model = load_model(args.model)
     results = {model.tag: metrics.classification_report(gold, [p.label for p in model.predict(texts)])}
     if not args.no_baselines:
@@ -148,8 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chunk", type=int, default=256, help="lines read before a batch is labelled and written")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("evaluate", help="score a labelled TSV (columns text, label)")
-    p.add_argument("--data", required=True)
+    p = sub.add_parser("evaluate", help="score a labelled TSV (columns text, label) or a held-out split")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="TSV with a header naming 'text' and 'label'")
+    src.add_argument("--split", help="a held-out split of the training data, e.g. asdc/test, naist/test, "
+                                     "corpus/test, chabsa/dev (read from ../shared/data and nlp/data)")
     p.add_argument("--model", default=None)
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--no-baselines", action="store_true", help="skip asari/oseti")
@@ -173,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--student-lr", type=float, default=d.student_lr)
     p.add_argument("--unlabelled", type=int, default=d.unlabelled, help="unlabelled texts for distillation")
     p.add_argument("--corpus-repeat", type=int, default=d.corpus_repeat, help="loss weight of the team corpus")
+    p.add_argument("--asdc-repeat", type=float, default=d.asdc_repeat,
+                   help="loss weight of the team-labelled accommodation chat turns")
+    p.add_argument("--naist-weight", type=float, default=d.naist_weight, help="loss weight of NAIST's dialogues")
     p.add_argument("--temperature", type=float, default=d.temperature)
     p.add_argument("--alpha", type=float, default=d.alpha)
     p.add_argument("--version", default=d.version)

@@ -46,6 +46,8 @@ class TrainConfig:
     student_lr: float = 1e-4
     unlabelled: int = 30000
     corpus_repeat: int = 3
+    asdc_repeat: float = 2.0  # loss weight of the team-labelled accommodation chats
+    naist_weight: float = 0.5  # NAIST's acted emotions: useful, but not the desk's idea of neutral
     temperature: float = 2.0
     alpha: float = 0.5  # weight of the gold-label loss on labelled examples
     version: str = ""
@@ -248,13 +250,15 @@ def evaluate_splits(model, tok, examples: list[Example], cfg: TrainConfig, pad_i
     return report
 
 
-def _weights(examples: list[Example], corpus_repeat: int) -> list[float]:
+def _weights(examples: list[Example], cfg: TrainConfig) -> list[float]:
     counts = Counter(e.label for e in examples)
     mean = sum(counts.values()) / len(counts)
+    per_source = {"naist": cfg.naist_weight, "asdc": cfg.asdc_repeat}
     w = []
     for e in examples:
         cw = math.sqrt(mean / counts[e.label])  # soften the imbalance, do not erase it
-        w.append(cw * (corpus_repeat if e.source.startswith("corpus:") else 1.0))
+        sw = cfg.corpus_repeat if e.source.startswith("corpus:") else per_source.get(e.source, 1.0)
+        w.append(cw * sw)
     return w
 
 
@@ -291,7 +295,7 @@ def train(cfg: TrainConfig) -> dict:
     _log(f"labelled: {len(data)} ({len(train_ex)} train) {dict(Counter(e.label for e in train_ex))}")
     train_ids = _encode(tok, [e.text for e in train_ex], cfg.max_length)
     gold = [CLASSES.index(e.label) for e in train_ex]
-    weights = _weights(train_ex, cfg.corpus_repeat)
+    weights = _weights(train_ex, cfg)
     stage("prepare")
 
     # 1. teacher: all 12 layers, gold labels
@@ -305,7 +309,8 @@ def train(cfg: TrainConfig) -> dict:
     stage("teacher_eval")
 
     # 2. the teacher labels the unlabelled chat text and the training set (soft targets)
-    unl = load_unlabelled(limit=cfg.unlabelled) if cfg.unlabelled > 0 else []
+    held_out = frozenset(e.text for e in data if e.split != "train")
+    unl = load_unlabelled(limit=cfg.unlabelled, exclude=held_out) if cfg.unlabelled > 0 else []
     unl_ids = _encode(tok, unl, cfg.max_length)
     soft_train = predict_probs(teacher, train_ids, cfg, pad_id, cfg.temperature)
     soft_unl = predict_probs(teacher, unl_ids, cfg, pad_id, cfg.temperature) if unl else np.zeros((0, len(CLASSES)))

@@ -18,6 +18,7 @@ from pathlib import Path
 CLASSES = ("negative", "neutral", "positive", "anger")
 REPO = Path(__file__).resolve().parent.parent
 CORPUS_DIR = Path(__file__).resolve().parent / "data" / "corpus"
+ASDC_LABELS_DIR = Path(__file__).resolve().parent / "data" / "asdc"
 
 NAIST_MAP = {"怒り": "anger", "悲しみ": "negative", "喜び": "positive", "安心": "positive", "平静": "neutral"}
 
@@ -120,21 +121,57 @@ def load_corpus(corpus_dir: Path = CORPUS_DIR) -> list[Example]:
     return out
 
 
-def load_labelled(root: Path | None = None, corpus_dir: Path = CORPUS_DIR) -> list[Example]:
-    return load_chabsa(root) + load_naist(root) + load_corpus(corpus_dir)
+def load_asdc(root: Path | None = None, labels_dir: Path = ASDC_LABELS_DIR) -> list[Example]:
+    """Customer turns of the accommodation chats, labelled by the team.
+
+    The repo keeps only (dialogue_id, turn, label, anger) in ``nlp/data/asdc/``; the
+    text is read from the shared copy of the corpus. ``test.tsv`` is a random sample of
+    customer turns kept out of distillation too (real requests, mostly neutral: it
+    measures false alarms); ``train.tsv`` mixes random turns with turns an earlier model
+    got wrong, and 15% of its dialogues (by hash) are the dev split.
+    """
+    wanted: dict[tuple[str, str], tuple[str, str]] = {}
+    for name in ("train", "test"):
+        f = labels_dir / f"{name}.tsv"
+        if f.exists():
+            for row in _read_tsv(f):
+                lab = (row.get("label") or "").strip().lower()
+                if lab in ("negative", "neutral", "positive"):
+                    if lab == "negative" and (row.get("anger") or "0").strip() == "1":
+                        lab = "anger"
+                    wanted[(row["dialogue_id"], row["turn"])] = (lab, name)
+    path = (root or data_root()) / "asdc" / "asdc_utterances.tsv"
+    if not wanted or not path.exists():
+        return []
+    out = []
+    for row in _read_tsv(path):
+        hit = wanted.get((row["dialogue_id"], row["turn"]))
+        text = (row.get("text") or "").strip()
+        if hit is None or not text:
+            continue
+        lab, name = hit
+        split = "test" if name == "test" else hash_split("asdc:" + row["dialogue_id"], dev=15, test=0)
+        out.append(Example(text, lab, "asdc", split))
+    return out
 
 
-def load_unlabelled(root: Path | None = None, limit: int = 60000) -> list[str]:
+def load_labelled(root: Path | None = None, corpus_dir: Path = CORPUS_DIR,
+                  asdc_dir: Path = ASDC_LABELS_DIR) -> list[Example]:
+    return load_chabsa(root) + load_naist(root) + load_corpus(corpus_dir) + load_asdc(root, asdc_dir)
+
+
+def load_unlabelled(root: Path | None = None, limit: int = 60000, exclude: frozenset[str] = frozenset()) -> list[str]:
     """Chat and review text for distillation: the teacher labels it, the student copies.
 
     Customer turns of the accommodation chats come first (closest to support
-    messages), then agent turns, hotel reviews and everyday sentences.
+    messages), then agent turns, hotel reviews and everyday sentences. ``exclude``:
+    texts held out for evaluation, which the student must not see even unlabelled.
     """
     root = root or data_root()
     users, agents = [], []
     for row in _read_tsv(root / "asdc" / "asdc_utterances.tsv"):
         text = (row.get("text") or "").strip()
-        if 2 <= len(text) <= 300:
+        if 2 <= len(text) <= 300 and text not in exclude:
             (users if row.get("speaker") == "user" else agents).append(text)
     reviews = []
     for f in sorted((root / "quasi_reviews" / "data" / "text").rglob("*.txt")):
