@@ -65,13 +65,11 @@ def _read_eval_tsv(path: str) -> tuple[list[str], list[str]]:
 
 def _read_split(name: str) -> tuple[list[str], list[str]]:
     from .train import SENTIMENT_OF
-    from .training_data import load_labelled
+    from .training_data import group_of, load_labelled
 
-    source, _, split = name.partition("/")
-    if split not in ("dev", "test"):
+    if name.partition("/")[2] not in ("dev", "test"):
         raise SystemExit(f"--split {name}: expected SOURCE/dev or SOURCE/test (training rows are not held out)")
-    rows = [e for e in load_labelled() if e.split == split
-            and (e.source == source or (source == "corpus" and e.source.startswith("corpus:")))]
+    rows = [e for e in load_labelled() if group_of(e) == name]
     if not rows:
         raise SystemExit(f"--split {name}: no such rows (sources: corpus, chabsa, naist, asdc; "
                          f"is the shared data at ../shared/data or HELPDESK_DATA_DIR?)")

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics
-from .training_data import CLASSES, Example, load_labelled, load_unlabelled, vocabulary_texts
+from .training_data import CLASSES, Example, group_of, load_labelled, load_unlabelled, vocabulary_texts
 
 SHIPPED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
                  "special_tokens_map.json", "training_report.json")
@@ -231,10 +231,8 @@ def evaluate_splits(model, tok, examples: list[Example], cfg: TrainConfig, pad_i
     """Macro-F1 per source and split (anger folded into negative) + anger F1."""
     groups: dict[str, list[Example]] = {}
     for ex in examples:
-        if ex.split == "train":
-            continue
-        src = "corpus" if ex.source.startswith("corpus:") else ex.source
-        groups.setdefault(f"{src}/{ex.split}", []).append(ex)
+        if ex.split != "train":
+            groups.setdefault(group_of(ex), []).append(ex)
     report = {}
     for key in sorted(groups):
         exs = groups[key]

@@ -98,6 +98,16 @@ def corpus_split_of(file_stem: str) -> str:
     return "train"
 
 
+def _gold_label(row: dict) -> str | None:
+    """A team label row (``label``, ``anger``) as a training class; None when unlabelled."""
+    lab = (row.get("label") or "").strip().lower()
+    if lab not in ("negative", "neutral", "positive"):
+        return None
+    if lab == "negative" and str(row.get("anger") or "0").strip() in ("1", "true", "True"):
+        return "anger"
+    return lab
+
+
 def load_corpus(corpus_dir: Path = CORPUS_DIR) -> list[Example]:
     """The team's own helpdesk messages (nlp/data/corpus), split by industry."""
     out = []
@@ -111,11 +121,9 @@ def load_corpus(corpus_dir: Path = CORPUS_DIR) -> list[Example]:
             continue
         for row in rows:
             text = (row.get("text") or "").strip()
-            lab = (row.get("label") or "").strip().lower()
-            if not text or lab not in ("negative", "neutral", "positive"):
+            lab = _gold_label(row)
+            if not text or lab is None:
                 continue
-            if lab == "negative" and str(row.get("anger") or "0").strip() in ("1", "true", "True"):
-                lab = "anger"
             split = file_split
             out.append(Example(text, lab, "corpus:" + path.stem, split))
     return out
@@ -135,10 +143,8 @@ def load_asdc(root: Path | None = None, labels_dir: Path = ASDC_LABELS_DIR) -> l
         f = labels_dir / f"{name}.tsv"
         if f.exists():
             for row in _read_tsv(f):
-                lab = (row.get("label") or "").strip().lower()
-                if lab in ("negative", "neutral", "positive"):
-                    if lab == "negative" and (row.get("anger") or "0").strip() == "1":
-                        lab = "anger"
+                lab = _gold_label(row)
+                if lab is not None:
                     wanted[(row["dialogue_id"], row["turn"])] = (lab, name)
     path = (root or data_root()) / "asdc" / "asdc_utterances.tsv"
     if not wanted or not path.exists():
@@ -153,6 +159,12 @@ def load_asdc(root: Path | None = None, labels_dir: Path = ASDC_LABELS_DIR) -> l
         split = "test" if name == "test" else hash_split("asdc:" + row["dialogue_id"], dev=15, test=0)
         out.append(Example(text, lab, "asdc", split))
     return out
+
+
+def group_of(ex: Example) -> str:
+    """``SOURCE/SPLIT`` of a row, the team corpus's files counted as one source: the keys of
+    the training report and of ``python -m nlp evaluate --split``."""
+    return f"{'corpus' if ex.source.startswith('corpus:') else ex.source}/{ex.split}"
 
 
 def load_labelled(root: Path | None = None, corpus_dir: Path = CORPUS_DIR,
