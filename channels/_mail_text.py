@@ -11,7 +11,6 @@ the bytes were decodable.
 from __future__ import annotations
 
 import base64
-import binascii
 import html
 import quopri
 import re
@@ -299,14 +298,19 @@ _ENCODED_WORD = re.compile(rb"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)(?:\?=|$)")
 _FOLD = re.compile(rb"\r?\n[ \t]")
 
 
+def b64decode_lenient(data: str | bytes) -> bytes:
+    """Base64 as damaged mail carries it: characters outside the alphabet (stray padding,
+    line noise) are skipped, and every whole byte is kept; a lone last character, which
+    holds no whole byte, is dropped (the stdlib raises on both)."""
+    chars = re.sub(rb"[^A-Za-z0-9+/]", b"", data.encode("ascii", "ignore") if isinstance(data, str) else data)
+    rem = len(chars) % 4
+    chars = chars[:-1] if rem == 1 else chars + b"=" * ((4 - rem) % 4)
+    return base64.b64decode(chars)
+
+
 def _ew_payload(enc: bytes, text: bytes) -> bytes:
     if enc in (b"b", b"B"):
-        text = text.strip()
-        text += b"=" * (-len(text) % 4)
-        try:
-            return base64.b64decode(text)
-        except (binascii.Error, ValueError):
-            return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/]", b"", text) + b"==", validate=False)
+        return b64decode_lenient(text)
     return quopri.decodestring(text.replace(b"_", b" "), header=True)
 
 

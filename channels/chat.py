@@ -142,7 +142,10 @@ class ChatAdapter(Adapter):
         if len(text) > max_text:
             raise ChannelError("too_long")
         text = text.replace("\r\n", "\n").strip()
-        attachments = tuple(raw.get("attachments") or ())
+        attachments = raw.get("attachments") or ()
+        if not isinstance(attachments, (list, tuple)) or not all(isinstance(a, Attachment) for a in attachments):
+            raise ChannelError("bad_payload")  # files arrive stored by the upload view, never from the socket
+        attachments = tuple(attachments)
         if not text and not attachments:
             raise ChannelError("empty")
         client_id = raw.get("client_id")

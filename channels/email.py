@@ -34,6 +34,7 @@ from typing import Any, Mapping
 
 from ._mail_quote import split_reply
 from ._mail_text import (
+    b64decode_lenient,
     clean_header_text,
     decode_bytes,
     decode_header_value,
@@ -411,13 +412,7 @@ def _payload_bytes(part: Message) -> bytes | None:
     if cte == "base64":
         raw = part.get_payload(decode=False)
         if isinstance(raw, str):
-            chars = re.sub(r"[^A-Za-z0-9+/]", "", raw)
-            rem = len(chars) % 4
-            chars = chars[:-1] if rem == 1 else chars + "=" * ((4 - rem) % 4)
-            try:
-                return base64.b64decode(chars)
-            except ValueError:
-                return None
+            return b64decode_lenient(raw)
     return part.get_payload(decode=True)
 
 

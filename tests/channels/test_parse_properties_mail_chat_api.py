@@ -4,7 +4,7 @@ and what they return is always well formed."""
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from channels.api import ApiAdapter
@@ -83,6 +83,7 @@ def test_arbitrary_bytes_as_mail_never_crash(raw):
 @given(payload=st.one_of(json_values, st.fixed_dictionaries(
     {"key": st.one_of(st.text(max_size=300), json_values), "text": st.one_of(st.text(max_size=50), json_values)},
     optional={"client_id": json_values, "name": json_values, "email": json_values, "attachments": json_values})))
+@example(payload={"key": "0", "text": "", "attachments": 1})  # found by this test: a TypeError, not a refusal
 def test_widget_messages_never_crash(payload):
     try:
         _well_formed(ChatAdapter({}, {}).parse(payload))

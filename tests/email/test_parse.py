@@ -248,6 +248,16 @@ def test_rfc2047_headers(raw, expected):
     assert decode_header_value(raw) == expected
 
 
+@pytest.mark.parametrize("raw,expected", [
+    # 4k+1 characters: the last one holds no whole byte (this crashed the parser)
+    ("=?UTF-8?B?" + base64.b64encode("注文".encode()).decode() + "Q?=", "注文"),
+    ("=?UTF-8?B?5pel5p*ys?=", "日本"),  # a character outside the alphabet mid-word
+    ("=?UTF-8?B?5pel=5pys?=", "日本"),  # padding where none belongs
+])
+def test_damaged_base64_headers_keep_every_whole_byte(raw, expected):
+    assert decode_header_value(raw) == expected
+
+
 def test_raw_8bit_sjis_header_is_guessed():
     assert decode_header_value("件名テスト".encode("cp932")) == "件名テスト"
 
