@@ -41,12 +41,16 @@ PAGES = {
           _l("The helpdesk is temporarily unavailable. Please try again in a few moments.")),
 }
 
+# Any other HTTP error (416 on a file range, 415, 501, ...): our page, Werkzeug's short name for programs.
+OTHER = (_l("The request could not be completed"), _l("Please go back and try again."))
+
 _JSON_PATHS = ("/api/", "/webhooks/", "/widget")
 
 
 def register_error_pages(app: Flask) -> None:
     for status in PAGES.keys() - {503}:
         app.register_error_handler(status, http_error)
+    app.register_error_handler(HTTPException, http_error)  # every other status
     app.register_error_handler(OperationalError, database_unavailable)
 
 
@@ -59,6 +63,10 @@ def http_error(exc: HTTPException):
         db.session.rollback()  # a transaction the failed view left broken must not break the page
     # Werkzeug's headers minus its Content-Type: Allow on a 405, Retry-After where set.
     headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+    if exc.code not in PAGES:
+        if exc.code >= 500:
+            log.error("HTTP %s on %s %s", exc.code, request.method, request.path)
+        return error_response(exc.code, headers, (exc.name.lower(), *OTHER))
     return error_response(exc.code, headers)
 
 
@@ -74,8 +82,8 @@ def wants_json() -> bool:
             or request.accept_mimetypes.best_match(("text/html", "application/json")) == "application/json")
 
 
-def error_response(status: int, headers: dict[str, str]):
-    error, title, sentence = PAGES[status]
+def error_response(status: int, headers: dict[str, str], page: tuple | None = None):
+    error, title, sentence = page or PAGES[status]
     if wants_json():
         return jsonify(error=error), status, headers
     _signed_in_agent_or_visitor()

@@ -196,3 +196,29 @@ def test_request_text_is_never_reflected(client, method, path):
     assert resp.status_code in (400, 404, 405)
     assert MARK not in body and "<script>" not in body
 
+
+
+# ---- every other HTTP status gets the same treatment -------------------------------------
+
+def _raise(exc):
+    raise exc()
+
+
+def test_any_other_http_error_gets_our_page_or_json(app, client):
+    from werkzeug.exceptions import NotImplemented as Unimplemented
+    from werkzeug.exceptions import RequestedRangeNotSatisfiable, UnsupportedMediaType
+
+    app.add_url_rule("/files/range", "range", lambda: _raise(RequestedRangeNotSatisfiable))
+    app.add_url_rule("/api/v1/strict", "strict", lambda: _raise(UnsupportedMediaType))
+    app.add_url_rule("/agent/later", "later", lambda: _raise(Unimplemented))
+    resp = client.get("/files/range")
+    html = resp.get_data(as_text=True)
+    assert (resp.status_code, resp.mimetype) == (416, "text/html")
+    assert '<html lang="ja">' in html and "<h1>リクエストを完了できませんでした</h1>" in html
+    assert "エラーコード: 416" in html and "Requested Range Not Satisfiable" not in html
+    resp = client.get("/api/v1/strict")
+    assert (resp.status_code, resp.get_json()) == (415, {"error": "unsupported media type"})
+    resp = client.get("/agent/later?lang=en")
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 501 and "<h1>The request could not be completed</h1>" in html
+    assert "Not Implemented" not in html
