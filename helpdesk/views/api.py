@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from flask import Blueprint, abort, current_app, jsonify, request
 from flask_login import current_user
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 
 from channels import ChannelError, get_adapter
 
@@ -24,15 +24,16 @@ log = logging.getLogger(__name__)
 MAX_EVENTS = 500
 
 
+_TOKEN_INBOX = (select(ApiToken, Inbox)  # built once: every API post runs it
+                .join(Inbox, Inbox.id == ApiToken.inbox_id)
+                .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked.is_(False)))
+
+
 def _token_inbox() -> Inbox:
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         _deny("missing bearer token")
-    row = db.session.execute(
-        select(ApiToken, Inbox)
-        .join(Inbox, Inbox.id == ApiToken.inbox_id)
-        .where(ApiToken.token_hash == ApiToken.hash(header[7:].strip()), ApiToken.revoked.is_(False))
-    ).first()
+    row = db.session.execute(_TOKEN_INBOX, {"token_hash": ApiToken.hash(header[7:].strip())}).first()
     if row is None:
         _deny("invalid token")
     token, inbox = row

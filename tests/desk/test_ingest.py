@@ -111,3 +111,21 @@ def test_sent_at_kept_in_utc(app):
 def test_search_text_tokenised(app):
     msg = ingest(f.inbox(), f.inbound(text="返金してください")).message
     assert " 返金 " in msg.search_text
+
+
+def test_follow_up_events_carry_every_tag_and_the_identity_name(app):
+    """The ticket and its contact are read with one query each (joined eager loads): the
+    event of a later message must still show all of the ticket's tags and, for a contact
+    without a name of its own, the name of one of its identities."""
+    inbox = f.inbox()
+    agent = f.agent(inboxes=[inbox])
+    first = ingest(inbox, f.inbound(user_id="U-tags", display_name="")).message
+    contact = db.session.get(Contact, first.contact_id)
+    contact.identities.append(ContactIdentity(kind="line", external_id="U-line-9", display_name="ゆか"))
+    update_ticket(first.ticket, agent, tags=["返金", "配送", "至急"])
+    db.session.commit()
+    db.session.expire_all()
+    ingest(inbox, f.inbound(user_id="U-tags", display_name=""))
+    ev = db.session.scalars(select(Event).where(Event.name == "ticket.updated").order_by(Event.id.desc())).first()
+    assert sorted(ev.payload["tags"]) == ["至急", "返金", "配送"]
+    assert ev.payload["contact"]["name"] == "ゆか"
