@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, abort, current_app, jsonify, request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from channels import ChannelError, Inbound, StatusUpdate, get_adapter
 
@@ -27,8 +27,12 @@ log = logging.getLogger(__name__)
 MAX_WEBHOOK_BYTES = 1024 * 1024
 
 
+_INBOX = select(Inbox).where(Inbox.key == bindparam("key"), Inbox.kind == bindparam("kind"),
+                             Inbox.active.is_(True))  # built once: every webhook runs it
+
+
 def _inbox(kind: str, key: str) -> Inbox:
-    inbox = db.session.scalar(select(Inbox).where(Inbox.key == key, Inbox.kind == kind, Inbox.active.is_(True)))
+    inbox = db.session.scalar(_INBOX, {"key": key, "kind": kind})
     if inbox is None:
         log.warning("webhook for unknown %s inbox %r", kind, key[:40])
         abort(404)
