@@ -9,6 +9,8 @@ Each rule alerts at most once per message; alerts go to the ``supervisors`` room
 
 from __future__ import annotations
 
+from typing import Iterable
+
 from flask import current_app
 from sqlalchemy import select
 
@@ -18,8 +20,12 @@ from ..realtime import events
 from ..realtime.serializers import agent_json
 
 
-def apply_rules(ticket: Ticket, new_messages: list[Message]) -> list[Alert]:
+def apply_rules(ticket: Ticket, new_messages: list[Message], recent: list[Message] | None = None) -> list[Alert]:
+    """``recent``: the ticket's two newest labelled customer messages (``newest_labelled``),
+    when the caller read them before it started writing."""
     cfg = current_app.config
+    if recent is None:
+        recent = newest_labelled(ticket, pending=new_messages)
     alerts: list[Alert] = []
     for msg in new_messages:
         if msg.sentiment_anger is not None and msg.sentiment_anger >= cfg["ESCALATE_ANGER_PROB"]:
@@ -28,18 +34,25 @@ def apply_rules(ticket: Ticket, new_messages: list[Message]) -> list[Alert]:
         elif msg.sentiment_score is not None and msg.sentiment_score <= cfg["ESCALATE_SCORE"]:
             _raise_priority(ticket, Priority.high)
             alerts.append(_alert(ticket, msg, "strongly_negative", f"score={msg.sentiment_score:.2f}"))
-    last_two = db.session.scalars(
+    newest = recent[0] if recent else None
+    if (len(recent) == 2 and all(m.sentiment_label == "negative" for m in recent)
+            and newest in new_messages and not any(a.message_id == newest.id for a in alerts)):
+        alerts.append(_alert(ticket, newest, "negative_streak", "two negative messages in a row"))
+    return alerts
+
+
+def newest_labelled(ticket: Ticket, pending: Iterable[Message] = ()) -> list[Message]:
+    """The ticket's two newest labelled customer messages, newest first; ``pending`` ones
+    (labelled in memory, not yet written) count with their new labels."""
+    stored = db.session.scalars(
         select(Message)
         .where(Message.ticket_id == ticket.id, Message.direction == Direction.inbound,
                Message.sentiment_label.is_not(None))
         .order_by(Message.sent_at.desc(), Message.id.desc())
         .limit(2)
     ).all()
-    newest = last_two[0] if last_two else None
-    if (len(last_two) == 2 and all(m.sentiment_label == "negative" for m in last_two)
-            and newest in new_messages and not any(a.message_id == newest.id for a in alerts)):
-        alerts.append(_alert(ticket, newest, "negative_streak", "two negative messages in a row"))
-    return alerts
+    candidates = {m.id: m for m in [*stored, *pending] if m.sentiment_label is not None}
+    return sorted(candidates.values(), key=lambda m: (m.sent_at, m.id), reverse=True)[:2]
 
 
 def _raise_priority(ticket: Ticket, at_least: Priority) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Iterable
 
 from flask import current_app
 from sqlalchemy import select
@@ -55,32 +56,42 @@ def label_pending(limit: int | None = None) -> int:
 
 
 def label_messages(msgs: list[Message]) -> None:
-    """Label the given messages (new or re-labelled), update aggregates, run rules, commit."""
+    """Label the given messages (new or re-labelled), update aggregates, run rules, commit.
+
+    Everything is read before the first write: on SQLite the first flush takes the one
+    write lock (sqlite_writes.py), and every incoming message waits for it until the commit.
+    """
     from nlp.keywords import extract_keywords
 
     m = model()
     preds = m.predict([_text_for(msg) for msg in msgs])
     now = utcnow()
-    tickets: dict[int, Ticket] = {}
-    for msg, pred in zip(msgs, preds):
-        msg.sentiment_label = pred.label
-        msg.sentiment_score = round(float(pred.score), 4)
-        msg.sentiment_probs = {k: round(float(v), 4) for k, v in pred.probs.items()}
-        msg.sentiment_anger = round(float(pred.anger_prob), 4)
-        msg.sentiment_model = pred.model
-        msg.sentiment_at = now
-        msg.keywords = extract_keywords(_text_for(msg))[:MAX_KEYWORDS]
-        tickets[msg.ticket_id] = msg.ticket
-    db.session.flush()
+    by_ticket: dict[int, list[Message]] = {}
+    with db.session.no_autoflush:
+        for msg, pred in zip(msgs, preds):
+            msg.sentiment_label = pred.label
+            msg.sentiment_score = round(float(pred.score), 4)
+            msg.sentiment_probs = {k: round(float(v), 4) for k, v in pred.probs.items()}
+            msg.sentiment_anger = round(float(pred.anger_prob), 4)
+            msg.sentiment_model = pred.model
+            msg.sentiment_at = now
+            msg.keywords = extract_keywords(_text_for(msg))[:MAX_KEYWORDS]
+            by_ticket.setdefault(msg.ticket_id, []).append(msg)
+        recent: dict[int, list[Message]] = {}
+        for ticket_msgs in by_ticket.values():
+            ticket = ticket_msgs[0].ticket
+            update_ticket_aggregate(ticket, pending=ticket_msgs)
+            update_contact_aggregate(ticket.contact, pending=[m for m in msgs if m.contact_id == ticket.contact_id])
+            recent[ticket.id] = escalation.newest_labelled(ticket, pending=ticket_msgs)
+            ticket_json(ticket)  # loads what the events show (assignee, tags, contact) while still reading
     for msg in msgs:
         events.publish(events.MESSAGE_SENTIMENT,
                        {"id": msg.id, "ticket_id": msg.ticket_id, "sentiment": sentiment_json(msg)},
                        inbox_id=msg.inbox_id, ticket_id=msg.ticket_id)
-    for ticket in tickets.values():
-        update_ticket_aggregate(ticket)
-        escalation.apply_rules(ticket, [m for m in msgs if m.ticket_id == ticket.id])
+    for ticket_msgs in by_ticket.values():
+        ticket = ticket_msgs[0].ticket
+        escalation.apply_rules(ticket, ticket_msgs, recent=recent[ticket.id])
         events.publish(events.TICKET_UPDATED, ticket_json(ticket), inbox_id=ticket.inbox_id, ticket_id=ticket.id)
-        update_contact_aggregate(ticket.contact)
     db.session.commit()
 
 
@@ -104,19 +115,26 @@ def trend(scores: list[float]) -> str | None:
     return "steady"
 
 
-def _scores(where, last: int | None = None) -> list[tuple[str, float]]:
-    """(label, score) of the labelled customer messages, oldest first; only the ``last`` n if given."""
+def _scores(where, last: int | None = None, pending: Iterable[Message] = ()) -> list[tuple[str, float]]:
+    """(label, score) of the labelled customer messages, oldest first; only the ``last`` n if given.
+
+    ``pending``: messages matching ``where`` whose new labels are set but not yet written;
+    they count with those labels, whatever the database still holds for them.
+    """
     rows = db.session.execute(
-        select(Message.sentiment_label, Message.sentiment_score)
+        select(Message.sent_at, Message.id, Message.sentiment_label, Message.sentiment_score)
         .where(where, Message.direction == Direction.inbound, Message.sentiment_label.is_not(None))
         .order_by(Message.sent_at.desc(), Message.id.desc())
         .limit(last)
     ).all()
-    return [(r[0], r[1]) for r in reversed(rows)]
+    merged = {row[1]: tuple(row) for row in rows}
+    merged.update({m.id: (m.sent_at, m.id, m.sentiment_label, m.sentiment_score) for m in pending})
+    ordered = sorted(merged.values())
+    return [(label, score) for _, _, label, score in (ordered[-last:] if last else ordered)]
 
 
-def update_ticket_aggregate(ticket: Ticket) -> None:
-    rows = _scores(Message.ticket_id == ticket.id)
+def update_ticket_aggregate(ticket: Ticket, pending: Iterable[Message] = ()) -> None:
+    rows = _scores(Message.ticket_id == ticket.id, pending=pending)
     if not rows:
         return
     scores = [s for _, s in rows]
@@ -126,8 +144,9 @@ def update_ticket_aggregate(ticket: Ticket) -> None:
     ticket.sentiment_trend = trend(scores)
 
 
-def update_contact_aggregate(contact: Contact) -> None:
-    rows = _scores(Message.contact_id == contact.id, last=20)  # a long-time customer has thousands
+def update_contact_aggregate(contact: Contact, pending: Iterable[Message] = ()) -> None:
+    # the last 20 only: a long-time customer has thousands
+    rows = _scores(Message.contact_id == contact.id, last=20, pending=pending)
     if not rows:
         return
     scores = [s for _, s in rows]

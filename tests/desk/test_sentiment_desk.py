@@ -105,3 +105,82 @@ def test_contact_aggregate_follows_the_latest_messages_across_tickets(app):
     assert contact.sentiment_latest_label == "negative"
     assert contact.sentiment_latest_score < 0
     assert contact.sentiment_trend == "worsening"
+
+
+def _mixed_backlog(app, inbox):
+    """Two customers with labelled history, then an unlabelled backlog over three tickets,
+    some of it sent *before* messages already labelled (a mail import of older mail)."""
+    from datetime import datetime, timedelta, timezone
+
+    from helpdesk.models import Status
+
+    start = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    for i, text in enumerate(["ありがとうございます、助かりました！", "丁寧な対応に感謝します"]):
+        ingest(inbox, f.inbound(user_id="a", text=text, sent_at=start + timedelta(hours=10 + i)))
+    old = db.session.scalar(select(Message).order_by(Message.id)).ticket
+    old.status = Status.closed
+    db.session.commit()
+    app.config["SENTIMENT_ENABLED"] = False
+    backlog = [("a", "届いた商品が壊れていました。最悪です", 20), ("a", "まだ返事がありません。いい加減にしてください", 21),
+               ("a", "先日の件、問い合わせ番号を教えてください", 5), ("b", "請求が二重になっています。至急直してください", 1),
+               ("b", "返金はいつになりますか", 2), ("b", "対応ありがとうございました！", 3)]
+    for user, text, hours in backlog:
+        ingest(inbox, f.inbound(user_id=user, text=text, sent_at=start + timedelta(hours=hours)))
+    app.config["SENTIMENT_ENABLED"] = True
+
+
+@pytest.mark.config(SENTIMENT_BATCH=32)
+def test_batch_aggregates_and_alerts_match_labelling_one_by_one(app):
+    """A batch reads the stored labels and overlays its own before writing anything; the
+    aggregates and alerts must be exactly those of labelling the same messages one at a time."""
+    from helpdesk.models import Alert, Contact, Ticket
+
+    def outcome():
+        tickets = [(t.sentiment_label, t.sentiment_score, t.sentiment_first_score, t.sentiment_worst_score,
+                    t.sentiment_trend, t.priority) for t in db.session.scalars(select(Ticket).order_by(Ticket.id))]
+        contacts = [(c.sentiment_latest_label, c.sentiment_latest_score, c.sentiment_trend)
+                    for c in db.session.scalars(select(Contact).order_by(Contact.id))]
+        alerts = sorted((a.message_id, a.rule) for a in db.session.scalars(select(Alert)))
+        return tickets, contacts, alerts
+
+    inbox = f.inbox()
+    _mixed_backlog(app, inbox)
+    assert sentiment.label_pending() == 6  # one batch
+    batch = outcome()
+
+    # The same backlog labelled one message per batch, each committed before the next.
+    db.session.execute(Alert.__table__.delete())
+    db.session.execute(Message.__table__.update().where(Message.id > 2).values(sentiment_label=None))
+    db.session.execute(Ticket.__table__.update().values(priority="normal"))
+    db.session.commit()
+    app.config["SENTIMENT_BATCH"] = 1
+    assert sentiment.label_pending() == 6
+    db.session.expire_all()
+    assert outcome() == batch
+    assert len(batch[2]) >= 2 and batch[1][0][0] == "negative"  # the backlog did alert and turn contact a
+
+
+def test_labelling_reads_everything_before_its_first_write(app):
+    """On SQLite the first write takes the database's one write lock until the commit, and
+    every incoming message waits for it: nothing but writes may run inside that window."""
+    from sqlalchemy import event
+
+    inbox = f.inbox()
+    _mixed_backlog(app, inbox)
+    statements: list[str] = []
+    listeners = {
+        "before_cursor_execute": lambda conn, cur, stmt, *rest: statements.append(stmt),
+        "commit": lambda conn: statements.append("COMMIT"),
+    }
+    for name, fn in listeners.items():
+        event.listen(db.engine, name, fn)
+    try:
+        assert sentiment.label_pending() == 6
+    finally:
+        for name, fn in listeners.items():
+            event.remove(db.engine, name, fn)
+    first_write = next(i for i, s in enumerate(statements) if s.startswith(("INSERT", "UPDATE")))
+    window = statements[first_write:statements.index("COMMIT", first_write)]
+    assert any(s.startswith("SELECT") for s in statements[:first_write])
+    assert [s for s in window if s.startswith("SELECT")] == []
+    assert sum(s.startswith("INSERT INTO alerts") for s in window) >= 2  # the rules did run
