@@ -222,7 +222,7 @@ def test_hostile_customer_text_never_executes_in_any_agent_view(app):
         page.goto(f"{server.url}/agent/tickets/{api_ticket}")
         page.wait_for_selector("body[data-live=ready]")
         channels.api(token)
-        page.wait_for_function("document.querySelectorAll('#thread .msg').length >= 2", timeout=5000)
+        page.wait_for_function("() => document.querySelectorAll('#thread .msg').length >= 2", timeout=5000)
         check(page, "ticket (live message)", (PAYLOADS[0], PAYLOADS[6], NAME))
 
         channels.line()
