@@ -3,8 +3,9 @@
 SQLite allows one writing transaction at a time. Left to itself, a second writer
 gets SQLITE_BUSY and its busy handler sleeps and retries in growing steps, so under
 concurrent webhooks most time is spent asleep. Taking a process-wide lock at a
-session's first flush and releasing it at commit or rollback hands the database
-from writer to writer with no sleeping. Other databases are untouched.
+session's first write (a flush, or an INSERT/UPDATE/DELETE run through the session)
+and releasing it at commit or rollback hands the database from writer to writer with
+no sleeping. Other databases are untouched.
 """
 
 from __future__ import annotations
@@ -23,12 +24,22 @@ def _is_sqlite(session: Session) -> bool:
     return bind.dialect.name == "sqlite"
 
 
-@event.listens_for(Session, "before_flush")
-def _acquire(session, flush_context, instances) -> None:
+def _acquire(session: Session) -> None:
     if session.info.get(_HELD) or not _is_sqlite(session):
         return
     _lock.acquire()
     session.info[_HELD] = True
+
+
+@event.listens_for(Session, "before_flush")
+def _before_flush(session, flush_context, instances) -> None:
+    _acquire(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _before_dml(state) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        _acquire(state.session)
 
 
 @event.listens_for(Session, "after_transaction_end")

@@ -10,15 +10,17 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
+import functools
 import queue
 import threading
 
 from flask import current_app, has_app_context
 from sqlalchemy import event as sa_event
-from sqlalchemy import inspect
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from ..extensions import db, socketio
+from ..models._types import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -69,18 +71,27 @@ def last_event_id() -> int:
 def publish(name: str, payload: dict[str, Any], *, inbox_id: int | None = None,
             ticket_id: int | None = None, supervisors_only: bool = False) -> None:
     """Record an agent-namespace event now; emit it after commit."""
+    # A plain INSERT, not an ORM object: the row is never read back in this session, and
+    # the unit of work would cost more than the statement (docs/performance.md). On SQLite
+    # it takes the writer lock like a flush does (sqlite_writes.py).
+    event_id = db.session.execute(_insert_event(), {
+        "name": name, "payload": payload, "inbox_id": inbox_id, "ticket_id": ticket_id,
+        "audience": "supervisors" if supervisors_only else "inbox", "created_at": utcnow(),
+    }).inserted_primary_key[0]
+    rooms = [SUPERVISORS] if supervisors_only else [inbox_room(inbox_id)] if inbox_id else [SUPERVISORS]
+    _outbox(db.session).append((name, {**payload, "event_id": event_id}, rooms, AGENT_NS))
+
+
+@functools.cache
+def _insert_event():
     from ..models import Event
 
-    ev = Event(name=name, payload=payload, inbox_id=inbox_id, ticket_id=ticket_id,
-               audience="supervisors" if supervisors_only else "inbox")
-    db.session.add(ev)  # numbered by the commit's flush; no flush of our own
-    rooms = [SUPERVISORS] if supervisors_only else [inbox_room(inbox_id)] if inbox_id else [SUPERVISORS]
-    _outbox(db.session).append((name, payload, rooms, AGENT_NS, ev))
+    return insert(Event.__table__)
 
 
 def publish_to(room: str, name: str, payload: dict[str, Any], namespace: str) -> None:
     """Emit after commit to a room outside the numbered agent stream (widget visitors)."""
-    _outbox(db.session).append((name, payload, [room], namespace, None))
+    _outbox(db.session).append((name, payload, [room], namespace))
 
 
 def _outbox(session) -> list:
@@ -92,12 +103,8 @@ def _emit_after_commit(session) -> None:
     pending = session.info.pop(_OUTBOX, None)
     if not pending:
         return
-    batch = []
-    for name, payload, rooms, namespace, ev in pending:
-        if ev is not None:
-            # The committed row's id, read from its identity key (no SQL after commit).
-            payload = {**payload, "event_id": inspect(ev).identity[0]}
-        batch.append((name, payload, rooms if len(rooms) > 1 else rooms[0], namespace))
+    batch = [(name, payload, rooms if len(rooms) > 1 else rooms[0], namespace)
+             for name, payload, rooms, namespace in pending]
     if has_app_context() and current_app.config.get("EMIT_IN_BACKGROUND", False):
         _emitter.put(batch)
     else:

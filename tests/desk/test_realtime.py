@@ -122,3 +122,59 @@ def test_missed_events_after_reconnect(app, client):
     missed = client.get(f"/api/v1/events?since={last_seen}").json["events"]
     assert [e["payload"]["body"] for e in missed if e["name"] == "message.created"] == ["切断中1", "切断中2"]
     assert missed[0]["event_id"] == last_seen + 1
+
+
+def test_events_of_a_rolled_back_change_are_neither_stored_nor_sent(app, client):
+    from sqlalchemy import func, select
+
+    from helpdesk.extensions import db
+    from helpdesk.models import Event
+    from helpdesk.realtime import events as ev
+
+    inbox = f.inbox()
+    agent = f.agent(inboxes=[inbox])
+    login(client, agent.email)
+    sio = connect(app, client)
+    before = db.session.scalar(select(func.count(Event.id)))
+    ev.publish(ev.TICKET_UPDATED, {"id": 1}, inbox_id=inbox.id, ticket_id=1)
+    db.session.rollback()
+    assert db.session.scalar(select(func.count(Event.id))) == before
+    assert events(sio) == []
+    ev.publish(ev.TICKET_UPDATED, {"id": 2}, inbox_id=inbox.id, ticket_id=2)
+    db.session.commit()
+    (sent,) = events(sio, ev.TICKET_UPDATED)
+    assert sent["args"][0]["id"] == 2
+    assert sent["args"][0]["event_id"] == db.session.scalar(select(func.max(Event.id)))
+
+
+def test_an_event_alone_takes_the_sqlite_writer_lock_until_commit(app):
+    """Events are plain INSERTs, not flushed objects: they must queue on the same lock as a
+    flush, or a second writer meets SQLITE_BUSY and sleeps in its busy handler."""
+    import threading
+
+    from helpdesk import sqlite_writes
+    from helpdesk.extensions import db
+    from helpdesk.realtime import events as ev
+
+    inbox = f.inbox()
+    db.session.commit()
+
+    def lock_is_free() -> bool:
+        result = []
+
+        def probe():  # another thread: the lock is re-entrant for its holder
+            got = sqlite_writes._lock.acquire(blocking=False)
+            if got:
+                sqlite_writes._lock.release()
+            result.append(got)
+
+        t = threading.Thread(target=probe)
+        t.start()
+        t.join()
+        return result[0]
+
+    assert lock_is_free()
+    ev.publish(ev.TICKET_UPDATED, {"id": 1}, inbox_id=inbox.id, ticket_id=1)
+    assert not lock_is_free()
+    db.session.commit()
+    assert lock_is_free()
