@@ -103,7 +103,10 @@ def test_canned_reply_fills_the_customer_name_and_send_resolves(app, tmp_path):
         page.click("#send-reply")
         page.wait_for_selector('.status-badge[data-status="resolved"]', timeout=10000)
         assert page.inner_text(".status-badge") == "解決済み"
+        # The live event can beat the POST's own answer: wait for that answer to clear the box.
+        page.wait_for_function("() => !document.querySelector('#send-reply').disabled")
         assert page.input_value("#reply-then") == ""  # the box is ready for the next answer
+        assert page.input_value("#reply-body") == ""
         page.screenshot(path=str(tmp_path / "resolved.png"))
         assert page.errors == []
 
