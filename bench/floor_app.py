@@ -1,5 +1,5 @@
 """The floors for bench/ingest.py, on the same server as the desk (Flask-SocketIO's
-threading mode on Werkzeug):
+threading mode under gunicorn's gthread worker, as ``flask serve`` runs it):
 
 * ``/emit``: a bare Flask-SocketIO app whose POST emits the body to every connected
   client, with no database, no auth and no work;
@@ -68,4 +68,15 @@ def connect(auth=None):
 
 
 if __name__ == "__main__":
-    socketio.run(app, port=int(sys.argv[1]), allow_unsafe_werkzeug=True, log_output=False)
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):  # the options of helpdesk/server.py's EmbeddedServer
+        def load_config(self):
+            for key, value in {"bind": f"127.0.0.1:{sys.argv[1]}", "workers": 1, "worker_class": "gthread",
+                               "threads": 100, "graceful_timeout": 3, "loglevel": "warning"}.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return app
+
+    Server().run()

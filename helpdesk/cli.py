@@ -166,21 +166,16 @@ def poll_social(inbox_id: int | None, every: float):
 def serve(host: str, port: int):
     """Serve the desk with live updates (embedded setup: one process, jobs in a thread)."""
     from .demo import DEMO_LOGIN
-    from .extensions import socketio
-    from .jobs import jobs
+    from .server import EmbeddedServer
 
     app = current_app._get_current_object()
-    if app.config["JOBS"] != "rq":
-        jobs.enqueue("label_sentiment")  # anything left pending by the last run
-        jobs.enqueue("poll_email")  # self-rescheduling IMAP polling (services/mailbox.py)
     demo_agent = db.session.scalar(select(Agent).where(Agent.email == DEMO_LOGIN[0]))
+    db.session.remove()
     click.echo(f"\n  Helpdesk running at http://{host}:{port}/")
     if demo_agent:
         click.echo(f"  Demo login: {DEMO_LOGIN[0]} / {DEMO_LOGIN[1]}\n")
     sys.stdout.flush()
-    # Flask refuses app.run() under its CLI unless told this is deliberate.
-    os.environ.pop("FLASK_RUN_FROM_CLI", None)
-    socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, use_reloader=False, log_output=False)
+    EmbeddedServer(app, f"{host}:{port}").run()  # returns when stopped (Ctrl-C, SIGTERM)
 
 
 @click.command("poll-email")
