@@ -134,9 +134,12 @@ def main() -> None:
     for r in results:
         print(f"{r['label']:8} {r['rate']:9.1f} {r['delivered_rate']:8.1f} {r['p50']:8.1f} {r['p99']:8.1f} "
               f"{r['lost']:5d} {r['duplicated']:4d} {r['errors']:4d}")
-    floor_r, _, desk_r = results
-    print(f"ratios desk/floor: p50 {desk_r['p50'] / floor_r['p50']:.2f}x  p99 {desk_r['p99'] / floor_r['p99']:.2f}x  "
-          f"throughput {desk_r['rate'] / floor_r['rate']:.2f}x")
+    desk_r = results[-1]
+    # The bare floor posts faster than one socket delivers, so its latency is a queue's;
+    # floor+db stays below that rate and is the latency baseline that means something.
+    for floor_r in results[:2]:
+        print(f"ratios desk/{floor_r['label']}: p50 {desk_r['p50'] / floor_r['p50']:.2f}x  "
+              f"p99 {desk_r['p99'] / floor_r['p99']:.2f}x  throughput {desk_r['rate'] / floor_r['rate']:.2f}x")
 
 
 if __name__ == "__main__":
