@@ -133,6 +133,13 @@
                   el("td", null, r.assignee || t.unassigned));
         return tr;
       }));
+      if (!d.breaching.tickets.length) {
+        const td = el("td", "empty", t.none_breaching);
+        td.colSpan = 5;
+        const tr = el("tr");
+        tr.append(td);
+        body.append(tr);
+      }
     },
     keywords(section, d) {
       const chip = (r, withRatio) => {

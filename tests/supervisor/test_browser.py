@@ -47,6 +47,15 @@ def test_dashboard_draws_charts_tables_and_takes_live_alerts(app, tmp_path):
 
         assert page.evaluate(SENTIMENT_TOTALS) == {"negative": 2, "neutral": 0, "positive": 1}
         assert page.inner_text("#tile-messages") == "3"
+        # The SLA table says when nothing is breaching, instead of a bare header over the chart.
+        breaching = int(page.inner_text("#ops-breached")) + int(page.inner_text("#ops-at-risk"))
+        sla_rows = page.locator("#breaching tbody tr")
+        if breaching:
+            assert sla_rows.count() == breaching and page.locator("#breaching td.empty").count() == 0
+        else:
+            assert sla_rows.count() == 1
+            assert sla_rows.inner_text() == "SLA違反中・違反間近のチケットはありません。"
+        assert page.inner_text("#report-operations .chart-title") == "未解決チケット（ステータス別）"
         page.click("#report-sentiment summary")
         rows = page.query_selector_all("#report-sentiment .table-slot tbody tr")
         assert len(rows) == 7  # one row per day of the default week
