@@ -7,6 +7,7 @@ politeness that fills support messages (「お願い」「いたす」「いた�
 """
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from .text import normalize, tagger
@@ -20,8 +21,12 @@ STOPWORDS = frozenset(
     いただく 頂く 下さる くださる 申す 致す いたす 存ずる れる られる せる させる ござる もらう 貰う くれる
     やる 見る 見える 分かる わかる しまう おく 置く 欲しい ほしい ない 無い いい 良い よい
     願う 御座る ござる 過ぎる すぎる 致す 頂く 為さる なさる 参る 伺う 御願い
+    やつ 奴 捲る まくる
     """.split()
 )
+# Addresses are not topics: links, email addresses and @mentions (whose parts would
+# otherwise come out as "https", "com", "example" and glue onto the next noun).
+_ADDRESSES = re.compile(r"https?://\S+|www\.\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|@\w+")
 
 _NOUN_POS2 = {"普通名詞", "固有名詞"}
 _HONORIFIC = {"お", "ご", "御"}
@@ -54,11 +59,13 @@ def extract_keywords(text: str) -> list[str]:
     """Content words of `text` in order of appearance, duplicates removed."""
     if not text or not text.strip():
         return []
-    words = tagger()(normalize(text))
+    words = tagger()(_ADDRESSES.sub(" ", normalize(text)))
     out: list[str] = []
     compound: list[str] = []
 
     def close():
+        if compound and len(compound) == 1 and _is_prefix(compound[0]):
+            compound.clear()
         if compound:
             term = "".join(compound)
             if _keep(term):
@@ -66,6 +73,8 @@ def extract_keywords(text: str) -> list[str]:
             compound.clear()
 
     for w in words:
+        if w.white_space:
+            close()  # 「注文番号 A-10234」: a space ends a compound
         f = w.feature
         pos1, pos2 = getattr(f, "pos1", ""), getattr(f, "pos2", "")
         if pos1 == "名詞" and pos2 in _NOUN_POS2:
@@ -78,8 +87,6 @@ def extract_keywords(text: str) -> list[str]:
         if pos1 == "接尾辞" and pos2.startswith("名詞") and compound:
             compound.append(w.surface)  # 手数「料」, 対応「中」
             continue
-        if compound and len(compound) == 1 and _is_prefix(compound[0]):
-            compound.clear()
         close()
         if pos1 in ("動詞", "形容詞") or (pos1 == "名詞" and pos2 == "形状詞可能"):
             term = _lemma(w)

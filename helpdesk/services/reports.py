@@ -563,6 +563,9 @@ def _keyword_counts(f: Filters, label: str | None, limit: int = 200) -> tuple[Co
     return cur, before
 
 
+CHART_TERMS = 15
+
+
 def keywords(f: Filters, label: str = "negative", limit: int = 30) -> dict[str, Any]:
     """Top keywords in (negative) customer messages this period vs the previous one; rising terms."""
     if label not in LABELS and label != "all":
@@ -579,10 +582,12 @@ def keywords(f: Filters, label: str = "negative", limit: int = 30) -> dict[str, 
     rising = [r for r in rising if r["ratio"] > 1][:15]
     return {
         "label": label, "top": top, "rising": rising,
-        "chart": {"type": "bar", "horizontal": True, "labels": [t["term"] for t in top],
-                  "datasets": [{"key": "current", "label": _("This period"), "data": [t["count"] for t in top]},
+        # The chart shows the head of the list (the chips and the table have all of it).
+        "chart": {"type": "bar", "horizontal": True, "labels": [t["term"] for t in top[:CHART_TERMS]],
+                  "datasets": [{"key": "current", "label": _("This period"),
+                                "data": [t["count"] for t in top[:CHART_TERMS]]},
                                {"key": "previous", "label": _("Previous period"),
-                                "data": [t["previous"] for t in top]}]},
+                                "data": [t["previous"] for t in top[:CHART_TERMS]]}]},
         "table": _table([_("Keyword"), _("This period"), _("Previous period"), _("Change")],
                         [[t["term"], t["count"], t["previous"], t["change"]] for t in top]),
     }

@@ -61,7 +61,10 @@
   function renderTable(slot, table) {
     const tbl = el("table", "sv-table");
     const head = el("tr");
-    table.columns.forEach((c) => { const th = el("th", null, c); th.scope = "col"; head.append(th); });
+    // A column of numbers is right-aligned, its header too.
+    const numeric = table.columns.map((_, i) => i > 0 && table.rows.length > 0
+      && table.rows.every((r) => r[i] === null || typeof r[i] === "number"));
+    table.columns.forEach((c, i) => { const th = el("th", numeric[i] ? "num" : null, c); th.scope = "col"; head.append(th); });
     tbl.append(el("thead")); tbl.tHead.append(head);
     const body = el("tbody");
     if (!table.rows.length) { const tr = el("tr", "empty"); const td = el("td", null, t.no_data); td.colSpan = table.columns.length; tr.append(td); body.append(tr); }
@@ -89,6 +92,10 @@
     if (spec.horizontal) { scales.x.beginAtZero = true; }
     if (datasets.some((d) => d.yAxisID === "score")) scales.score = {position: "right", min: -1, max: 1, grid: {drawOnChartArea: false}};
     if (datasets.some((d) => d.yAxisID === "ces")) scales.ces = {position: "right", min: 1, max: 7, grid: {drawOnChartArea: false}};
+    if (spec.horizontal) {  // a bar per row: grow with the rows instead of squeezing them into lines
+      const perRow = spec.stacked ? 24 : 12 * datasets.length + 6;
+      canvas.parentElement.style.height = Math.max(280, 70 + spec.labels.length * perRow) + "px";
+    }
     const existing = charts[section.id];
     if (existing) {
       existing.data.labels = spec.labels;

@@ -28,3 +28,14 @@ def test_overlong_terms_are_dropped_not_cut():
     kws = extract_keywords("a" * 5000 + "が壊れた。注文番号ABCDEFGHIJKLMNOPQRSTUVWXYZ0123が届きません")
     assert kws == ["壊れる", "届く"]
     assert extract_keywords("返金" * 12 + "が遅い") == ["返金" * 12, "遅い"]  # 24 characters: kept
+
+
+def test_addresses_and_mentions_are_not_topics():
+    assert extract_keywords("@example_support アプリが落ちまくってて仕事にならない") == ["アプリ", "落ちる", "仕事"]
+    assert extract_keywords("https://example.com/faq?id=3 を見て info@example.jp に送った") == ["送る"]
+
+
+def test_a_space_ends_a_compound():
+    """「注文番号 A-10234」 is the order number's label and the number, not 「注文番号a」."""
+    assert extract_keywords("注文番号 A-10234 が届きません") == ["注文番号", "届く"]
+    assert extract_keywords("注文したやつまだ来ない") == ["注文"]

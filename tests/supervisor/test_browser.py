@@ -59,6 +59,10 @@ def test_dashboard_draws_charts_tables_and_takes_live_alerts(app, tmp_path):
         page.click("#report-sentiment summary")
         rows = page.query_selector_all("#report-sentiment .table-slot tbody tr")
         assert len(rows) == 7  # one row per day of the default week
+        # numbers are right-aligned under right-aligned headers; the day column is not a number
+        heads = page.locator("#report-sentiment .table-slot thead th")
+        assert "num" not in (heads.nth(0).get_attribute("class") or "")
+        assert heads.nth(1).evaluate("th => getComputedStyle(th).textAlign") == "right"
         assert "2" in rows[-1].inner_text() or "2" in rows[-2].inner_text()
         by_agent = page.evaluate("""() => {
           const c = Chart.getChart(document.querySelector('#report-breakdown-agent canvas'));

@@ -224,6 +224,22 @@ def test_keywords_this_period_vs_previous_and_rising(app, filters):
     assert r["rising"][0]["ratio"] == 3.0
 
 
+def test_keyword_chart_shows_the_head_of_the_list(app, filters):
+    """30 terms in one chart squeeze every bar into a line: the chart takes the first 15,
+    the chips and the table keep all of them."""
+    t = b.ticket(f.inbox(), created=b.jst(2026, 3, 1, 9))
+    terms = [f"語{i:02d}" for i in range(20)]
+    for i, term in enumerate(terms):
+        for _ in range(20 - i):  # 語00 most often, 語19 once
+            b.message(t, at=b.jst(2026, 3, 9, 12), label="negative", score=-0.8, keywords=[term])
+    db.session.commit()
+    r = reports.keywords(filters("2026-03-08", "2026-03-14"))
+    assert [k["term"] for k in r["top"]] == terms
+    assert r["chart"]["labels"] == terms[:reports.CHART_TERMS]
+    assert [len(d["data"]) for d in r["chart"]["datasets"]] == [reports.CHART_TERMS] * 2
+    assert len(r["table"]["rows"]) == 20
+
+
 def test_the_longest_keyword_list_fits_the_keyword_index(app, filters):
     """ix_messages_keywords carries each message's keyword list, and PostgreSQL refuses a B-tree
     row over ~2.7 kB: the caps on the list (terms, characters per term) must keep the worst case
