@@ -73,25 +73,33 @@ with app.app_context():
 # ---- measuring -------------------------------------------------------------------------------------
 
 class Screens:
-    """The agent sockets, in a child process (so their threads do not compete with the posters
-    for this process's GIL); it reports ``key screen monotonic-time`` per first sighting."""
+    """The agent sockets, in child processes (so their threads do not compete with the posters
+    for this process's GIL, nor 20 sockets' JSON decoding for one child's); each child reports
+    ``key screen monotonic-time`` per first sighting."""
+
+    PROCESSES = 4
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.seen: dict[str, dict[int, float]] = {}
         self.duplicates = 0
-        self.proc: subprocess.Popen | None = None
+        self.procs: list[subprocess.Popen] = []
 
     def connect(self, urls: list[str], n: int) -> None:
-        self.proc = subprocess.Popen([sys.executable, __file__, "--screens", ",".join(urls), "--agents", str(n)],
-                                     cwd=ROOT, stdout=subprocess.PIPE, text=True, bufsize=1)
-        line = self.proc.stdout.readline()
-        if line.strip() != "READY":
-            raise RuntimeError(f"agent screens did not connect: {line!r}")
-        threading.Thread(target=self._read, daemon=True).start()
+        per = -(-n // self.PROCESSES)
+        for first in range(0, n, per):
+            proc = subprocess.Popen([sys.executable, __file__, "--screens", ",".join(urls), "--agents",
+                                     str(min(per, n - first)), "--first-screen", str(first)],
+                                    cwd=ROOT, stdout=subprocess.PIPE, text=True, bufsize=1)
+            self.procs.append(proc)
+        for proc in self.procs:
+            line = proc.stdout.readline()
+            if line.strip() != "READY":
+                raise RuntimeError(f"agent screens did not connect: {line!r}")
+            threading.Thread(target=self._read, args=(proc,), daemon=True).start()
 
-    def _read(self) -> None:
-        for line in self.proc.stdout:
+    def _read(self, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
             key, screen, at = line.split()
             with self.lock:
                 per = self.seen.setdefault(key, {})
@@ -101,13 +109,16 @@ class Screens:
                     per[int(screen)] = float(at)
 
     def close(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            proc.wait(10)
 
 
-def screens_child(urls: list[str], n: int) -> None:
-    """Child side: log in n agent sockets and print every message.created as it lands."""
+def screens_child(urls: list[str], n: int, first: int) -> None:
+    """Child side: log in n agent sockets (screens first, first+1, ...) and print every
+    message.created as it lands."""
     out_lock = threading.Lock()
 
     def handler(screen: int):
@@ -121,7 +132,8 @@ def screens_child(urls: list[str], n: int) -> None:
                 sys.stdout.flush()
         return on_event
 
-    clients = [agent_socket(urls[i % len(urls)], "bench@example.com", PASSWORD, handler(i)) for i in range(n)]
+    clients = [agent_socket(urls[(first + i) % len(urls)], "bench@example.com", PASSWORD, handler(first + i))
+               for i in range(n)]
     print("READY", flush=True)
     try:
         while all(c.connected for c in clients):
@@ -350,9 +362,10 @@ def main() -> None:
     ap.add_argument("--keep-going", action="store_true", help="keep stepping after a p99 miss (noisy machines); errors or losses always stop")
     ap.add_argument("--sentiment", action="store_true", help="label sentiment too (default: desk cost only)")
     ap.add_argument("--screens", help=argparse.SUPPRESS)  # internal: run the agent sockets (child process)
+    ap.add_argument("--first-screen", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.screens:
-        screens_child(args.screens.split(","), args.agents)
+        screens_child(args.screens.split(","), args.agents, args.first_screen)
         return
 
     rows: list[dict] = []
