@@ -39,3 +39,10 @@ def test_a_space_ends_a_compound():
     """「注文番号 A-10234」 is the order number's label and the number, not 「注文番号a」."""
     assert extract_keywords("注文番号 A-10234 が届きません") == ["注文番号", "届く"]
     assert extract_keywords("注文したやつまだ来ない") == ["注文"]
+
+
+def test_when_is_not_what():
+    """Time and amount nouns (UniDic 副詞可能) say when or how much, not what about."""
+    assert extract_keywords("先週注文した商品が朝から届かない") == ["注文", "商品", "届く"]
+    assert extract_keywords("全部キャンセルしたい") == ["キャンセル"]
+    assert extract_keywords("年末年始の配送") == ["年末年始", "配送"]  # a topic of its own
