@@ -58,6 +58,14 @@
     return cfg.apiBase + section.dataset.report + "?" + q.toString();
   }
 
+  function emptyRow(text, span) {
+    const tr = el("tr", "empty");
+    const td = el("td", null, text);
+    td.colSpan = span;
+    tr.append(td);
+    return tr;
+  }
+
   function renderTable(slot, table) {
     const tbl = el("table", "sv-table");
     const head = el("tr");
@@ -67,7 +75,7 @@
     table.columns.forEach((c, i) => { const th = el("th", numeric[i] ? "num" : null, c); th.scope = "col"; head.append(th); });
     tbl.append(el("thead")); tbl.tHead.append(head);
     const body = el("tbody");
-    if (!table.rows.length) { const tr = el("tr", "empty"); const td = el("td", null, t.no_data); td.colSpan = table.columns.length; tr.append(td); body.append(tr); }
+    if (!table.rows.length) body.append(emptyRow(t.no_data, table.columns.length));
     table.rows.forEach((row) => {
       const tr = el("tr");
       row.forEach((v, i) => { const c = el(i === 0 ? "th" : "td", typeof v === "number" ? "num" : null, v === null ? "–" : v); if (i === 0) c.scope = "row"; tr.append(c); });
@@ -140,13 +148,7 @@
                   el("td", null, r.assignee || t.unassigned));
         return tr;
       }));
-      if (!d.breaching.tickets.length) {
-        const td = el("td", "empty", t.none_breaching);
-        td.colSpan = 5;
-        const tr = el("tr");
-        tr.append(td);
-        body.append(tr);
-      }
+      if (!d.breaching.tickets.length) body.append(emptyRow(t.none_breaching, 5));
     },
     keywords(section, d) {
       const chip = (r, withRatio) => {

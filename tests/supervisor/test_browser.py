@@ -51,7 +51,7 @@ def test_dashboard_draws_charts_tables_and_takes_live_alerts(app, tmp_path):
         breaching = int(page.inner_text("#ops-breached")) + int(page.inner_text("#ops-at-risk"))
         sla_rows = page.locator("#breaching tbody tr")
         if breaching:
-            assert sla_rows.count() == breaching and page.locator("#breaching td.empty").count() == 0
+            assert sla_rows.count() == breaching and page.locator("#breaching tr.empty").count() == 0
         else:
             assert sla_rows.count() == 1
             assert sla_rows.inner_text() == "SLA違反中・違反間近のチケットはありません。"
