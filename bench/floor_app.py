@@ -68,15 +68,6 @@ def connect(auth=None):
 
 
 if __name__ == "__main__":
-    from gunicorn.app.base import BaseApplication
+    from helpdesk.server import GunicornApp  # the desk's own server settings
 
-    class Server(BaseApplication):  # the options of helpdesk/server.py's EmbeddedServer
-        def load_config(self):
-            for key, value in {"bind": f"127.0.0.1:{sys.argv[1]}", "workers": 1, "worker_class": "gthread",
-                               "threads": 100, "graceful_timeout": 3, "loglevel": "warning"}.items():
-                self.cfg.set(key, value)
-
-        def load(self):
-            return app
-
-    Server().run()
+    GunicornApp(app, bind=f"127.0.0.1:{sys.argv[1]}").run()

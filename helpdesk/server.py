@@ -6,20 +6,19 @@ from gunicorn.app.base import BaseApplication
 
 from .extensions import db
 
+# One worker process (and its master) with 100 threads: Socket.IO's websockets each hold a
+# thread while an agent's page is open. Open websockets never finish on their own, so a
+# stop does not wait long for them.
+OPTIONS = {"workers": 1, "worker_class": "gthread", "threads": 100, "graceful_timeout": 3,
+           "accesslog": None, "loglevel": "warning"}
 
-class EmbeddedServer(BaseApplication):
-    """The app under gunicorn's threaded worker, the server the production setup runs
-    (README), as one worker process (and its master): Socket.IO's websockets each hold a thread, and the
-    in-process jobs run beside them. Werkzeug's development server is not for this."""
 
-    def __init__(self, app, bind: str, threads: int = 100):
+class GunicornApp(BaseApplication):
+    """A WSGI app under gunicorn, configured in code (``OPTIONS`` plus the given settings)."""
+
+    def __init__(self, app, **settings):
         self.app = app
-        self.options = {
-            "bind": bind, "workers": 1, "worker_class": "gthread", "threads": threads,
-            # Open websockets never finish on their own: don't wait long for them on stop.
-            "graceful_timeout": 3, "accesslog": None, "loglevel": "warning",
-            "post_fork": self._post_fork, "post_worker_init": self._start_jobs,
-        }
+        self.options = {**OPTIONS, **settings}
         super().__init__()
 
     def load_config(self) -> None:
@@ -28,6 +27,15 @@ class EmbeddedServer(BaseApplication):
 
     def load(self):
         return self.app
+
+
+class EmbeddedServer(GunicornApp):
+    """The desk under gunicorn's threaded worker, the server the production setup runs
+    (README), with the in-process jobs beside the requests. Werkzeug's development server
+    is not for this."""
+
+    def __init__(self, app, bind: str):
+        super().__init__(app, bind=bind, post_fork=self._post_fork, post_worker_init=self._start_jobs)
 
     def _post_fork(self, server, worker) -> None:
         with self.app.app_context():
