@@ -63,16 +63,13 @@ def extract_keywords(text: str) -> list[str]:
     out: list[str] = []
     compound: list[str] = []
     compound_kinds: list[str] = []  # each part's UniDic pos3
-    adverbial = False  # the compound starts with a time or amount noun (先週, 朝, 全部)
 
     def close():
-        nonlocal adverbial
         if compound and len(compound) == 1 and _is_prefix(compound[0]):
             compound.clear()
-        if adverbial and (len(compound) == 1 or compound_kinds[1] == "サ変可能"):
-            del compound[0]  # 「朝」 alone, 「先週」注文: when, not what; 「年末年始」 stays
-            del compound_kinds[0]
-        adverbial = False
+        # a leading time or amount noun: 「朝」 alone, 「先週」注文: when, not what; 「年末年始」 stays
+        if compound and compound_kinds[0] == "副詞可能" and (len(compound) == 1 or compound_kinds[1] == "サ変可能"):
+            del compound[0]
         compound_kinds.clear()
         if compound:
             term = "".join(compound)
@@ -86,10 +83,8 @@ def extract_keywords(text: str) -> list[str]:
         f = w.feature
         pos1, pos2 = getattr(f, "pos1", ""), getattr(f, "pos2", "")
         if pos1 == "名詞" and pos2 in _NOUN_POS2:
-            pos3 = getattr(f, "pos3", "")
-            adverbial = adverbial or (not compound and pos3 == "副詞可能")
             compound.append(w.surface)
-            compound_kinds.append(pos3)
+            compound_kinds.append(getattr(f, "pos3", ""))
             continue
         if pos1 == "接頭辞" and not compound:
             if w.surface not in _HONORIFIC:  # 「ご」返信 is just politeness

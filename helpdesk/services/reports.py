@@ -580,14 +580,13 @@ def keywords(f: Filters, label: str = "negative", limit: int = 30) -> dict[str, 
           "ratio": round((n + 1) / (prev.get(t, 0) + 1), 2)} for t, n in cur.items() if n >= 2),
         key=lambda r: (-r["ratio"], -r["count"], r["term"]))
     rising = [r for r in rising if r["ratio"] > 1][:15]
+    head = top[:CHART_TERMS]  # the chart shows the head of the list; the chips and the table have all of it
     return {
         "label": label, "top": top, "rising": rising,
-        # The chart shows the head of the list (the chips and the table have all of it).
-        "chart": {"type": "bar", "horizontal": True, "labels": [t["term"] for t in top[:CHART_TERMS]],
-                  "datasets": [{"key": "current", "label": _("This period"),
-                                "data": [t["count"] for t in top[:CHART_TERMS]]},
+        "chart": {"type": "bar", "horizontal": True, "labels": [t["term"] for t in head],
+                  "datasets": [{"key": "current", "label": _("This period"), "data": [t["count"] for t in head]},
                                {"key": "previous", "label": _("Previous period"),
-                                "data": [t["previous"] for t in top[:CHART_TERMS]]}]},
+                                "data": [t["previous"] for t in head]}]},
         "table": _table([_("Keyword"), _("This period"), _("Previous period"), _("Change")],
                         [[t["term"], t["count"], t["previous"], t["change"]] for t in top]),
     }
