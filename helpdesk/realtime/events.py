@@ -20,7 +20,6 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from ..extensions import db, socketio
-from ..models._types import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +75,7 @@ def publish(name: str, payload: dict[str, Any], *, inbox_id: int | None = None,
     # it takes the writer lock like a flush does (sqlite_writes.py).
     event_id = db.session.execute(_insert_event(), {
         "name": name, "payload": payload, "inbox_id": inbox_id, "ticket_id": ticket_id,
-        "audience": "supervisors" if supervisors_only else "inbox", "created_at": utcnow(),
+        "audience": "supervisors" if supervisors_only else "inbox",  # created_at: the column's default
     }).inserted_primary_key[0]
     rooms = [SUPERVISORS] if supervisors_only else [inbox_room(inbox_id)] if inbox_id else [SUPERVISORS]
     _outbox(db.session).append((name, {**payload, "event_id": event_id}, rooms, AGENT_NS))
