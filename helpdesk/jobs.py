@@ -22,19 +22,26 @@ log = logging.getLogger(__name__)
 
 JOBS: dict[str, Callable[..., Any]] = {}
 LANES: dict[str, str] = {}
+COALESCE: set[str] = set()
 # Lanes whose thread yields the CPU to request threads (this much nicer, on Linux): labelling
 # can wait a moment, a customer's message on its way to the agents' screens cannot
 # (docs/performance.md: ingest p99 with labelling on 337-356 -> 220-236 ms).
 NICE = {"sentiment": 10}
 
 
-def job(fn: Callable[..., Any] | None = None, *, lane: str = "default"):
+def job(fn: Callable[..., Any] | None = None, *, lane: str = "default", coalesce: bool = False):
     """Register a job by its function name. Jobs in different lanes never wait for
-    each other in the embedded runner (a long labelling batch must not hold a reply)."""
+    each other in the embedded runner (a long labelling batch must not hold a reply).
+
+    ``coalesce``: the job drains whatever is pending when it runs, so in the embedded
+    runner one queued run that has not started yet stands for any number of requests.
+    """
 
     def register(f: Callable[..., Any]) -> Callable[..., Any]:
         JOBS[f.__name__] = f
         LANES[f.__name__] = lane
+        if coalesce:
+            COALESCE.add(f.__name__)
         return f
 
     return register(fn) if fn is not None else register
@@ -47,6 +54,7 @@ class _ThreadRunner:
         self.app = app
         self.lane = lane
         self._heap: list[tuple[float, int, str, tuple]] = []
+        self._waiting: set[tuple[str, tuple]] = set()  # coalescing jobs queued, not started
         self._seq = itertools.count()
         self._cv = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -54,6 +62,10 @@ class _ThreadRunner:
 
     def enqueue(self, name: str, args: tuple, delay: float) -> None:
         with self._cv:
+            if name in COALESCE and delay <= 0:
+                if (name, args) in self._waiting:
+                    return
+                self._waiting.add((name, args))
             heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), name, args))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name=f"helpdesk-jobs-{self.lane}", daemon=True)
@@ -75,6 +87,7 @@ class _ThreadRunner:
                     self._cv.notify_all()
                     self._cv.wait(timeout)
                 _, _, name, args = heapq.heappop(self._heap)
+                self._waiting.discard((name, args))
                 self._busy = True
             with self.app.app_context():
                 run(name, *args)

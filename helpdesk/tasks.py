@@ -5,7 +5,7 @@ from __future__ import annotations
 from .jobs import job
 
 
-@job(lane="sentiment")
+@job(lane="sentiment", coalesce=True)  # one run labels everything pending
 def label_sentiment() -> int:
     from .services.sentiment import label_pending
 

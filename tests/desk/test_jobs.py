@@ -46,3 +46,42 @@ def test_labelling_yields_the_cpu_and_never_holds_other_jobs(app):
     release.set()
     assert jobs.wait_idle(10)
     assert seen["sentiment done"] is True
+
+
+drained: list[int] = []
+blocking, unblock = threading.Event(), threading.Event()
+
+
+@job(lane="probe-coalesce")
+def _probe_busy():
+    blocking.set()
+    unblock.wait(10)
+
+
+@job(lane="probe-coalesce", coalesce=True)
+def _probe_drain():
+    drained.append(1)
+
+
+def test_a_queued_coalescing_job_stands_for_the_requests_after_it(app):
+    drained.clear()
+    blocking.clear()
+    unblock.clear()
+    jobs.enqueue("_probe_busy")
+    assert blocking.wait(10)
+    for _ in range(5):  # five messages stored while the lane is busy: one run will label them all
+        jobs.enqueue("_probe_drain")
+    unblock.set()
+    assert jobs.wait_idle(10)
+    assert drained == [1]
+    jobs.enqueue("_probe_drain")  # the earlier run has started (and ended): this one runs too
+    assert jobs.wait_idle(10)
+    assert drained == [1, 1]
+
+
+def test_ingest_queues_no_labelling_when_sentiment_is_off(app):
+    from helpdesk.services.ingest import ingest
+    from tests import factories as f
+
+    assert ingest(f.inbox(), f.inbound()).created
+    assert "sentiment" not in app.extensions["helpdesk.jobs"]["runners"]
