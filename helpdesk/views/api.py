@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from flask import Blueprint, abort, current_app, jsonify, request
 from flask_login import current_user
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, or_, select, update
 
 from channels import ChannelError, get_adapter
 
@@ -24,9 +24,10 @@ log = logging.getLogger(__name__)
 MAX_EVENTS = 500
 
 
-_TOKEN_INBOX = (select(ApiToken, Inbox)  # built once: every API post runs it
+_TOKEN_INBOX = (select(ApiToken.id, ApiToken.last_used_at, Inbox)  # built once: every API post runs it
                 .join(Inbox, Inbox.id == ApiToken.inbox_id)
                 .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked.is_(False)))
+_TOKEN_USED = update(ApiToken).where(ApiToken.id == bindparam("token_id")).values(last_used_at=bindparam("now"))
 
 
 def _token_inbox() -> Inbox:
@@ -36,12 +37,13 @@ def _token_inbox() -> Inbox:
     row = db.session.execute(_TOKEN_INBOX, {"token_hash": ApiToken.hash(header[7:].strip())}).first()
     if row is None:
         _deny("invalid token")
-    token, inbox = row
+    token_id, last_used_at, inbox = row
     if not inbox.active:
         _deny("inbox disabled")
     now = utcnow()
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=5):
-        token.last_used_at = now  # coarse on purpose: not one extra write per message
+    if last_used_at is None or now - last_used_at > timedelta(minutes=5):
+        # coarse on purpose: not one extra write per message
+        db.session.execute(_TOKEN_USED, {"token_id": token_id, "now": now})
     return inbox
 
 

@@ -46,6 +46,26 @@ def test_token_stored_hashed(app, api):
     assert secret not in (row.token_hash, row.prefix) and row.token_hash == ApiToken.hash(secret)
 
 
+def test_token_use_is_recorded_coarsely(app, client, api):
+    """The admin page shows when a token was last used; it is written at most every five
+    minutes, not once per message."""
+    from datetime import timedelta
+
+    inbox, headers = api
+    assert post(client, headers, external_id="u1", user_id="u", text="a").status_code == 201
+    db.session.expire_all()
+    first = db.session.scalar(select(ApiToken.last_used_at))
+    assert first is not None
+    assert post(client, headers, external_id="u2", user_id="u", text="b").status_code == 201
+    db.session.expire_all()
+    assert db.session.scalar(select(ApiToken.last_used_at)) == first
+    db.session.execute(ApiToken.__table__.update().values(last_used_at=first - timedelta(minutes=6)))
+    db.session.commit()
+    assert post(client, headers, external_id="u3", user_id="u", text="c").status_code == 201
+    db.session.expire_all()
+    assert db.session.scalar(select(ApiToken.last_used_at)) > first
+
+
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic eA=="}])
 def test_bad_token_is_401(app, client, api, headers, caplog):
     resp = post(client, headers, external_id="e1", user_id="u", text="a")
