@@ -83,8 +83,12 @@ class Cluster:
         with psycopg.connect(PG_BASE, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
         r = Redis.from_url(REDIS_URL)
-        for key in r.scan_iter(f"rq:*{self.env['HELPDESK_JOBS_QUEUE']}*"):
+        queue = self.env["HELPDESK_JOBS_QUEUE"]
+        for key in r.scan_iter(f"rq:*{queue}*"):  # the queue, its registries
             r.delete(key)
+        for key in r.scan_iter("rq:job:*"):  # its jobs (left queued ones never expire)
+            if key.count(b":") == 2 and r.hget(key, "origin") == queue.encode():
+                r.delete(key)
 
     def _log(self, name: str):
         log = open(self.tmp / name, "w")
