@@ -51,6 +51,10 @@ def _keep(term: str) -> bool:
     return not all(unicodedata.category(c)[0] in "NPSZ" for c in term)
 
 
+def _is_katakana(word: str) -> bool:
+    return all("\u30a1" <= ch <= "\u30fa" or ch == "ー" for ch in word)  # a loanword, never a time
+
+
 def _is_kanji(ch: str) -> bool:
     return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
 
@@ -67,8 +71,10 @@ def extract_keywords(text: str) -> list[str]:
     def close():
         if compound and len(compound) == 1 and _is_prefix(compound[0]):
             compound.clear()
-        # a leading time or amount noun: 「朝」 alone, 「先週」注文: when, not what; 「年末年始」 stays
-        if compound and compound_kinds[0] == "副詞可能" and (len(compound) == 1 or compound_kinds[1] == "サ変可能"):
+        # a leading time or amount noun: 「朝」 alone, 「先週」注文, 「最近」ログイン, 「今月」キャンペーン:
+        # when, not what. Before another kanji noun it may be half of a topic: 「年末年始」 stays.
+        if compound and compound_kinds[0] == "副詞可能" and (
+                len(compound) == 1 or compound_kinds[1] == "サ変可能" or _is_katakana(compound[1])):
             del compound[0]
         compound_kinds.clear()
         if compound:

@@ -46,3 +46,6 @@ def test_when_is_not_what():
     assert extract_keywords("先週注文した商品が朝から届かない") == ["注文", "商品", "届く"]
     assert extract_keywords("全部キャンセルしたい") == ["キャンセル"]
     assert extract_keywords("年末年始の配送") == ["年末年始", "配送"]  # a topic of its own
+    # before a loanword too, which UniDic may split into plain nouns (ログ + イン)
+    assert extract_keywords("最近ログインできない") == ["ログイン"]
+    assert extract_keywords("今月キャンペーンのクーポンが使えない") == ["キャンペーン", "クーポン", "使う"]
