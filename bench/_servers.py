@@ -1,5 +1,6 @@
 """Shared plumbing for the benchmarks: start the desk (or a bare Flask-SocketIO
-floor) as a real server process, and an authenticated agent Socket.IO client."""
+floor) as a real server process, an authenticated agent Socket.IO client, and the
+CPU time a process tree has used."""
 
 from __future__ import annotations
 
@@ -92,3 +93,35 @@ def agent_socket(url: str, email: str, password: str, on_event):
     client.on("*", on_event, namespace="/agent")
     client.connect(url, namespaces=["/agent"], headers={"Cookie": cookie}, transports=["websocket"])
     return client
+
+
+def proc_tree(pids: list[int]) -> list[int]:
+    """The given pids and all their descendants, from /proc (no psutil needed)."""
+    parents: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+                parents[int(d.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found, todo = set(), list(pids)
+    while todo:
+        p = todo.pop()
+        if p in found:
+            continue
+        found.add(p)
+        todo.extend(c for c, pp in parents.items() if pp == p)
+    return sorted(found)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in proc_tree(pids):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        except (OSError, ValueError, IndexError):
+            continue
+    return total

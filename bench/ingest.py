@@ -23,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench._servers import ROOT, agent_socket, desk_env, free_port, prepare_desk, start_desk, wait_http  # noqa: E402
+from bench._servers import (ROOT, agent_socket, cpu_seconds, desk_env, free_port, prepare_desk,  # noqa: E402
+                            start_desk, wait_http)
 
 
 class Listener:
@@ -122,7 +123,9 @@ def main() -> None:
                         json={"external_id": f"bench-{i}", "user_id": f"cust-{i % 50}", "text": key})
             return r.status_code == 201
 
+        desk_cpu, bench_cpu = cpu_seconds([desk.pid]), time.process_time()
         results.append(run("desk", post_desk, args.n, args.concurrency, dl))
+        desk_cpu, bench_cpu = cpu_seconds([desk.pid]) - desk_cpu, time.process_time() - bench_cpu
         dc.disconnect()
     finally:
         desk.terminate()
@@ -134,6 +137,9 @@ def main() -> None:
     for r in results:
         print(f"{r['label']:8} {r['rate']:9.1f} {r['delivered_rate']:8.1f} {r['p50']:8.1f} {r['p99']:8.1f} "
               f"{r['lost']:5d} {r['duplicated']:4d} {r['errors']:4d}")
+    # The ratio of the two cancels out how fast the (shared, drifting) machine runs just now.
+    print(f"desk CPU per message: server {desk_cpu / args.n * 1000:.2f} ms, this bench's posters and "
+          f"listener {bench_cpu / args.n * 1000:.2f} ms, ratio {desk_cpu / bench_cpu:.2f}")
     desk_r = results[-1]
     # The bare floor posts faster than one socket delivers, so its latency is a queue's;
     # floor+db stays below that rate and is the latency baseline that means something.

@@ -40,7 +40,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench._servers import ROOT, agent_socket, desk_env, free_port, wait_http
+from bench._servers import ROOT, agent_socket, cpu_seconds, desk_env, free_port, proc_tree, wait_http
 
 LINE_SECRET = "bench-line-channel-secret"
 LINE_TOKEN = "bench-line-token"
@@ -140,38 +140,6 @@ def screens_child(urls: list[str], n: int, first: int) -> None:
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
-
-
-def proc_tree(pids: list[int]) -> list[int]:
-    """The given pids and all their descendants, from /proc (no psutil needed)."""
-    parents: dict[int, int] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                stat = (d / "stat").read_text()
-                parents[int(d.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-    found, todo = set(), list(pids)
-    while todo:
-        p = todo.pop()
-        if p in found:
-            continue
-        found.add(p)
-        todo.extend(c for c, pp in parents.items() if pp == p)
-    return sorted(found)
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for p in proc_tree(pids):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
 
 
 def rss_mb(pids: list[int]) -> float:
