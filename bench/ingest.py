@@ -8,7 +8,12 @@ the ratio, not the absolute numbers (these machines are noisy). The posters use
 plain ``http.client`` so that this process, which shares the machine's cores with
 the server, costs as little as it can (``requests`` cost twice as much CPU).
 
-    python bench/ingest.py [-n 1000] [-c 4] [--no-sentiment]
+``--servers N`` runs N desk servers on the one SQLite file instead of one, with Redis
+carrying events between them (the production layout of README.md on SQLite: one process
+cannot use more than one core); the posters are spread over them, the agent listens
+on the first. Their CPU then counts Redis's.
+
+    python bench/ingest.py [-n 1000] [-c 4] [--no-sentiment] [--servers N]
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
@@ -53,18 +59,25 @@ class Listener:
 
 
 class Poster:
-    """JSON POSTs over one keep-alive connection per poster thread."""
+    """JSON POSTs over one keep-alive connection per poster thread; with several URLs
+    (the same path on several servers) the threads take them in turn."""
 
-    def __init__(self, url: str, headers: dict[str, str] | None = None):
-        parts = urlsplit(url)
-        self.host, self.port, self.path = parts.hostname, parts.port, parts.path
+    def __init__(self, urls: str | list[str], headers: dict[str, str] | None = None):
+        parts = [urlsplit(u) for u in ([urls] if isinstance(urls, str) else urls)]
+        self.servers = [(p.hostname, p.port) for p in parts]
+        self.path = parts[0].path
         self.headers = {"Content-Type": "application/json", **(headers or {})}
         self.local = threading.local()
+        self.next = 0
+        self.lock = threading.Lock()
 
     def __call__(self, payload: dict) -> int:
         conn = getattr(self.local, "conn", None)
         if conn is None:
-            conn = self.local.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+            with self.lock:
+                host, port = self.servers[self.next % len(self.servers)]
+                self.next += 1
+            conn = self.local.conn = http.client.HTTPConnection(host, port, timeout=30)
         conn.request("POST", self.path, json.dumps(payload).encode(), self.headers)
         response = conn.getresponse()
         response.read()
@@ -104,6 +117,10 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=1000)
     ap.add_argument("-c", "--concurrency", type=int, default=4)
     ap.add_argument("--no-sentiment", action="store_true", help="leave labels pending (desk cost only)")
+    ap.add_argument("--servers", type=int, default=1,
+                    help="desk servers on the one SQLite file, events between them through Redis")
+    ap.add_argument("--redis", default=os.environ.get("HELPDESK_BENCH_REDIS", "redis://127.0.0.1:6379/0"),
+                    help="Redis for --servers above 1")
     args = ap.parse_args()
 
     # The floor: bare Flask-SocketIO.
@@ -111,8 +128,21 @@ def main() -> None:
     floor = subprocess.Popen([sys.executable, "bench/floor_app.py", str(port)], cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env = desk_env(HELPDESK_SENTIMENT_ENABLED="false" if args.no_sentiment else "true")
+    redis_pids: list[int] = []
+    if args.servers > 1:
+        from redis import Redis
+
+        tag = uuid.uuid4().hex[:8]
+        env.update(HELPDESK_REDIS_URL=args.redis, HELPDESK_SOCKETIO_CHANNEL=f"hd-bench-{tag}",
+                   HELPDESK_JOBS="rq", HELPDESK_JOBS_QUEUE=f"hd-bench-{tag}")
+        redis_pids = [Redis.from_url(args.redis).info("server")["process_id"]]
     email, token = prepare_desk(env)
-    desk, desk_url = start_desk(env)
+    desks = [start_desk(env) for _ in range(args.servers)]
+    procs = [proc for proc, _ in desks]
+    if args.servers > 1 and not args.no_sentiment:
+        procs.append(subprocess.Popen([sys.executable, "-m", "flask", "worker"], env=env, cwd=ROOT,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    desk_url = desks[0][1]
     try:
         floor_url = f"http://127.0.0.1:{port}"
         wait_http(floor_url + "/healthz")
@@ -135,21 +165,24 @@ def main() -> None:
 
         dl = Listener()
         dc = agent_socket(desk_url, email, "bench-password", dl)
-        api = Poster(desk_url + "/api/v1/messages", {"Authorization": f"Bearer {token}"})
+        api = Poster([url + "/api/v1/messages" for _, url in desks], {"Authorization": f"Bearer {token}"})
 
         def post_desk(i: int, key: str) -> bool:
             return api({"external_id": f"bench-{i}", "user_id": f"cust-{i % 50}", "text": key}) == 201
 
-        desk_cpu, bench_cpu = cpu_seconds([desk.pid]), time.process_time()
+        server_pids = [p.pid for p in procs] + redis_pids
+        desk_cpu, bench_cpu = cpu_seconds(server_pids), time.process_time()
         results.append(run("desk", post_desk, args.n, args.concurrency, dl))
-        desk_cpu, bench_cpu = cpu_seconds([desk.pid]) - desk_cpu, time.process_time() - bench_cpu
+        desk_cpu, bench_cpu = cpu_seconds(server_pids) - desk_cpu, time.process_time() - bench_cpu
         dc.disconnect()
     finally:
-        desk.terminate()
-        floor.terminate()
-        desk.wait(10)
-        floor.wait(10)
+        for p in [*procs, floor]:
+            p.terminate()
+        for p in [*procs, floor]:
+            p.wait(10)
 
+    if args.servers > 1:
+        print(f"desk: {args.servers} servers on one SQLite file, events through Redis")
     print(f"{'':8} {'posted/s':>9} {'seen/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'lost':>5} {'dup':>4} {'err':>4}")
     for r in results:
         print(f"{r['label']:8} {r['rate']:9.1f} {r['delivered_rate']:8.1f} {r['p50']:8.1f} {r['p99']:8.1f} "

@@ -1,0 +1,82 @@
+"""SQLite writers queue on our locks, across threads and across processes, instead of
+meeting SQLITE_BUSY and sleeping in SQLite's busy handler."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import textwrap
+
+from helpdesk.extensions import db
+from helpdesk.models import Inbox
+from tests.procs import ROOT
+
+
+def _file_lock_is_free(app) -> bool:
+    fd = os.open(db.engine.url.database + "-writer", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def test_the_file_lock_is_held_from_the_first_write_to_the_end_of_the_transaction(app):
+    assert _file_lock_is_free(app)
+    db.session.scalar(db.select(Inbox.id))  # reads take nothing
+    assert _file_lock_is_free(app)
+    db.session.add(Inbox(name="a", kind="api"))
+    db.session.flush()
+    assert not _file_lock_is_free(app)
+    db.session.commit()
+    assert _file_lock_is_free(app)
+    db.session.add(Inbox(name="b", kind="api"))
+    db.session.flush()
+    db.session.rollback()
+    assert _file_lock_is_free(app)
+
+
+# Another desk process on the same file, with SQLite's own busy handler off: without the
+# file lock its write would fail at once with "database is locked".
+_OTHER_PROCESS = textwrap.dedent("""
+    import sys
+    from helpdesk import create_app
+    from helpdesk.extensions import db
+    from helpdesk.models import Inbox
+
+    app = create_app({"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": sys.argv[1], "JOBS": "inline"})
+    with app.app_context():
+        db.session.connection().exec_driver_sql("PRAGMA busy_timeout=0")
+        print("ready", flush=True)
+        db.session.add(Inbox(name="from the other process", kind="api"))
+        db.session.commit()
+        print("written", flush=True)
+""")
+
+
+def test_a_second_process_waits_for_the_writer_instead_of_failing(app):
+    db.session.add(Inbox(name="ours", kind="api"))
+    db.session.flush()  # this process now holds the write
+    other = subprocess.Popen([sys.executable, "-c", _OTHER_PROCESS, str(db.engine.url)], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "ready"
+        try:
+            other.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            pass
+        assert other.poll() is None, other.stderr.read()  # waiting, not failed
+        db.session.commit()
+        out, err = other.communicate(timeout=30)
+    finally:
+        if other.poll() is None:
+            other.kill()
+            other.communicate()
+    assert other.returncode == 0, err
+    assert out.strip() == "written"
+    db.session.expire_all()
+    assert set(db.session.scalars(db.select(Inbox.name))) == {"ours", "from the other process"}
