@@ -22,6 +22,7 @@ import argparse
 import http.client
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -141,7 +142,8 @@ def main() -> None:
     procs = [proc for proc, _ in desks]
     if args.servers > 1 and not args.no_sentiment:
         procs.append(subprocess.Popen([sys.executable, "-m", "flask", "worker"], env=env, cwd=ROOT,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      start_new_session=True))  # its forked job process goes with it
     desk_url = desks[0][1]
     try:
         floor_url = f"http://127.0.0.1:{port}"
@@ -179,7 +181,11 @@ def main() -> None:
         for p in [*procs, floor]:
             p.terminate()
         for p in [*procs, floor]:
-            p.wait(10)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:  # the worker finishes its batch first; not worth waiting for
+                os.killpg(p.pid, signal.SIGKILL) if os.getpgid(p.pid) == p.pid else p.kill()
+                p.wait(10)
 
     if args.servers > 1:
         print(f"desk: {args.servers} servers on one SQLite file, events through Redis")

@@ -31,12 +31,13 @@ def redis_available() -> bool:
 
 
 class Cluster:
-    """N web processes and M workers sharing one PostgreSQL database and Redis."""
+    """N web processes and M workers sharing one PostgreSQL database (or, with
+    ``sqlite=True``, one SQLite file: the single-machine layout) and Redis."""
 
-    def __init__(self, tmp_path: Path, **config: str):
+    def __init__(self, tmp_path: Path, sqlite: bool = False, **config: str):
         tag = uuid.uuid4().hex[:8]
-        self.db_name = f"hd_e2e_{tag}"
-        self.db_url = PG_BASE.rsplit("/", 1)[0] + "/" + self.db_name
+        self.db_name = None if sqlite else f"hd_e2e_{tag}"
+        self.db_url = f"sqlite:///{tmp_path / 'desk.db'}" if sqlite else PG_BASE.rsplit("/", 1)[0] + "/" + self.db_name
         self.tmp = tmp_path
         self.env = dict(os.environ)
         self.env.update({
@@ -60,8 +61,9 @@ class Cluster:
     def __enter__(self) -> Cluster:
         import psycopg
 
-        with psycopg.connect(PG_BASE, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.db_name}"')
+        if self.db_name:
+            with psycopg.connect(PG_BASE, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{self.db_name}"')
         return self
 
     def __exit__(self, *exc) -> None:
@@ -80,8 +82,9 @@ class Cluster:
         import psycopg
         from redis import Redis
 
-        with psycopg.connect(PG_BASE, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+        if self.db_name:
+            with psycopg.connect(PG_BASE, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
         r = Redis.from_url(REDIS_URL)
         queue = self.env["HELPDESK_JOBS_QUEUE"]
         for key in r.scan_iter(f"rq:*{queue}*"):  # the queue, its registries
