@@ -4,7 +4,9 @@ CPU time a process tree has used."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -55,6 +57,7 @@ def prepare_desk(env: dict[str, str]) -> tuple[str, str]:
 
 def desk_env(**extra: str) -> dict[str, str]:
     tmp = tempfile.mkdtemp(prefix="hd-bench-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # the servers are stopped by then
     env = dict(os.environ)
     env.update({
         "HELPDESK_DATABASE_URL": f"sqlite:///{tmp}/bench.db",

@@ -9,6 +9,8 @@ threading mode under gunicorn's gthread worker, as ``flask serve`` runs it):
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import sys
 import tempfile
 import threading
@@ -19,7 +21,9 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import event
 
 app = Flask(__name__)
-app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tempfile.mkdtemp(prefix='hd-floor-')}/floor.db"
+_tmp = tempfile.mkdtemp(prefix="hd-floor-")
+atexit.register(shutil.rmtree, _tmp, ignore_errors=True)  # gunicorn's master exits normally on SIGTERM
+app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{_tmp}/floor.db"
 db = SQLAlchemy(app)
 socketio = SocketIO(app, async_mode="threading")
 _write_lock = threading.Lock()  # one SQLite writer at a time, as the desk does (no busy-wait sleeps)
