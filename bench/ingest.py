@@ -184,7 +184,10 @@ def main() -> None:
             try:
                 p.wait(10)
             except subprocess.TimeoutExpired:  # the worker finishes its batch first; not worth waiting for
-                os.killpg(p.pid, signal.SIGKILL) if os.getpgid(p.pid) == p.pid else p.kill()
+                if os.getpgid(p.pid) == p.pid:  # the worker leads its own group (its job process)
+                    os.killpg(p.pid, signal.SIGKILL)
+                else:
+                    p.kill()
                 p.wait(10)
 
     if args.servers > 1:

@@ -105,6 +105,13 @@ class Cluster:
             raise RuntimeError(out.stderr[-3000:])
         return out.stdout
 
+    def count(self, table: str) -> int:
+        """Rows in a table of the cluster's database, read by a process of its own."""
+        return int(self.python(
+            "from helpdesk import create_app\nfrom helpdesk.extensions import db\nfrom sqlalchemy import text\n"
+            "app = create_app()\nwith app.app_context():\n"
+            f"    print(db.session.execute(text('select count(*) from {table}')).scalar())\n"))
+
     def setup(self) -> dict[str, str]:
         """Schema via migrations, an admin agent, a test-channel inbox and its API token."""
         subprocess.run([sys.executable, "-m", "flask", "init-db"], env=self.env, cwd=ROOT, check=True,

@@ -14,7 +14,7 @@ from helpdesk.models import Inbox
 from tests.procs import ROOT
 
 
-def _file_lock_is_free(app) -> bool:
+def _file_lock_is_free() -> bool:
     fd = os.open(db.engine.url.database + "-writer", os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -26,18 +26,18 @@ def _file_lock_is_free(app) -> bool:
 
 
 def test_the_file_lock_is_held_from_the_first_write_to_the_end_of_the_transaction(app):
-    assert _file_lock_is_free(app)
+    assert _file_lock_is_free()
     db.session.scalar(db.select(Inbox.id))  # reads take nothing
-    assert _file_lock_is_free(app)
+    assert _file_lock_is_free()
     db.session.add(Inbox(name="a", kind="api"))
     db.session.flush()
-    assert not _file_lock_is_free(app)
+    assert not _file_lock_is_free()
     db.session.commit()
-    assert _file_lock_is_free(app)
+    assert _file_lock_is_free()
     db.session.add(Inbox(name="b", kind="api"))
     db.session.flush()
     db.session.rollback()
-    assert _file_lock_is_free(app)
+    assert _file_lock_is_free()
 
 
 # Another desk process on the same file, with SQLite's own busy handler off: without the
