@@ -87,6 +87,19 @@ class AgentNamespace(Namespace):
                         to=events.ticket_room(ticket_id))
 
 
+def drop_agent_sockets(agent_ids) -> None:
+    """Disconnect these agents' open pages, on every server (Socket.IO forwards a disconnect
+    through the message queue to the server that holds the socket). Call it after the commit
+    that changed what they may see: a page reconnects at once and joins the rooms its agent
+    may now see, and a deactivated agent is refused. Without this, a socket keeps the inbox
+    rooms it joined at connect time."""
+    from ..extensions import socketio
+
+    for agent_id in sorted(set(agent_ids)):
+        for sid in presence.registry().sockets_of(agent_id):
+            socketio.server.disconnect(sid, namespace=events.AGENT_NS)
+
+
 # Channels that show the customer an agent is typing (widget indicator, LINE loading
 # animation) register a hook here: fn(ticket).
 _typing_hooks: dict = {}

@@ -1,13 +1,14 @@
 """Who is connected: agents viewing a ticket ("X is viewing"), agents online for an
-inbox (the widget's "we are online"), visitors online (no email copy of a reply they see).
+inbox (the widget's "we are online"), visitors online (no email copy of a reply they see),
+and an agent's own sockets (dropped when an admin changes what the agent may see).
 
 The process that owns a socket is the only one that adds or removes it: the /agent and
 /widget namespaces call this registry on connect, view, leave and disconnect. It keeps
 its own sockets in memory; that is the whole answer when no Redis is configured.
 
 With ``REDIS_URL`` every change is also copied to Redis, so every web process and every
-RQ worker (which has no sockets) gets the same answer. One sorted set per ticket, inbox
-and visitor key holds socket ids scored with their expiry time; ``agent:<sid>`` holds the
+RQ worker (which has no sockets) gets the same answer. One sorted set per ticket, inbox,
+visitor key and agent holds socket ids scored with their expiry time; ``agent:<sid>`` holds the
 agent's id and name. A heartbeat thread re-adds this process's sockets every
 ``TTL_SECONDS / 3``, so the entries of a server that crashed expire by themselves, and a
 Redis that restarted empty is refilled. Readers count only entries not yet expired.
@@ -131,6 +132,16 @@ class Presence:
                 return True
         return self._shared(lambda: self._live_count(self._key("visitor", key)) > 0, False)
 
+    def sockets_of(self, agent_id: int) -> list[str]:
+        """The agent's /agent socket ids on every server."""
+        with self._lock:
+            here = {sid for sid, e in self._agents.items() if e.agent["id"] == agent_id}
+
+        def shared() -> set[str]:
+            return {s.decode() for s in self._redis.zrangebyscore(self._key("sockets", agent_id), time.time(), "+inf")}
+
+        return sorted(here | self._shared(shared, set()))
+
     # ---- Redis ------------------------------------------------------------------
 
     def _key(self, kind: str, ident) -> str:
@@ -143,7 +154,8 @@ class Presence:
         entry = self._agents.get(sid)
         if entry is None:
             return []
-        return ([self._key("inbox", i) for i in entry.inbox_ids]
+        return ([self._key("sockets", entry.agent["id"])]
+                + [self._key("inbox", i) for i in entry.inbox_ids]
                 + [self._key("ticket", t) for t in entry.ticket_ids])
 
     def _shared(self, ask: Callable[[], T], default: T) -> T:

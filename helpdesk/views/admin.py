@@ -6,20 +6,22 @@ import json
 import logging
 from functools import wraps
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from wtforms.fields.choices import SelectChoice
-from wtforms import EmailField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
 from channels import kinds
 
 from ..extensions import db
 from ..models import Agent, ApiToken, CannedReply, Inbox, Role, Team
+from ..realtime.agent_ns import drop_agent_sockets
+from ..services.access import can_see_inbox
 from ..services.tickets import audit
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -61,11 +63,27 @@ class InboxForm(FlaskForm):
     secrets = TextAreaField(_l("Secrets (JSON; leave empty to keep)"), default="", validators=[Optional(), _json_object])
 
 
+class InboxEditForm(InboxForm):
+    kind = None  # an inbox keeps its channel
+    active = BooleanField(_l("Active (accepts new messages)"))
+    # Agents who see the inbox beside its team's members (and admins and supervisors, who see all).
+    members = SelectMultipleField(_l("Members"), coerce=int, choices=[])
+
+
 class AgentForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
     email = EmailField(_l("Email address"), validators=[DataRequired(), Email(), Length(max=254)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(min=10, max=200)])
     role = SelectField(_l("Role"), choices=[SelectChoice(r.value) for r in Role])
+
+
+class AgentEditForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
+    email = EmailField(_l("Email address"), validators=[DataRequired(), Email(), Length(max=254)])
+    role = SelectField(_l("Role"), choices=[SelectChoice(r.value) for r in Role])
+    active = BooleanField(_l("Active (may log in)"))
+    teams = SelectMultipleField(_l("Teams"), coerce=int, choices=[])
+    password = PasswordField(_l("New password (leave empty to keep)"), validators=[Optional(), Length(min=10, max=200)])
 
 
 class TeamForm(FlaskForm):
@@ -100,6 +118,7 @@ def index():
         teams=teams,
         canned=db.session.scalars(select(CannedReply).order_by(CannedReply.shortcut)).all(),
         tokens=db.session.scalars(select(ApiToken).order_by(ApiToken.id)).all(),
+        inbox_names={i.id: i.name for i in inboxes},
         inbox_form=inbox_form, agent_form=AgentForm(), team_form=TeamForm(), canned_form=CannedForm(),
         token_form=token_form,
     )
@@ -191,4 +210,178 @@ def create_token():
     db.session.commit()
     # Shown once, never stored in clear.
     flash(_("New API token (copy it now, it is shown once): %(token)s", token=secret), "ok")
+    return redirect(url_for(".index"))
+
+
+# ---- changing what exists ------------------------------------------------------------
+# Each change is audited (secrets by name only) and, where it changes what an agent may
+# see, drops that agent's open pages so they reconnect into the rooms they may now join.
+
+def _get_or_404(model, obj_id: int):
+    obj = db.session.get(model, obj_id)
+    if obj is None:
+        abort(404)
+    return obj
+
+
+def _connect_hint(inbox: Inbox) -> str | None:
+    """Where the provider (or the website) sends this inbox's messages."""
+    base = current_app.config["PUBLIC_URL"].rstrip("/")
+    if inbox.kind in ("line", "messenger", "social"):
+        return f"{base}/webhooks/{inbox.kind}/{inbox.key}"
+    if inbox.kind == "chat":
+        return f'<script src="{base}/widget.js" data-inbox="{inbox.key}" async></script>'
+    if inbox.kind == "api":
+        return f"POST {base}/api/v1/messages"
+    return None
+
+
+def _inbox_edit_form(inbox: Inbox, agents: list[Agent]) -> InboxEditForm:
+    form = InboxEditForm(obj=inbox) if request.method == "GET" else InboxEditForm()
+    teams = db.session.scalars(select(Team).order_by(Team.name)).all()
+    form.team_id.choices = [SelectChoice("", "-")] + [SelectChoice(str(t.id), t.name) for t in teams]
+    # Admins and supervisors see every inbox: membership means something for agents only.
+    form.members.choices = [(a.id, a.name) for a in agents if not a.sees_all_inboxes]
+    if request.method == "GET":
+        form.team_id.data = str(inbox.team_id or "")
+        form.settings.data = json.dumps(inbox.settings or {}, ensure_ascii=False, indent=2)
+        form.secrets.data = ""
+        form.members.data = [a.id for a in inbox.members]
+    return form
+
+
+@bp.route("/inboxes/<int:inbox_id>", methods=["GET", "POST"])
+@admin_required
+def edit_inbox(inbox_id: int):
+    inbox = _get_or_404(Inbox, inbox_id)
+    agents = db.session.scalars(select(Agent).order_by(Agent.name)).all()
+    form = _inbox_edit_form(inbox, agents)
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            flash(_("Inbox not saved: %(errors)s", errors=_error_text(form)), "error")
+            form.secrets.data = ""  # never echo secrets into a page
+            return render_template("admin/inbox.html", inbox=inbox, form=form, hint=_connect_hint(inbox)), 400
+        saw = {a.id for a in agents if can_see_inbox(a, inbox.id)}
+        before = {"name": inbox.name, "team_id": inbox.team_id, "settings": inbox.settings, "active": inbox.active,
+                  "members": sorted(a.id for a in inbox.members)}
+        inbox.name = form.name.data
+        inbox.team_id = int(form.team_id.data) if (form.team_id.data or "").isdigit() else None
+        inbox.settings = json.loads(form.settings.data or "{}")
+        inbox.active = form.active.data
+        offered = {value for value, _label in form.members.choices}
+        chosen = set(form.members.data or []) | {a.id for a in inbox.members if a.id not in offered}
+        inbox.members = [a for a in agents if a.id in chosen]
+        after = {"name": inbox.name, "team_id": inbox.team_id, "settings": inbox.settings, "active": inbox.active,
+                 "members": sorted(chosen)}
+        changes = {k: v for k, v in after.items() if before[k] != v}
+        if form.secrets.data:
+            given = json.loads(form.secrets.data)
+            changes["secrets"] = sorted(given)  # which ones, never their values
+            merged = {**(inbox.secrets or {}), **given}
+            inbox.secrets = {k: v for k, v in merged.items() if v not in (None, "")}
+        db.session.flush()
+        sees = {a.id for a in agents if can_see_inbox(a, inbox.id)}
+        if changes:
+            audit(current_user, "inbox.update", "inbox", inbox.id, changes)
+        db.session.commit()
+        drop_agent_sockets(saw ^ sees)
+        log.info("inbox %s updated by agent %s: %s", inbox.id, current_user.id, sorted(changes))
+        flash(_("Inbox saved."), "ok")
+        return redirect(url_for(".edit_inbox", inbox_id=inbox.id))
+    return render_template("admin/inbox.html", inbox=inbox, form=form, hint=_connect_hint(inbox))
+
+
+def _active_admins() -> int:
+    return db.session.scalar(select(func.count(Agent.id)).where(Agent.role == Role.admin, Agent.active.is_(True)))
+
+
+@bp.route("/agents/<int:agent_id>", methods=["GET", "POST"])
+@admin_required
+def edit_agent(agent_id: int):
+    agent = _get_or_404(Agent, agent_id)
+    form = AgentEditForm(obj=agent) if request.method == "GET" else AgentEditForm()
+    teams = db.session.scalars(select(Team).order_by(Team.name)).all()
+    form.teams.choices = [(t.id, t.name) for t in teams]
+    if request.method == "GET":
+        form.role.data = agent.role.value
+        form.teams.data = [t.id for t in agent.teams]
+        return render_template("admin/agent.html", agent=agent, form=form)
+    error = None
+    if not form.validate_on_submit():
+        error = _error_text(form)
+    elif form.email.data.lower() != agent.email and db.session.scalar(
+            select(Agent).where(func.lower(Agent.email) == form.email.data.lower())):
+        error = _("An agent with that email exists.")
+    elif agent.role is Role.admin and agent.active and (form.role.data != Role.admin.value or not form.active.data) \
+            and _active_admins() <= 1:
+        error = _("The last active admin cannot be demoted or deactivated.")
+    if error:
+        flash(_("Agent not saved: %(errors)s", errors=error), "error")
+        return render_template("admin/agent.html", agent=agent, form=form), 400
+    before = {"name": agent.name, "email": agent.email, "role": agent.role.value, "active": agent.active,
+              "teams": sorted(t.id for t in agent.teams)}
+    agent.name, agent.email = form.name.data, form.email.data.lower()
+    agent.role, agent.active = Role(form.role.data), form.active.data
+    chosen = set(form.teams.data or [])
+    agent.teams = [t for t in teams if t.id in chosen]
+    after = {"name": agent.name, "email": agent.email, "role": agent.role.value, "active": agent.active,
+             "teams": sorted(chosen)}
+    changes = {k: v for k, v in after.items() if before[k] != v}
+    if form.password.data:
+        agent.set_password(form.password.data)
+        changes["password"] = "changed"
+    if changes:
+        audit(current_user, "agent.update", "agent", agent.id, changes)
+    db.session.commit()
+    if {"role", "active", "teams"} & changes.keys():
+        drop_agent_sockets([agent.id])
+    log.info("agent %s updated by agent %s: %s", agent.id, current_user.id, sorted(changes))
+    flash(_("Agent saved."), "ok")
+    return redirect(url_for(".edit_agent", agent_id=agent.id))
+
+
+@bp.route("/canned/<int:canned_id>", methods=["GET", "POST"])
+@admin_required
+def edit_canned(canned_id: int):
+    canned = _get_or_404(CannedReply, canned_id)
+    form = CannedForm(obj=canned) if request.method == "GET" else CannedForm()
+    if request.method == "GET":
+        return render_template("admin/canned.html", canned=canned, form=form)
+    error = None
+    if not form.validate_on_submit():
+        error = _error_text(form)
+    elif form.shortcut.data != canned.shortcut and db.session.scalar(
+            select(CannedReply).where(CannedReply.shortcut == form.shortcut.data)):
+        error = _("A canned reply with that shortcut already exists.")
+    if error:
+        flash(_("Canned reply not saved: %(errors)s", errors=error), "error")
+        return render_template("admin/canned.html", canned=canned, form=form), 400
+    canned.shortcut, canned.title, canned.body = form.shortcut.data, form.title.data, form.body.data
+    audit(current_user, "canned.update", "canned_reply", canned.id, {"shortcut": canned.shortcut})
+    db.session.commit()
+    flash(_("Canned reply saved."), "ok")
+    return redirect(url_for(".index"))
+
+
+@bp.post("/canned/<int:canned_id>/delete")
+@admin_required
+def delete_canned(canned_id: int):
+    canned = _get_or_404(CannedReply, canned_id)
+    audit(current_user, "canned.delete", "canned_reply", canned.id, {"shortcut": canned.shortcut})
+    db.session.delete(canned)
+    db.session.commit()
+    flash(_("Canned reply deleted."), "ok")
+    return redirect(url_for(".index"))
+
+
+@bp.post("/tokens/<int:token_id>/revoke")
+@admin_required
+def revoke_token(token_id: int):
+    token = _get_or_404(ApiToken, token_id)
+    if not token.revoked:
+        token.revoked = True
+        audit(current_user, "token.revoke", "api_token", token.id, {"name": token.name})
+        db.session.commit()
+        log.info("API token %s (%s…) revoked by agent %s", token.id, token.prefix, current_user.id)
+    flash(_("API token revoked: %(name)s", name=token.name), "ok")
     return redirect(url_for(".index"))

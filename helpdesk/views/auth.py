@@ -24,9 +24,12 @@ log = logging.getLogger(__name__)
 @login_manager.user_loader
 def load_agent(agent_id: str) -> Agent | None:
     try:
-        return db.session.get(Agent, int(agent_id))
+        agent = db.session.get(Agent, int(agent_id))
     except (TypeError, ValueError):
         return None
+    # A deactivated agent's sessions end at their next request (Flask-Login only checks
+    # is_active when logging in).
+    return agent if agent is not None and agent.active else None
 
 
 class LoginForm(FlaskForm):

@@ -225,7 +225,17 @@
       document.body.dataset.live = "ready";
     });
   });
-  socket.on("disconnect", () => { if (connState) { connState.hidden = false; connState.dataset.state = "offline"; } });
+  socket.on("disconnect", (reason) => {
+    if (connState) { connState.hidden = false; connState.dataset.state = "offline"; }
+    // The server drops an agent's pages when an admin changes what the agent may see:
+    // come straight back, into the rooms the agent may see now (resync fills the gap).
+    if (reason === "io server disconnect") socket.connect();
+  });
+  socket.on("connect_error", async () => {
+    // Refused: if the login is gone (logged out, deactivated), the login page is where to go.
+    const r = await fetch("/api/v1/events/latest", {credentials: "same-origin"}).catch(() => null);
+    if (r && r.status === 401) window.location.assign("/login");
+  });
   Object.keys(handlers).forEach((name) => socket.on(name, (p) => handle(name, p)));
   window.desk = {socket, handle, resync, get lastEventId() { return lastEventId; }};
 

@@ -286,6 +286,7 @@
       connectedOnce = true;
       document.body.dataset.live = "ready";
     });
+    socket.on("disconnect", (reason) => { if (reason === "io server disconnect") socket.connect(); });  // see desk.js
     socket.on("message.sentiment", () => refreshSoon(["sentiment", "breakdown", "keywords"]));
     socket.on("survey.answered", () => refreshSoon(["surveys", "agents"]));
     socket.on("ticket.updated", () => refreshSoon(["operations"]));

@@ -123,13 +123,14 @@ def admin_client(app, client):
 ])
 def test_admin_shows_role_and_channel_labels(app, admin_client, lang, labels):
     f.agent(role=Role.supervisor, name="上長")
-    f.inbox(kind="email", name="サポート窓口")
+    inbox = f.inbox(kind="email", name="サポート窓口")
     html = admin_client.get(f"/admin/?lang={lang}").get_data(as_text=True)
     for role in ("admin", "supervisor"):
         assert f'<td class="role" data-role="{role}">{labels[role]}</td>' in html
     for role in ("agent", "supervisor", "admin"):
         assert f'<option value="{role}">{labels[role]}</option>' in html  # the form still submits the code
-    assert f"<td>サポート窓口</td><td>{labels['email']}</td>" in html
+    assert f'サポート窓口</a></td><td>{labels["email"]}</td>' in html
+    assert f'<a href="/admin/inboxes/{inbox.id}">サポート窓口</a>' in html
     assert f'<option value="email">{labels["email"]}</option>' in html
     assert f"<th>{labels['address']}</th>" in html
 

@@ -152,3 +152,36 @@ def test_the_worker_emails_a_reply_only_to_a_visitor_who_has_left(desk):
     assert "ご不明な点はメールでどうぞ" in mail.get_body(("plain",)).get_content()
     (meta,) = sql(desk, "select meta from messages where id = %s", left)[0]
     assert meta["visitor_offline"] is True
+
+
+def set_members(admin, url: str, inbox_id: int, member_ids: list[int]) -> int:
+    """The inbox form of /admin/inboxes/<id>, as an admin's browser sends it."""
+    import re
+
+    html = admin.get(f"{url}/admin/inboxes/{inbox_id}").text
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
+    name = re.search(r'name="name"[^>]*value="([^"]*)"', html).group(1)
+    r = admin.post(f"{url}/admin/inboxes/{inbox_id}", allow_redirects=False, data={
+        "csrf_token": token, "name": name, "settings": "{}", "active": "y", "members": [str(i) for i in member_ids]})
+    return r.status_code
+
+
+def test_an_admin_on_server_one_drops_the_page_of_an_agent_on_server_two(desk):
+    """Taking Bさん off an inbox through server one disconnects B's socket on server two
+    (the disconnect travels through Redis), so B's page reconnects into its new rooms."""
+    import threading
+
+    (b_id,), = sql(desk, "select id from agents where email = %s", "b@example.com")
+    inbox_id = int(desk.ids["inbox_id"])
+    seen: list = []
+    b = agent_socket(desk.two, agent_session(desk.two, "b@example.com", "b-password"), seen)
+    dropped = threading.Event()
+    b.on("disconnect", lambda *reason: dropped.set(), namespace="/agent")
+    admin = agent_session(desk.one, "e2e@example.com", "e2e-password")
+    try:
+        assert set_members(admin, desk.one, inbox_id, []) == 302
+        assert dropped.wait(20), "B's socket on server two was not dropped"
+        assert sql(desk, "select count(*) from inbox_members where inbox_id = %s", inbox_id) == [(0,)]
+    finally:
+        b.disconnect()
+        assert set_members(admin, desk.one, inbox_id, [b_id]) == 302  # as the other tests found it

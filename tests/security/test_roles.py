@@ -70,6 +70,11 @@ ACCESS = {
     "admin.create_team": "admin",
     "admin.create_canned": "admin",
     "admin.create_token": "admin",
+    "admin.edit_inbox": "admin",
+    "admin.edit_agent": "admin",
+    "admin.edit_canned": "admin",
+    "admin.delete_canned": "admin",
+    "admin.revoke_token": "admin",
 }
 
 # What each role must get, per audience.
@@ -96,7 +101,9 @@ AGENT_EVENTS = {"connect", "disconnect", "view_ticket", "leave_ticket", "typing"
 def _values(world) -> dict:
     return {"ticket_id": world.ticket_id, "message_id": world.message_id, "contact_id": world.contact_id,
             "alert_id": 999999, "index": 0, "name": "sentiment", "kind": "test", "key": world.inbox_a.key,
-            "token": "not-a-valid-survey-token", "filename": "css/supervisor.css"}
+            "token": "not-a-valid-survey-token", "filename": "css/supervisor.css", "inbox_id": world.inbox_a.id,
+            # none such: the matrix must not revoke or change the world it runs in
+            "agent_id": 999999, "canned_id": 999999, "token_id": 999999}
 
 
 def _routes(app):

@@ -1,0 +1,260 @@
+"""Admin changes to what exists: inboxes (members, team, active, settings, secrets), agents
+(role, active, teams, password), canned replies and API tokens; and that a change of what
+an agent may see reaches their open pages at once."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from helpdesk.extensions import db, socketio
+from helpdesk.models import Agent, ApiToken, AuditLog, CannedReply, Inbox, Role
+from helpdesk.services.ingest import ingest
+from tests import factories as f
+from tests.conftest import csrf_token, login
+
+
+@pytest.fixture
+def admin(app, client):
+    admin = f.agent(role=Role.admin, name="管理 太郎")
+    login(client, admin.email)
+    return admin
+
+
+def post(client, path: str, data: dict, page: str | None = None):
+    return client.post(path, data={**data, "csrf_token": csrf_token(client, page or path)})
+
+
+def inbox_form(inbox: Inbox, **changes) -> dict:
+    data = {"name": inbox.name, "team_id": str(inbox.team_id or ""), "settings": json.dumps(inbox.settings or {}),
+            "secrets": "", "active": "y" if inbox.active else "", "members": [str(a.id) for a in inbox.members]}
+    data.update(changes)
+    return {k: v for k, v in data.items() if v != ""}  # an unticked box is not sent at all
+
+
+def agent_form(agent: Agent, **changes) -> dict:
+    data = {"name": agent.name, "email": agent.email, "role": agent.role.value, "active": "y" if agent.active else "",
+            "teams": [str(t.id) for t in agent.teams], "password": ""}
+    data.update(changes)
+    return {k: v for k, v in data.items() if v != ""}
+
+
+def audit_actions() -> list[tuple[str, dict]]:
+    return [(a.action, a.changes) for a in db.session.scalars(select(AuditLog).order_by(AuditLog.id))]
+
+
+# ---- inboxes --------------------------------------------------------------------------------
+
+def test_inbox_page_shows_where_messages_come_from_and_masks_secrets(app, client, admin):
+    line = f.inbox(kind="line", name="LINE公式", secrets={"channel_secret": "abcdef123456"})
+    html = client.get(f"/admin/inboxes/{line.id}").get_data(as_text=True)
+    assert f"/webhooks/line/{line.key}</code>" in html
+    assert "abcdef123456" not in html and "3456" in html
+    chat = f.inbox(kind="chat")
+    html = client.get(f"/admin/inboxes/{chat.id}").get_data(as_text=True)
+    assert f'data-inbox=&#34;{chat.key}&#34;' in html  # the script tag as text, to copy
+    assert client.get("/admin/inboxes/99999").status_code == 404
+
+
+def test_adding_a_member_lets_the_agent_see_the_inbox(app, client, admin):
+    inbox = f.inbox()
+    agent = f.agent()
+    ticket = ingest(inbox, f.inbound()).message.ticket
+    resp = post(client, f"/admin/inboxes/{inbox.id}", inbox_form(inbox, members=[str(agent.id)]))
+    assert resp.status_code == 302
+    db.session.expire_all()
+    assert [a.id for a in inbox.members] == [agent.id]
+    other = app.test_client()
+    login(other, agent.email)
+    assert other.get(f"/agent/tickets/{ticket.id}").status_code == 200
+    post(client, f"/admin/inboxes/{inbox.id}", inbox_form(inbox, members=[]))
+    assert other.get(f"/agent/tickets/{ticket.id}").status_code == 403
+    assert [a for a, _ in audit_actions()] == ["inbox.update", "inbox.update"]
+    assert audit_actions()[0][1] == {"members": [agent.id]}
+
+
+def test_secrets_merge_and_are_audited_by_name_only(app, client, admin):
+    inbox = f.inbox(kind="line", secrets={"channel_secret": "old-secret", "channel_token": "old-token"})
+    post(client, f"/admin/inboxes/{inbox.id}", inbox_form(inbox, secrets='{"channel_token": "new-token"}'))
+    db.session.expire_all()
+    assert inbox.secrets == {"channel_secret": "old-secret", "channel_token": "new-token"}
+    post(client, f"/admin/inboxes/{inbox.id}", inbox_form(inbox, secrets='{"channel_secret": null}'))
+    db.session.expire_all()
+    assert inbox.secrets == {"channel_token": "new-token"}
+    post(client, f"/admin/inboxes/{inbox.id}", inbox_form(inbox))  # secrets left empty: kept
+    db.session.expire_all()
+    assert inbox.secrets == {"channel_token": "new-token"}
+    logged = json.dumps([c for _, c in audit_actions()])
+    assert "new-token" not in logged and "old-secret" not in logged
+    assert audit_actions()[0][1] == {"secrets": ["channel_token"]}
+
+
+def test_bad_settings_json_saves_nothing(app, client, admin):
+    inbox = f.inbox(name="元の名前", settings={"platform": "messenger"})
+    resp = post(client, f"/admin/inboxes/{inbox.id}", inbox_form(inbox, name="新しい名前", settings="[1, 2",
+                                                                  secrets='{"app_secret": "typed-secret-1"}'))
+    assert resp.status_code == 400
+    html = resp.get_data(as_text=True)
+    assert "JSON" in html
+    assert "typed-secret-1" not in html  # not echoed back into the page
+    db.session.expire_all()
+    assert (inbox.name, inbox.settings) == ("元の名前", {"platform": "messenger"})
+    assert audit_actions() == []
+
+
+def test_deactivated_inbox_refuses_api_posts(app, client, admin):
+    inbox = f.inbox(kind="api")
+    token = f.api_token(inbox)
+    api = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert api.post("/api/v1/messages", json={"external_id": "1", "user_id": "u", "text": "こんにちは"},
+                    headers=headers).status_code == 201
+    post(client, f"/admin/inboxes/{inbox.id}", inbox_form(inbox, active=""))
+    resp = api.post("/api/v1/messages", json={"external_id": "2", "user_id": "u", "text": "こんにちは"},
+                    headers=headers)
+    assert resp.status_code == 401 and resp.get_json()["error"] == "inbox disabled"
+
+
+# ---- live pages follow access changes ---------------------------------------------------------
+
+def test_removed_member_stops_hearing_the_inbox_at_once(app, client, admin):
+    inbox = f.inbox()
+    agent = f.agent(inboxes=[inbox])
+    agent_client = app.test_client()
+    login(agent_client, agent.email)
+    sio = socketio.test_client(app, namespace="/agent", flask_test_client=agent_client)
+    assert sio.is_connected("/agent")
+    post(client, f"/admin/inboxes/{inbox.id}", inbox_form(inbox, members=[]))
+    assert not sio.is_connected("/agent")  # dropped: the page reconnects into its new rooms
+    sio = socketio.test_client(app, namespace="/agent", flask_test_client=agent_client)
+    assert sio.is_connected("/agent")
+    ingest(inbox, f.inbound(text="もう見えない"))
+    assert [e for e in sio.get_received("/agent") if e["name"] == "message.created"] == []
+
+
+def test_unchanged_access_keeps_pages_connected(app, client, admin):
+    inbox = f.inbox()
+    agent = f.agent(inboxes=[inbox])
+    agent_client = app.test_client()
+    login(agent_client, agent.email)
+    sio = socketio.test_client(app, namespace="/agent", flask_test_client=agent_client)
+    post(client, f"/admin/inboxes/{inbox.id}", inbox_form(inbox, name="名前だけ変更"))
+    assert sio.is_connected("/agent")
+
+
+# ---- agents -----------------------------------------------------------------------------------
+
+def test_deactivated_agent_is_logged_out_and_disconnected(app, client, admin):
+    inbox = f.inbox()
+    agent = f.agent(inboxes=[inbox])
+    agent_client = app.test_client()
+    login(agent_client, agent.email)
+    sio = socketio.test_client(app, namespace="/agent", flask_test_client=agent_client)
+    assert agent_client.get("/agent/").status_code == 200
+    assert post(client, f"/admin/agents/{agent.id}", agent_form(agent, active="")).status_code == 302
+    assert not sio.is_connected("/agent")
+    assert agent_client.get("/agent/").status_code == 302  # to the login page
+    assert agent_client.get("/api/v1/events/latest").status_code == 401
+    db.session.expire_all()  # socket handlers run in this test's context; a server's are fresh each time
+    again = socketio.test_client(app, namespace="/agent", flask_test_client=agent_client)
+    assert not again.is_connected("/agent")
+    assert login(app.test_client(), agent.email).status_code == 401  # refused, as a wrong password is
+
+
+def test_agent_role_teams_and_password_change(app, client, admin):
+    team = f.team(name="一次対応")
+    inbox = f.inbox(team_id=team.id)
+    agent = f.agent(email="sato@example.com")
+    ticket = ingest(inbox, f.inbound()).message.ticket
+    resp = post(client, f"/admin/agents/{agent.id}",
+                agent_form(agent, teams=[str(team.id)], role="supervisor", password="new password 123"))
+    assert resp.status_code == 302
+    db.session.expire_all()
+    assert agent.role is Role.supervisor and [t.name for t in agent.teams] == ["一次対応"]
+    assert agent.check_password("new password 123")
+    other = app.test_client()
+    assert login(other, agent.email, "new password 123").status_code == 302
+    assert other.get(f"/agent/tickets/{ticket.id}").status_code == 200
+    (action, changes), = audit_actions()
+    assert action == "agent.update"
+    assert changes == {"role": "supervisor", "teams": [team.id], "password": "changed"}
+    assert "new password" not in json.dumps(changes)
+
+
+def test_last_admin_cannot_be_demoted_or_deactivated(app, client, admin):
+    for change in ({"role": "agent"}, {"active": ""}):
+        resp = post(client, f"/admin/agents/{admin.id}", agent_form(admin, **change))
+        assert resp.status_code == 400
+        assert "最後の有効な管理者" in resp.get_data(as_text=True)
+    db.session.expire_all()
+    assert admin.role is Role.admin and admin.active
+    second = f.agent(role=Role.admin)
+    assert post(client, f"/admin/agents/{second.id}", agent_form(second, role="agent")).status_code == 302
+
+
+def test_agent_email_must_stay_unique(app, client, admin):
+    f.agent(email="taken@example.com")
+    agent = f.agent()
+    resp = post(client, f"/admin/agents/{agent.id}", agent_form(agent, email="Taken@example.com"))
+    assert resp.status_code == 400
+    db.session.expire_all()
+    assert agent.email != "taken@example.com"
+
+
+def test_only_admins_may_change_things(app, client):
+    sup = f.agent(role=Role.supervisor)
+    inbox = f.inbox()
+    login(client, sup.email)
+    token = csrf_token(client, "/agent/")
+    assert client.get(f"/admin/inboxes/{inbox.id}").status_code == 403
+    assert client.post(f"/admin/inboxes/{inbox.id}", data={"name": "x", "csrf_token": token}).status_code == 403
+    assert client.post(f"/admin/agents/{sup.id}", data={"name": "x", "role": "admin", "active": "y",
+                                                        "email": sup.email, "csrf_token": token}).status_code == 403
+    db.session.expire_all()
+    assert sup.role is Role.supervisor
+
+
+def test_changes_without_csrf_are_refused(app, client, admin):
+    agent = f.agent()
+    resp = client.post(f"/admin/agents/{agent.id}", data=agent_form(agent, role="admin"))
+    assert resp.status_code == 400
+    db.session.expire_all()
+    assert agent.role is Role.agent
+
+
+# ---- canned replies and tokens ---------------------------------------------------------------
+
+def test_canned_reply_edit_and_delete(app, client, admin):
+    db.session.add_all([CannedReply(shortcut="thanks", title="お礼", body="ありがとうございました"),
+                        CannedReply(shortcut="sorry", title="お詫び", body="申し訳ございません")])
+    db.session.commit()
+    thanks, sorry = db.session.scalars(select(CannedReply).order_by(CannedReply.shortcut.desc())).all()
+    data = {"shortcut": "thanks", "title": "お礼", "body": "{customer}様、ありがとうございました"}
+    assert post(client, f"/admin/canned/{thanks.id}", data).status_code == 302
+    db.session.expire_all()
+    assert thanks.body == "{customer}様、ありがとうございました"
+    clash = post(client, f"/admin/canned/{thanks.id}", {**data, "shortcut": "sorry"})
+    assert clash.status_code == 400
+    assert post(client, f"/admin/canned/{sorry.id}/delete", {}, page=f"/admin/canned/{sorry.id}").status_code == 302
+    assert [c.shortcut for c in db.session.scalars(select(CannedReply))] == ["thanks"]
+    assert [a for a, _ in audit_actions()] == ["canned.update", "canned.delete"]
+
+
+def test_revoked_token_is_refused(app, client, admin):
+    inbox = f.inbox(kind="api")
+    secret = f.api_token(inbox)
+    row = db.session.scalar(select(ApiToken))
+    api = app.test_client()
+    headers = {"Authorization": f"Bearer {secret}"}
+    body = {"external_id": "1", "user_id": "u", "text": "テスト"}
+    assert api.post("/api/v1/messages", json=body, headers=headers).status_code == 201
+    html = client.get("/admin/").get_data(as_text=True)
+    assert f'data-token-id="{row.id}"' in html and inbox.name in html
+    assert post(client, f"/admin/tokens/{row.id}/revoke", {}, page="/admin/").status_code == 302
+    resp = api.post("/api/v1/messages", json={**body, "external_id": "2"}, headers=headers)
+    assert resp.status_code == 401
+    db.session.expire_all()
+    assert row.revoked
+    assert [a for a, _ in audit_actions()] == ["token.revoke"]
