@@ -1,21 +1,22 @@
-"""Login and logout for agents."""
+"""Login and logout for agents, and their own account (name, language, password)."""
 
 from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, make_response, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
-from wtforms import BooleanField, EmailField, PasswordField
-from wtforms.validators import DataRequired, Email, Length
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
 from ..extensions import db, limiter, login_manager
 from ..models import Agent
 from ..models._types import utcnow
+from ..services.tickets import audit
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
@@ -86,3 +87,42 @@ def _throttled(limit):
 def logout():
     logout_user()
     return redirect(url_for("auth.login"))
+
+
+class AccountForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
+    locale = SelectField(_l("Language"), choices=[])
+    current_password = PasswordField(_l("Current password"), validators=[Optional(), Length(max=200)])
+    new_password = PasswordField(_l("New password (leave empty to keep)"), validators=[Optional(), Length(min=10, max=200)])
+    confirm = PasswordField(_l("New password again"),
+                            validators=[EqualTo("new_password", message=_l("The two new passwords differ."))])
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account():
+    """An agent's own name, UI language and password (the current one is asked before a change)."""
+    agent = current_user
+    form = AccountForm(obj=agent) if request.method == "GET" else AccountForm()
+    names = {"ja": "日本語", "en": "English"}
+    form.locale.choices = [(lang, names.get(lang, lang)) for lang in current_app.config["LANGUAGES"]]
+    if request.method == "GET":
+        return render_template("auth/account.html", form=form)
+    if not form.validate_on_submit():
+        return render_template("auth/account.html", form=form), 400
+    if form.new_password.data and not agent.check_password(form.current_password.data or ""):
+        log.warning("agent %s: password change refused (wrong current password) from %s", agent.id,
+                    request.remote_addr)
+        form.current_password.errors = [_("The current password is wrong.")]
+        return render_template("auth/account.html", form=form), 400
+    changes = {k: getattr(form, k).data for k in ("name", "locale") if getattr(agent, k) != getattr(form, k).data}
+    agent.name, agent.locale = form.name.data, form.locale.data
+    if form.new_password.data:
+        agent.set_password(form.new_password.data)
+        changes["password"] = "changed"
+    if changes:
+        audit(agent, "account.update", "agent", agent.id, changes)
+    db.session.commit()
+    session["lang"] = agent.locale  # the page language follows at once
+    flash(_("Your account is saved."), "ok")
+    return redirect(url_for(".account"))

@@ -48,6 +48,7 @@ ACCESS = {
     "widget.attachment": "visitor",
     "auth.logout": "logout",
     "agent.inbox": "agent",
+    "auth.account": "agent",
     "agent.ticket": "agent-object",
     "agent.reply": "agent-object",
     "agent.update": "agent-object",
