@@ -167,6 +167,29 @@ def _tag(name: str) -> Tag:
     return tag
 
 
+def update_contact(contact: Contact, agent: Agent, *, name: str, email: str | None, phone: str | None,
+                   note: str) -> dict[str, Any]:
+    """An agent corrects a customer's details; their open tickets show the new name live."""
+    wanted = {"name": name.strip(), "email": (email or "").strip().lower() or None,
+              "phone": (phone or "").strip() or None}
+    changes = {k: v for k, v in wanted.items() if getattr(contact, k) != v}
+    for key, value in changes.items():
+        setattr(contact, key, value)
+    note = note.strip()
+    if (contact.attributes or {}).get("note", "") != note:
+        contact.attributes = {**(contact.attributes or {}), "note": note}
+        changes["note"] = note
+    if not changes:
+        return changes
+    audit(agent, "contact.update", "contact", contact.id, changes)
+    if "name" in changes:
+        for ticket in db.session.scalars(select(Ticket).where(Ticket.contact_id == contact.id,
+                                                              Ticket.status.in_(Status.active()))):
+            events.publish(events.TICKET_UPDATED, ticket_json(ticket), inbox_id=ticket.inbox_id, ticket_id=ticket.id)
+    db.session.commit()
+    return changes
+
+
 def merge_contacts(survivor: Contact, other: Contact, agent: Agent | None) -> Contact:
     """Fold ``other`` into ``survivor``: identities, tickets and messages move; nothing is lost."""
     if survivor.id == other.id:

@@ -13,7 +13,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, Email, Length, Optional
 
 from channels import kinds
 from channels.base import Attachment
@@ -26,7 +26,8 @@ from ..services import storage
 from ..services.access import assignable_agents, visible_inbox_ids
 from ..services.replies import ReplyError, post_reply, reply_file_limits
 from ..services.search import InboxFilter, inbox_query, paginate
-from ..services.tickets import TicketError, bulk_update, merge_contacts, merge_tickets, update_ticket
+from ..services.tickets import (TicketError, bulk_update, merge_contacts, merge_tickets, update_contact,
+                                update_ticket)
 from .auth import safe_next
 
 bp = Blueprint("agent", __name__, url_prefix="/agent")
@@ -70,6 +71,13 @@ MAX_BULK = 200
 
 class TicketMergeForm(FlaskForm):
     into = IntegerField(_l("Merge into ticket"), validators=[DataRequired()])
+
+
+class ContactForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[Optional(), Length(max=200)])
+    email = StringField(_l("Email address"), validators=[Optional(), Email(), Length(max=254)])
+    phone = StringField(_l("Phone"), validators=[Optional(), Length(max=40)])
+    note = TextAreaField(_l("Note (agents only)"), validators=[Optional(), Length(max=2000)])
 
 
 class MergeForm(FlaskForm):
@@ -187,6 +195,8 @@ def ticket(ticket_id: int):
         reply_form=ReplyForm(),
         form=form,
         merge_form=MergeForm(),
+        contact_form=ContactForm(name=contact.name, email=contact.email, phone=contact.phone,
+                                 note=(contact.attributes or {}).get("note", "")),
         ticket_merge_form=TicketMergeForm(),
         merge_candidates=[p for p in past if p.inbox_id == t.inbox_id and p.status is not Status.closed],
         canned=db.session.scalars(select(CannedReply).order_by(CannedReply.shortcut)).all(),
@@ -258,6 +268,22 @@ def merge_ticket(ticket_id: int):
         return redirect(url_for(".ticket", ticket_id=source.id))
     flash(_("Ticket #%(id)s was merged into this one.", id=source.id), "info")
     return redirect(url_for(".ticket", ticket_id=target.id))
+
+
+@bp.post("/contacts/<int:contact_id>/update")
+def update_contact_view(contact_id: int):
+    contact = db.session.get(Contact, contact_id) or abort(404)
+    _require_contact_visible(contact, visible_inbox_ids(current_user))
+    form = ContactForm()
+    back = request.form.get("ticket_id", "")
+    target = url_for(".ticket", ticket_id=int(back)) if back.isdigit() else url_for(".inbox")
+    if not form.validate_on_submit():
+        flash(" ".join(f"{form[k].label.text}: {m}" for k, ms in form.errors.items() if k in form for m in ms)
+              or _("The request could not be processed"), "error")
+        return redirect(target)
+    update_contact(contact, current_user, name=form.name.data or "", email=form.email.data,
+                   phone=form.phone.data, note=form.note.data or "")
+    return redirect(target)
 
 
 @bp.post("/contacts/<int:contact_id>/merge")

@@ -55,6 +55,7 @@ ACCESS = {
     # Names no object in the URL; each ticket id in the form is checked against the agent's inboxes.
     "agent.bulk": "agent",
     "agent.merge": "agent-object",
+    "agent.update_contact_view": "agent-object",
     "agent.merge_ticket": "agent-object",
     "agent.quoted": "agent-object",
     "agent.attachment": "agent-object",
