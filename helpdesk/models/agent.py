@@ -68,6 +68,15 @@ class Agent(UserMixin, db.Model):
     def is_active(self) -> bool:  # Flask-Login refuses inactive agents
         return self.active
 
+    def get_id(self) -> str:
+        # Sessions and remember-me cookies name the password too (a digest of its hash), so
+        # a new password ends every session made with the old one (views/auth.load_agent).
+        return f"{self.id}:{self.session_key}"
+
+    @property
+    def session_key(self) -> str:
+        return hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]
+
     @property
     def sees_all_inboxes(self) -> bool:
         return self.role in (Role.admin, Role.supervisor)

@@ -333,7 +333,7 @@ def edit_agent(agent_id: int):
     if changes:
         audit(current_user, "agent.update", "agent", agent.id, changes)
     db.session.commit()
-    if {"role", "active", "teams"} & changes.keys():
+    if {"role", "active", "teams", "password"} & changes.keys():  # a new password ends their sessions
         drop_agent_sockets([agent.id])
     log.info("agent %s updated by agent %s: %s", agent.id, current_user.id, sorted(changes))
     flash(_("Agent saved."), "ok")

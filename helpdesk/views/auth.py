@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 
 from flask import Blueprint, current_app, flash, make_response, redirect, render_template, request, session, url_for
@@ -16,6 +17,7 @@ from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 from ..extensions import db, limiter, login_manager
 from ..models import Agent
 from ..models._types import utcnow
+from ..realtime.agent_ns import drop_agent_sockets
 from ..services.tickets import audit
 
 bp = Blueprint("auth", __name__)
@@ -23,14 +25,18 @@ log = logging.getLogger(__name__)
 
 
 @login_manager.user_loader
-def load_agent(agent_id: str) -> Agent | None:
+def load_agent(session_id: str) -> Agent | None:
+    """The agent of a session (``Agent.get_id``: "<id>:<password key>"), or no one when the
+    agent is deactivated (Flask-Login checks is_active only when logging in) or the
+    password has changed since the session began."""
+    agent_id, _, key = str(session_id).partition(":")
     try:
         agent = db.session.get(Agent, int(agent_id))
     except (TypeError, ValueError):
         return None
-    # A deactivated agent's sessions end at their next request (Flask-Login only checks
-    # is_active when logging in).
-    return agent if agent is not None and agent.active else None
+    if agent is None or not agent.active or not hmac.compare_digest(key, agent.session_key):
+        return None
+    return agent
 
 
 class LoginForm(FlaskForm):
@@ -102,7 +108,7 @@ class AccountForm(FlaskForm):
 @login_required
 def account():
     """An agent's own name, UI language and password (the current one is asked before a change)."""
-    agent = current_user
+    agent = current_user._get_current_object()  # the Agent itself: login_user keeps it
     form = AccountForm(obj=agent) if request.method == "GET" else AccountForm()
     names = {"ja": "日本語", "en": "English"}
     form.locale.choices = [(lang, names.get(lang, lang)) for lang in current_app.config["LANGUAGES"]]
@@ -123,6 +129,9 @@ def account():
     if changes:
         audit(agent, "account.update", "agent", agent.id, changes)
     db.session.commit()
+    if "password" in changes:
+        login_user(agent)  # this session goes on under the new password; the others end
+        drop_agent_sockets([agent.id])  # other tabs and devices reconnect, and are refused
     session["lang"] = agent.locale  # the page language follows at once
     flash(_("Your account is saved."), "ok")
     return redirect(url_for(".account"))

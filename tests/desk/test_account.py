@@ -63,3 +63,14 @@ def test_unknown_language_is_refused(app, client, agent):
 
 def test_account_needs_login(app, client):
     assert client.get("/account").headers["Location"].startswith("/login")
+
+
+def test_new_password_ends_the_other_sessions_not_this_one(app, client, agent):
+    other_device = app.test_client()
+    login(other_device, agent.email)
+    assert other_device.get("/agent/").status_code == 200
+    assert save(client, current_password=f.PASSWORD, new_password="another secret 1",
+                confirm="another secret 1").status_code == 302
+    assert client.get("/agent/").status_code == 200
+    assert other_device.get("/agent/").status_code == 302  # to the login page
+    assert other_device.get("/api/v1/events/latest").status_code == 401

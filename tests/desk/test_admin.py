@@ -176,8 +176,11 @@ def test_agent_role_teams_and_password_change(app, client, admin):
     assert agent.check_password("new password 123")
     other = app.test_client()
     assert login(other, agent.email, "new password 123").status_code == 302
+    post(client, f"/admin/agents/{agent.id}", agent_form(agent, password="third password 1"))
+    assert other.get("/agent/").status_code == 302  # the session made with the old password ended
+    assert login(other, agent.email, "third password 1").status_code == 302
     assert other.get(f"/agent/tickets/{ticket.id}").status_code == 200
-    (action, changes), = audit_actions()
+    (action, changes), _second = audit_actions()
     assert action == "agent.update"
     assert changes == {"role": "supervisor", "teams": [team.id], "password": "changed"}
     assert "new password" not in json.dumps(changes)
