@@ -45,6 +45,16 @@ def audit_actions() -> list[tuple[str, dict]]:
     return [(a.action, a.changes) for a in db.session.scalars(select(AuditLog).order_by(AuditLog.id))]
 
 
+def agent_with_page(app, inbox):
+    """An agent of the inbox, logged in, with the desk's socket connected: (agent, client, socket)."""
+    agent = f.agent(inboxes=[inbox])
+    agent_client = app.test_client()
+    login(agent_client, agent.email)
+    sio = socketio.test_client(app, namespace="/agent", flask_test_client=agent_client)
+    assert sio.is_connected("/agent")
+    return agent, agent_client, sio
+
+
 # ---- inboxes --------------------------------------------------------------------------------
 
 def test_inbox_page_shows_where_messages_come_from_and_masks_secrets(app, client, admin):
@@ -121,11 +131,7 @@ def test_deactivated_inbox_refuses_api_posts(app, client, admin):
 
 def test_removed_member_stops_hearing_the_inbox_at_once(app, client, admin):
     inbox = f.inbox()
-    agent = f.agent(inboxes=[inbox])
-    agent_client = app.test_client()
-    login(agent_client, agent.email)
-    sio = socketio.test_client(app, namespace="/agent", flask_test_client=agent_client)
-    assert sio.is_connected("/agent")
+    _, agent_client, sio = agent_with_page(app, inbox)
     post(client, f"/admin/inboxes/{inbox.id}", inbox_form(inbox, members=[]))
     assert not sio.is_connected("/agent")  # dropped: the page reconnects into its new rooms
     sio = socketio.test_client(app, namespace="/agent", flask_test_client=agent_client)
@@ -136,10 +142,7 @@ def test_removed_member_stops_hearing_the_inbox_at_once(app, client, admin):
 
 def test_unchanged_access_keeps_pages_connected(app, client, admin):
     inbox = f.inbox()
-    agent = f.agent(inboxes=[inbox])
-    agent_client = app.test_client()
-    login(agent_client, agent.email)
-    sio = socketio.test_client(app, namespace="/agent", flask_test_client=agent_client)
+    _, _, sio = agent_with_page(app, inbox)
     post(client, f"/admin/inboxes/{inbox.id}", inbox_form(inbox, name="名前だけ変更"))
     assert sio.is_connected("/agent")
 
@@ -147,11 +150,7 @@ def test_unchanged_access_keeps_pages_connected(app, client, admin):
 # ---- agents -----------------------------------------------------------------------------------
 
 def test_deactivated_agent_is_logged_out_and_disconnected(app, client, admin):
-    inbox = f.inbox()
-    agent = f.agent(inboxes=[inbox])
-    agent_client = app.test_client()
-    login(agent_client, agent.email)
-    sio = socketio.test_client(app, namespace="/agent", flask_test_client=agent_client)
+    agent, agent_client, sio = agent_with_page(app, f.inbox())
     assert agent_client.get("/agent/").status_code == 200
     assert post(client, f"/admin/agents/{agent.id}", agent_form(agent, active="")).status_code == 302
     assert not sio.is_connected("/agent")
