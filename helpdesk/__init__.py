@@ -65,7 +65,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     register_error_pages(app)
     from flask_babel import get_locale
 
-    from .labels import channel_label, channel_labels
+    from .labels import channel_label, channel_labels, language_name
     from .realtime.events import last_event_id
 
     app.jinja_env.globals.update(
@@ -73,6 +73,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         channel_names=channel_labels,
         get_locale=get_locale,
         locale_choices=app.config["LANGUAGES"],
+        language_name=language_name,
         has_endpoint=lambda name: name in app.view_functions,
         last_event_id=last_event_id,
     )

@@ -11,6 +11,14 @@ CHANNEL_LABELS = {
 }
 
 
+# Each language named in itself, so a reader finds their own whatever the page's language is.
+LANGUAGE_NAMES = {"ja": "日本語", "en": "English"}
+
+
+def language_name(code: str) -> str:
+    return LANGUAGE_NAMES.get(code, code)
+
+
 def channel_label(kind: str) -> str:
     """The label of a channel kind; an unknown kind (a plug-in channel) shows its code."""
     return str(CHANNEL_LABELS.get(kind, kind))

@@ -10,6 +10,13 @@ from flask import Flask, redirect, url_for
 _BLUEPRINTS = ["auth", "agent", "api", "webhooks", "admin", "supervisor", "widget", "survey", "files"]
 
 
+def form_error_text(form) -> str:
+    """A form's errors as the person reads them: field labels and messages in the UI language
+    (WTForms' own messages are translated through Flask-WTF's WTF_I18N_ENABLED)."""
+    return " ".join(f"{form[name].label.text}: {msg}" if name in form else str(msg)
+                    for name, msgs in form.errors.items() for msg in msgs)
+
+
 def register_blueprints(app: Flask) -> None:
     for name in _BLUEPRINTS:
         try:

@@ -21,8 +21,9 @@ from channels import kinds
 from ..extensions import db
 from ..models import Agent, ApiToken, CannedReply, Inbox, Role, Team
 from ..realtime.agent_ns import drop_agent_sockets
-from ..services.access import can_see_inbox
+from ..services.access import assignable_agents
 from ..services.tickets import audit
+from . import form_error_text
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 log = logging.getLogger(__name__)
@@ -48,11 +49,6 @@ def _json_object(form, field):
         raise ValidationError(_("Must be a JSON object."))
 
 
-def _error_text(form: FlaskForm) -> str:
-    """A form's errors as the person reads them: field labels and messages in the UI language
-    (WTForms' own messages are translated through Flask-WTF's WTF_I18N_ENABLED)."""
-    return " ".join(f"{form[name].label.text}: {msg}" if name in form else str(msg)
-                    for name, msgs in form.errors.items() for msg in msgs)
 
 
 class InboxForm(FlaskForm):
@@ -130,7 +126,7 @@ def create_inbox():
     form = InboxForm()
     form.kind.choices = [SelectChoice(k) for k in kinds()]
     if not form.validate_on_submit():
-        flash(_("Inbox not saved: %(errors)s", errors=_error_text(form)), "error")
+        flash(_("Inbox not saved: %(errors)s", errors=form_error_text(form)), "error")
         return redirect(url_for(".index"))
     inbox = Inbox(name=form.name.data, kind=form.kind.data, settings=json.loads(form.settings.data or "{}"),
                   secrets=json.loads(form.secrets.data or "{}"),
@@ -148,7 +144,7 @@ def create_inbox():
 def create_agent():
     form = AgentForm()
     if not form.validate_on_submit():
-        flash(_("Agent not saved: %(errors)s", errors=_error_text(form)), "error")
+        flash(_("Agent not saved: %(errors)s", errors=form_error_text(form)), "error")
         return redirect(url_for(".index"))
     if db.session.scalar(select(Agent).where(func.lower(Agent.email) == form.email.data.lower())):
         flash(_("An agent with that email exists."), "error")
@@ -168,7 +164,7 @@ def create_agent():
 def create_team():
     form = TeamForm()
     if not form.validate_on_submit():
-        flash(_("Team not saved: %(errors)s", errors=_error_text(form)), "error")
+        flash(_("Team not saved: %(errors)s", errors=form_error_text(form)), "error")
     elif db.session.scalar(select(Team).where(Team.name == form.name.data)):
         flash(_("A team with that name already exists."), "error")
     else:
@@ -183,7 +179,7 @@ def create_team():
 def create_canned():
     form = CannedForm()
     if not form.validate_on_submit():
-        flash(_("Canned reply not saved: %(errors)s", errors=_error_text(form)), "error")
+        flash(_("Canned reply not saved: %(errors)s", errors=form_error_text(form)), "error")
         return redirect(url_for(".index"))
     if db.session.scalar(select(CannedReply).where(CannedReply.shortcut == form.shortcut.data)):
         flash(_("A canned reply with that shortcut already exists."), "error")
@@ -199,7 +195,7 @@ def create_canned():
 def create_token():
     form = TokenForm()
     if not form.validate_on_submit():
-        flash(_("Token not created: %(errors)s", errors=_error_text(form)), "error")
+        flash(_("Token not created: %(errors)s", errors=form_error_text(form)), "error")
         return redirect(url_for(".index"))
     if not (form.inbox_id.data or "").isdigit() or db.session.get(Inbox, int(form.inbox_id.data)) is None:
         abort(400)  # not one of the offered choices: a hand-made request
@@ -216,13 +212,6 @@ def create_token():
 # ---- changing what exists ------------------------------------------------------------
 # Each change is audited (secrets by name only) and, where it changes what an agent may
 # see, drops that agent's open pages so they reconnect into the rooms they may now join.
-
-def _get_or_404(model, obj_id: int):
-    obj = db.session.get(model, obj_id)
-    if obj is None:
-        abort(404)
-    return obj
-
 
 def _connect_hint(inbox: Inbox) -> str | None:
     """Where the provider (or the website) sends this inbox's messages."""
@@ -253,17 +242,22 @@ def _inbox_edit_form(inbox: Inbox, agents: list[Agent]) -> InboxEditForm:
 @bp.route("/inboxes/<int:inbox_id>", methods=["GET", "POST"])
 @admin_required
 def edit_inbox(inbox_id: int):
-    inbox = _get_or_404(Inbox, inbox_id)
+    inbox = db.get_or_404(Inbox, inbox_id)
     agents = db.session.scalars(select(Agent).order_by(Agent.name)).all()
     form = _inbox_edit_form(inbox, agents)
     if request.method == "POST":
         if not form.validate_on_submit():
-            flash(_("Inbox not saved: %(errors)s", errors=_error_text(form)), "error")
+            flash(_("Inbox not saved: %(errors)s", errors=form_error_text(form)), "error")
             form.secrets.data = ""  # never echo secrets into a page
             return render_template("admin/inbox.html", inbox=inbox, form=form, hint=_connect_hint(inbox)), 400
-        saw = {a.id for a in agents if can_see_inbox(a, inbox.id)}
-        before = {"name": inbox.name, "team_id": inbox.team_id, "settings": inbox.settings, "active": inbox.active,
-                  "members": sorted(a.id for a in inbox.members)}
+
+        def state() -> dict:
+            return {"name": inbox.name, "team_id": inbox.team_id, "settings": inbox.settings, "active": inbox.active,
+                    "members": sorted(a.id for a in inbox.members)}
+
+        # Who sees it, before and after: their open pages need new rooms (a deactivated
+        # agent has none to change: they are refused on reconnect).
+        saw, before = {a.id for a in assignable_agents(inbox)}, state()
         inbox.name = form.name.data
         inbox.team_id = int(form.team_id.data) if (form.team_id.data or "").isdigit() else None
         inbox.settings = json.loads(form.settings.data or "{}")
@@ -271,16 +265,14 @@ def edit_inbox(inbox_id: int):
         offered = {value for value, _label in form.members.choices}
         chosen = set(form.members.data or []) | {a.id for a in inbox.members if a.id not in offered}
         inbox.members = [a for a in agents if a.id in chosen]
-        after = {"name": inbox.name, "team_id": inbox.team_id, "settings": inbox.settings, "active": inbox.active,
-                 "members": sorted(chosen)}
-        changes = {k: v for k, v in after.items() if before[k] != v}
+        changes = {k: v for k, v in state().items() if before[k] != v}
         if form.secrets.data:
             given = json.loads(form.secrets.data)
             changes["secrets"] = sorted(given)  # which ones, never their values
             merged = {**(inbox.secrets or {}), **given}
             inbox.secrets = {k: v for k, v in merged.items() if v not in (None, "")}
         db.session.flush()
-        sees = {a.id for a in agents if can_see_inbox(a, inbox.id)}
+        sees = {a.id for a in assignable_agents(inbox)}
         if changes:
             audit(current_user, "inbox.update", "inbox", inbox.id, changes)
         db.session.commit()
@@ -298,7 +290,7 @@ def _active_admins() -> int:
 @bp.route("/agents/<int:agent_id>", methods=["GET", "POST"])
 @admin_required
 def edit_agent(agent_id: int):
-    agent = _get_or_404(Agent, agent_id)
+    agent = db.get_or_404(Agent, agent_id)
     form = AgentEditForm(obj=agent) if request.method == "GET" else AgentEditForm()
     teams = db.session.scalars(select(Team).order_by(Team.name)).all()
     form.teams.choices = [(t.id, t.name) for t in teams]
@@ -308,7 +300,7 @@ def edit_agent(agent_id: int):
         return render_template("admin/agent.html", agent=agent, form=form)
     error = None
     if not form.validate_on_submit():
-        error = _error_text(form)
+        error = form_error_text(form)
     elif form.email.data.lower() != agent.email and db.session.scalar(
             select(Agent).where(func.lower(Agent.email) == form.email.data.lower())):
         error = _("An agent with that email exists.")
@@ -318,15 +310,16 @@ def edit_agent(agent_id: int):
     if error:
         flash(_("Agent not saved: %(errors)s", errors=error), "error")
         return render_template("admin/agent.html", agent=agent, form=form), 400
-    before = {"name": agent.name, "email": agent.email, "role": agent.role.value, "active": agent.active,
-              "teams": sorted(t.id for t in agent.teams)}
+    def state() -> dict:
+        return {"name": agent.name, "email": agent.email, "role": agent.role.value, "active": agent.active,
+                "teams": sorted(t.id for t in agent.teams)}
+
+    before = state()
     agent.name, agent.email = form.name.data, form.email.data.lower()
     agent.role, agent.active = Role(form.role.data), form.active.data
     chosen = set(form.teams.data or [])
     agent.teams = [t for t in teams if t.id in chosen]
-    after = {"name": agent.name, "email": agent.email, "role": agent.role.value, "active": agent.active,
-             "teams": sorted(chosen)}
-    changes = {k: v for k, v in after.items() if before[k] != v}
+    changes = {k: v for k, v in state().items() if before[k] != v}
     if form.password.data:
         agent.set_password(form.password.data)
         changes["password"] = "changed"
@@ -343,13 +336,13 @@ def edit_agent(agent_id: int):
 @bp.route("/canned/<int:canned_id>", methods=["GET", "POST"])
 @admin_required
 def edit_canned(canned_id: int):
-    canned = _get_or_404(CannedReply, canned_id)
+    canned = db.get_or_404(CannedReply, canned_id)
     form = CannedForm(obj=canned) if request.method == "GET" else CannedForm()
     if request.method == "GET":
         return render_template("admin/canned.html", canned=canned, form=form)
     error = None
     if not form.validate_on_submit():
-        error = _error_text(form)
+        error = form_error_text(form)
     elif form.shortcut.data != canned.shortcut and db.session.scalar(
             select(CannedReply).where(CannedReply.shortcut == form.shortcut.data)):
         error = _("A canned reply with that shortcut already exists.")
@@ -366,7 +359,7 @@ def edit_canned(canned_id: int):
 @bp.post("/canned/<int:canned_id>/delete")
 @admin_required
 def delete_canned(canned_id: int):
-    canned = _get_or_404(CannedReply, canned_id)
+    canned = db.get_or_404(CannedReply, canned_id)
     audit(current_user, "canned.delete", "canned_reply", canned.id, {"shortcut": canned.shortcut})
     db.session.delete(canned)
     db.session.commit()
@@ -377,7 +370,7 @@ def delete_canned(canned_id: int):
 @bp.post("/tokens/<int:token_id>/revoke")
 @admin_required
 def revoke_token(token_id: int):
-    token = _get_or_404(ApiToken, token_id)
+    token = db.get_or_404(ApiToken, token_id)
     if not token.revoked:
         token.revoked = True
         audit(current_user, "token.revoke", "api_token", token.id, {"name": token.name})

@@ -28,6 +28,7 @@ from ..services.replies import ReplyError, post_reply, reply_file_limits
 from ..services.search import InboxFilter, inbox_query, paginate
 from ..services.tickets import (TicketError, bulk_update, merge_contacts, merge_tickets, update_contact,
                                 update_ticket)
+from . import form_error_text
 from .auth import safe_next
 
 bp = Blueprint("agent", __name__, url_prefix="/agent")
@@ -275,15 +276,18 @@ def update_contact_view(contact_id: int):
     contact = db.session.get(Contact, contact_id) or abort(404)
     _require_contact_visible(contact, visible_inbox_ids(current_user))
     form = ContactForm()
-    back = request.form.get("ticket_id", "")
-    target = url_for(".ticket", ticket_id=int(back)) if back.isdigit() else url_for(".inbox")
     if not form.validate_on_submit():
-        flash(" ".join(f"{form[k].label.text}: {m}" for k, ms in form.errors.items() if k in form for m in ms)
-              or _("The request could not be processed"), "error")
-        return redirect(target)
+        flash(form_error_text(form) or _("The request could not be processed"), "error")
+        return _back_to_ticket()
     update_contact(contact, current_user, name=form.name.data or "", email=form.email.data,
                    phone=form.phone.data, note=form.note.data or "")
-    return redirect(target)
+    return _back_to_ticket()
+
+
+def _back_to_ticket():
+    """Back to the ticket page a sidebar form was posted from (its ``ticket_id`` field)."""
+    back = request.form.get("ticket_id", "")
+    return redirect(url_for(".ticket", ticket_id=int(back)) if back.isdigit() else url_for(".inbox"))
 
 
 @bp.post("/contacts/<int:contact_id>/merge")
@@ -301,8 +305,7 @@ def merge(contact_id: int):
         merge_contacts(survivor, other, current_user)
     except TicketError as exc:
         flash(str(exc), "error")
-    back = request.form.get("ticket_id", "")
-    return redirect(url_for(".ticket", ticket_id=int(back)) if back.isdigit() else url_for(".inbox"))
+    return _back_to_ticket()
 
 
 def _require_contact_visible(contact: Contact, visible: set[int]) -> None:

@@ -15,6 +15,7 @@ from wtforms import BooleanField, EmailField, PasswordField, SelectField, String
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
 from ..extensions import db, limiter, login_manager
+from ..labels import language_name
 from ..models import Agent
 from ..models._types import utcnow
 from ..realtime.agent_ns import drop_agent_sockets
@@ -110,8 +111,7 @@ def account():
     """An agent's own name, UI language and password (the current one is asked before a change)."""
     agent = current_user._get_current_object()  # the Agent itself: login_user keeps it
     form = AccountForm(obj=agent) if request.method == "GET" else AccountForm()
-    names = {"ja": "日本語", "en": "English"}
-    form.locale.choices = [(lang, names.get(lang, lang)) for lang in current_app.config["LANGUAGES"]]
+    form.locale.choices = [(lang, language_name(lang)) for lang in current_app.config["LANGUAGES"]]
     if request.method == "GET":
         return render_template("auth/account.html", form=form)
     if not form.validate_on_submit():
