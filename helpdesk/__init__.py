@@ -113,12 +113,15 @@ def _sqlite_pragmas(app: Flask) -> None:
 
 
 def _on_sqlite_connect(dbapi_conn, _record) -> None:
+    from .sqlite_writes import AUTOCHECKPOINT_PAGES
+
     if dbapi_conn.__class__.__module__.startswith("sqlite3"):
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA busy_timeout=10000")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")  # checkpoints: sqlite_writes.py
         cur.close()
 
 

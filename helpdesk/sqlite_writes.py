@@ -14,19 +14,35 @@ at commit or rollback hands the database from writer to writer with no sleeping:
 The lock file is opened for each write transaction, not kept open: a descriptor
 inherited across a fork would share its lock with the parent. Other databases, and
 SQLite in memory, are untouched by the file lock.
+
+Checkpoints (copying the write-ahead log back into the database file) run in a thread
+of their own, after writes, instead of inside whichever commit crosses SQLite's
+1,000-page mark: that commit would otherwise hold the writer lock through two fsyncs
+(10 ms and more on a VM disk), and every request queued behind it would wait too
+(docs/performance.md). The connections' own automatic checkpoint stays on, at a
+higher mark, for a process whose thread cannot keep up.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import sqlite3
 import threading
+import time
+from urllib.request import pathname2url
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 _lock = threading.RLock()
 _HELD = "helpdesk.sqlite_write_lock"
+log = logging.getLogger(__name__)
+
+# Pages in the log before a committing connection checkpoints it itself: the safety net
+# behind the checkpoint thread (SQLite's default is 1,000), about 40 MB of log.
+AUTOCHECKPOINT_PAGES = 10_000
 
 
 def _sqlite_file(session: Session) -> str | None:
@@ -78,3 +94,56 @@ def _release(session, transaction) -> None:
         if fd is not None:
             os.close(fd)  # closing the only descriptor of the open file releases its flock
         _lock.release()
+        if fd is not None:
+            checkpoints.after_write(_sqlite_file(session))
+
+
+class Checkpoints:
+    """One thread per process that checkpoints the files this process wrote to.
+
+    A PASSIVE checkpoint neither takes the writer lock nor waits for readers, so requests
+    go on writing while it copies pages and syncs; the sqlite3 module lets go of the GIL
+    meanwhile. It runs at most every ``PAUSE`` seconds, and not at all while nothing is
+    written.
+    """
+
+    PAUSE = 0.2
+
+    def __init__(self):
+        self._written: set[str] = set()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._pid: int | None = None  # a forked child starts its own thread
+
+    def after_write(self, path: str) -> None:
+        with self._lock:
+            self._written.add(path)
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                threading.Thread(target=self._loop, name="helpdesk-checkpoints", daemon=True).start()
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                paths, self._written = self._written, set()
+            for path in paths:
+                self.checkpoint(path)
+            time.sleep(self.PAUSE)
+
+    @staticmethod
+    def checkpoint(path: str) -> None:
+        try:
+            # mode=rw: a file deleted meanwhile (a test's) is not created again
+            conn = sqlite3.connect(f"file:{pathname2url(path)}?mode=rw", uri=True)
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            log.warning("checkpoint of %s failed: %s", path, exc)
+
+
+checkpoints = Checkpoints()
