@@ -21,7 +21,7 @@ from channels import kinds
 from ..extensions import db
 from ..models import Agent, ApiToken, CannedReply, Inbox, Role, Team
 from ..realtime.agent_ns import drop_agent_sockets
-from ..services.access import assignable_agents
+from ..services.access import assignable_agents, visible_inbox_ids
 from ..services.tickets import audit
 from . import form_error_text
 
@@ -84,6 +84,10 @@ class AgentEditForm(FlaskForm):
 
 class TeamForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
+
+
+class TeamEditForm(TeamForm):
+    members = SelectMultipleField(_l("Members"), coerce=int, choices=[])
 
 
 class CannedForm(FlaskForm):
@@ -168,7 +172,10 @@ def create_team():
     elif db.session.scalar(select(Team).where(Team.name == form.name.data)):
         flash(_("A team with that name already exists."), "error")
     else:
-        db.session.add(Team(name=form.name.data))
+        team = Team(name=form.name.data)
+        db.session.add(team)
+        db.session.flush()
+        audit(current_user, "team.create", "team", team.id, {"name": team.name})
         db.session.commit()
         flash(_("Team created."), "ok")
     return redirect(url_for(".index"))
@@ -331,6 +338,82 @@ def edit_agent(agent_id: int):
     log.info("agent %s updated by agent %s: %s", agent.id, current_user.id, sorted(changes))
     flash(_("Agent saved."), "ok")
     return redirect(url_for(".edit_agent", agent_id=agent.id))
+
+
+def _team_usage(team: Team) -> dict:
+    """What a team is attached to, for the page (and the warning before deleting it)."""
+    from ..models import Status, Ticket
+
+    return {
+        "inboxes": db.session.scalars(select(Inbox).where(Inbox.team_id == team.id).order_by(Inbox.name)).all(),
+        "open_tickets": db.session.scalar(select(func.count(Ticket.id)).where(
+            Ticket.team_id == team.id, Ticket.status.in_(Status.active()))),
+    }
+
+
+def _sight(agents) -> dict[int, set[int]]:
+    return {a.id: visible_inbox_ids(a) for a in agents}
+
+
+@bp.route("/teams/<int:team_id>", methods=["GET", "POST"])
+@admin_required
+def edit_team(team_id: int):
+    team = db.get_or_404(Team, team_id)
+    agents = db.session.scalars(select(Agent).order_by(Agent.name)).all()
+    form = TeamEditForm(obj=team) if request.method == "GET" else TeamEditForm()
+    form.members.choices = [(a.id, a.name) for a in agents]
+    if request.method == "GET":
+        form.members.data = [a.id for a in team.members]
+        return render_template("admin/team.html", team=team, form=form, **_team_usage(team))
+    error = None
+    if not form.validate_on_submit():
+        error = form_error_text(form)
+    elif form.name.data != team.name and db.session.scalar(select(Team).where(Team.name == form.name.data)):
+        error = _("A team with that name already exists.")
+    if error:
+        flash(_("Team not saved: %(errors)s", errors=error), "error")
+        return render_template("admin/team.html", team=team, form=form, **_team_usage(team)), 400
+
+    def state() -> dict:
+        return {"name": team.name, "members": sorted(a.id for a in team.members)}
+
+    before, chosen = state(), set(form.members.data or [])
+    touched = [a for a in agents if (a in team.members) != (a.id in chosen)]
+    saw = _sight(touched)
+    team.name = form.name.data
+    team.members = [a for a in agents if a.id in chosen]
+    db.session.flush()
+    changes = {k: v for k, v in state().items() if before[k] != v}
+    if changes:
+        audit(current_user, "team.update", "team", team.id, changes)
+    sees = _sight(touched)
+    db.session.commit()
+    drop_agent_sockets([a for a in saw if saw[a] != sees[a]])  # their pages rejoin the rooms they may now see
+    log.info("team %s updated by agent %s: %s", team.id, current_user.id, sorted(changes))
+    flash(_("Team saved."), "ok")
+    return redirect(url_for(".edit_team", team_id=team.id))
+
+
+@bp.post("/teams/<int:team_id>/delete")
+@admin_required
+def delete_team(team_id: int):
+    """Its inboxes and tickets stay, without a team; its members stay agents."""
+    team = db.get_or_404(Team, team_id)
+    name, members = team.name, list(team.members)
+    saw = _sight(members)
+    usage = _team_usage(team)
+    audit(current_user, "team.delete", "team", team.id, {
+        "name": name, "members": sorted(a.id for a in members),
+        "inboxes": [i.id for i in usage["inboxes"]], "open_tickets": usage["open_tickets"]})
+    db.session.delete(team)  # the database sets the inboxes' and tickets' team to none
+    db.session.flush()
+    db.session.expire_all()
+    sees = _sight(members)
+    db.session.commit()
+    drop_agent_sockets([a for a in saw if saw[a] != sees[a]])
+    log.info("team %s (%s) deleted by agent %s", team_id, name, current_user.id)
+    flash(_("Team deleted: %(name)s", name=name), "ok")
+    return redirect(url_for(".index"))
 
 
 @bp.route("/canned/<int:canned_id>", methods=["GET", "POST"])

@@ -226,6 +226,82 @@ def test_changes_without_csrf_are_refused(app, client, admin):
     assert agent.role is Role.agent
 
 
+# ---- teams ------------------------------------------------------------------------------------
+
+def team_form(team, **changes) -> dict:
+    data = {"name": team.name, "members": [str(a.id) for a in team.members]}
+    data.update(changes)
+    return data
+
+
+def test_team_rename_and_members_follow_to_the_open_desk(app, client, admin):
+    from helpdesk.models import Ticket
+
+    support = f.team(name="サポート")
+    inbox = f.inbox(team_id=support.id)
+    other = f.inbox()
+    agent, agent_client, sio = agent_with_page(app, other)  # sees `other` only, not the team's inbox
+    assert agent_client.get("/admin/teams/%d" % support.id).status_code == 403
+    page = client.get(f"/admin/teams/{support.id}").get_data(as_text=True)
+    assert inbox.name in page and "サポート" in page
+
+    resp = post(client, f"/admin/teams/{support.id}", team_form(support, name="一次対応", members=[str(agent.id)]))
+    assert resp.status_code == 302
+    db.session.expire_all()
+    assert support.name == "一次対応" and [a.id for a in support.members] == [agent.id]
+    assert not sio.is_connected("/agent")  # its page reconnects into the team's inbox room
+    sio = socketio.test_client(app, namespace="/agent", flask_test_client=agent_client)
+    ticket_id = ingest(inbox, f.inbound(text="チーム宛のお問い合わせ")).message.ticket_id
+    assert [e["args"][0]["ticket_id"] for e in sio.get_received("/agent") if e["name"] == "message.created"] \
+        == [ticket_id]
+    assert agent_client.get(f"/agent/tickets/{ticket_id}").status_code == 200
+    assert db.session.get(Ticket, ticket_id).team_id == support.id
+
+    # A rename alone changes no one's sight: open pages stay connected.
+    assert post(client, f"/admin/teams/{support.id}", team_form(support, name="一次対応チーム")).status_code == 302
+    assert sio.is_connected("/agent")
+    assert audit_actions() == [("team.update", {"name": "一次対応", "members": [agent.id]}),
+                               ("team.update", {"name": "一次対応チーム"})]
+
+
+def test_team_names_stay_unique(app, client, admin):
+    f.team(name="請求")
+    billing2 = f.team(name="請求2")
+    resp = post(client, f"/admin/teams/{billing2.id}", team_form(billing2, name="請求"))
+    assert resp.status_code == 400 and "この名前のチームはすでに存在します。" in resp.get_data(as_text=True)
+    db.session.expire_all()
+    assert billing2.name == "請求2"
+
+
+def test_deleting_a_team_keeps_its_inboxes_tickets_and_agents(app, client, admin):
+    from helpdesk.models import Team, Ticket
+
+    team = f.team(name="解散するチーム")
+    inbox = f.inbox(team_id=team.id)
+    ticket_id = ingest(inbox, f.inbound(text="未解決のお問い合わせ")).message.ticket_id
+    db.session.commit()
+    agent = f.agent()
+    team.members.append(agent)
+    db.session.commit()
+    agent_client = app.test_client()
+    login(agent_client, agent.email)
+    sio = socketio.test_client(app, namespace="/agent", flask_test_client=agent_client)
+    assert agent_client.get(f"/agent/tickets/{ticket_id}").status_code == 200
+    page = client.get(f"/admin/teams/{team.id}").get_data(as_text=True)
+    assert "data-confirm=" in page  # the browser asks first (tests/desk/test_admin_browser.py)
+
+    assert post(client, f"/admin/teams/{team.id}/delete", {}, page=f"/admin/teams/{team.id}").status_code == 302
+    db.session.expire_all()
+    assert db.session.scalars(select(Team)).all() == []
+    assert db.session.get(Inbox, inbox.id).team_id is None
+    assert db.session.get(Ticket, ticket_id).team_id is None
+    assert db.session.get(Agent, agent.id).active
+    assert not sio.is_connected("/agent")  # the team's inbox is out of sight now
+    assert agent_client.get(f"/agent/tickets/{ticket_id}").status_code == 403
+    assert audit_actions()[-1] == ("team.delete", {"name": "解散するチーム", "members": [agent.id],
+                                                   "inboxes": [inbox.id], "open_tickets": 1})
+
+
 # ---- canned replies and tokens ---------------------------------------------------------------
 
 def test_canned_reply_edit_and_delete(app, client, admin):

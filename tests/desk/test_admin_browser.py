@@ -53,3 +53,39 @@ def test_open_desk_follows_membership_and_deactivation(app, tmp_path):
         console.wait_for_selector(".flash.ok")
         desk.wait_for_url("**/login**", timeout=10000)
         assert desk.errors == [] and console.errors == []
+
+
+def test_deleting_a_team_asks_first_and_shows_its_name_as_text(app, tmp_path):
+    from helpdesk.extensions import db
+    from helpdesk.models import Team
+
+    team_id = f.team(name='<b>サポート&"一次"</b>').id
+    admin = f.agent(role=Role.admin, name="管理者")
+    with live_server(app) as server, chromium() as browser:
+        page = open_desk_page(browser, server, admin.email, f.PASSWORD)
+        page.goto(f"{server.url}/admin/teams/{team_id}")
+        asked: list[str] = []
+
+        def answer(accept: bool):
+            def on_dialog(dialog):
+                asked.append(dialog.message)
+                dialog.accept() if accept else dialog.dismiss()
+            return on_dialog
+
+        page.once("dialog", answer(False))
+        page.click("button.danger")
+        page.wait_for_timeout(300)  # a dismissed dialog submits nothing: nothing to wait for
+        assert asked == ['チーム「<b>サポート&"一次"</b>」を削除しますか？']
+        assert page.url.endswith(f"/admin/teams/{team_id}")
+        db.session.expire_all()
+        assert db.session.get(Team, team_id) is not None
+
+        page.once("dialog", answer(True))
+        page.click("button.danger")
+        page.wait_for_selector(".flash.ok")
+        page.screenshot(path=str(tmp_path / "team-deleted.png"))
+        assert "<b>サポート" in page.inner_text(".flash.ok")  # as text, not markup
+        assert page.locator(".flash.ok b").count() == 0
+        db.session.expire_all()
+        assert db.session.get(Team, team_id) is None
+        assert page.errors == []

@@ -75,6 +75,8 @@ ACCESS = {
     "admin.edit_inbox": "admin",
     "admin.edit_agent": "admin",
     "admin.edit_canned": "admin",
+    "admin.edit_team": "admin",
+    "admin.delete_team": "admin",
     "admin.delete_canned": "admin",
     "admin.revoke_token": "admin",
 }
@@ -105,7 +107,7 @@ def _values(world) -> dict:
             "alert_id": 999999, "index": 0, "name": "sentiment", "kind": "test", "key": world.inbox_a.key,
             "token": "not-a-valid-survey-token", "filename": "css/supervisor.css", "inbox_id": world.inbox_a.id,
             # none such: the matrix must not revoke or change the world it runs in
-            "agent_id": 999999, "canned_id": 999999, "token_id": 999999}
+            "agent_id": 999999, "canned_id": 999999, "token_id": 999999, "team_id": 999999}
 
 
 def _routes(app):
