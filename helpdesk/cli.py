@@ -171,7 +171,10 @@ def serve(host: str, port: int):
     app = current_app._get_current_object()
     demo_agent = db.session.scalar(select(Agent).where(Agent.email == DEMO_LOGIN[0]))
     db.session.remove()
-    click.echo(f"\n  Helpdesk running at http://{host}:{port}/")
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    if "HELPDESK_PUBLIC_URL" not in os.environ:  # links we hand out (webhooks, files, surveys) point here
+        app.config["PUBLIC_URL"] = url
+    click.echo(f"\n  Helpdesk running at {url}/")
     if demo_agent:
         click.echo(f"  Demo login: {DEMO_LOGIN[0]} / {DEMO_LOGIN[1]}\n")
     sys.stdout.flush()

@@ -78,6 +78,10 @@ def test_serve_prints_the_login_labels_the_backlog_and_updates_live(embedded):
 
     session = agent_session(url, "admin@example.com", "helpdesk-demo")
     assert session.get(url + "/").status_code == 200
+    # With no HELPDESK_PUBLIC_URL, the addresses handed out follow the port served (not 5000).
+    with sqlite3.connect(embedded["db"]) as conn:
+        line_inbox = conn.execute("SELECT id FROM inboxes WHERE kind = 'line'").fetchone()[0]
+    assert f"{url}/webhooks/line/" in session.get(f"{url}/admin/inboxes/{line_inbox}").text
     received: list = []
     sock = agent_socket(url, session, received)
     try:
