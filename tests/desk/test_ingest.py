@@ -114,9 +114,9 @@ def test_search_text_tokenised(app):
 
 
 def test_follow_up_events_carry_every_tag_and_the_identity_name(app):
-    """The ticket and its contact are read with one query each (joined eager loads): the
-    event of a later message must still show all of the ticket's tags and, for a contact
-    without a name of its own, the name of one of its identities."""
+    """The ticket and its contact are read with their tags and identities up front (eager
+    loads): the event of a later message must still show all of the ticket's tags and, for
+    a contact without a name of its own, the name of one of its identities."""
     inbox = f.inbox()
     agent = f.agent(inboxes=[inbox])
     first = ingest(inbox, f.inbound(user_id="U-tags", display_name="")).message
@@ -129,6 +129,40 @@ def test_follow_up_events_carry_every_tag_and_the_identity_name(app):
     ev = db.session.scalars(select(Event).where(Event.name == "ticket.updated").order_by(Event.id.desc())).first()
     assert sorted(ev.payload["tags"]) == ["至急", "返金", "配送"]
     assert ev.payload["contact"]["name"] == "ゆか"
+
+
+def test_a_follow_up_reads_by_index_not_by_scanning_a_table(app, db_url):
+    """Every message runs these reads; one that scans a table grows with the desk's history.
+    (The tags were once joined in a way SQLite answered by scanning all of ticket_tags.)"""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the plans checked are SQLite's (PostgreSQL scans tables this small by choice)")
+    from sqlalchemy import event
+
+    inbox = f.inbox()
+    agent = f.agent(inboxes=[inbox])
+    first = ingest(inbox, f.inbound(user_id="U-plan")).message
+    update_ticket(first.ticket, agent, tags=["返金", "配送"])
+    for i in range(3):  # other customers' tagged tickets, so a scan has rows to find
+        other = ingest(inbox, f.inbound(user_id=f"U-other-{i}")).message
+        update_ticket(other.ticket, agent, tags=["配送"])
+    db.session.commit()
+    db.session.expire_all()
+    reads: list[tuple[str, tuple]] = []
+
+    def on_execute(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            reads.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", on_execute)
+    try:
+        ingest(inbox, f.inbound(user_id="U-plan"))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", on_execute)
+    assert len(reads) >= 2  # the contact and the ticket, at least
+    conn = db.session.connection()
+    for statement, parameters in reads:
+        plan = [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+        assert not [step for step in plan if step.startswith("SCAN ")], (statement, plan)
 
 
 def test_objects_written_with_plain_statements_match_their_rows(app):
