@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 
 from ..extensions import db
 from ..models import (Agent, AuditLog, Contact, ContactIdentity, Delivery, Direction, Message, Priority, Status, Tag,
-                      Ticket)
+                      Team, Ticket)
 from ..models._types import utcnow
 from ..realtime import events
 from ..realtime.serializers import message_json, ticket_json
@@ -27,9 +27,11 @@ def audit(agent: Agent | None, action: str, obj_type: str, obj_id: int, changes:
 
 
 def update_ticket(ticket: Ticket, agent: Agent, *, status: str | None = None, priority: str | None = None,
-                  assignee_id: int | None | str = "", tags: list[str] | None = None,
-                  subject: str | None = None) -> dict[str, Any]:
-    """Apply the given changes; ``assignee_id=""`` means unchanged, None means unassign."""
+                  assignee_id: int | None | str = "", team_id: int | None | str = "",
+                  tags: list[str] | None = None, subject: str | None = None) -> dict[str, Any]:
+    """Apply the given changes; ``assignee_id=""`` (``team_id=""``) means unchanged, None
+    means none. The team is where the ticket is routed (the inbox's team filter, reports by
+    team); who may see it still follows its inbox."""
     changes: dict[str, Any] = {}
     if status is not None:
         try:
@@ -64,6 +66,13 @@ def update_ticket(ticket: Ticket, agent: Agent, *, status: str | None = None, pr
             changes["assignee_id"] = [ticket.assignee_id, new_id]
             ticket.assignee_id = new_id
             assigned = True
+    if team_id != "":
+        new_team = int(team_id) if team_id is not None else None
+        if new_team is not None and db.session.get(Team, new_team) is None:
+            raise TicketError(_l("No such team."))
+        if new_team != ticket.team_id:
+            changes["team_id"] = [ticket.team_id, new_team]
+            ticket.team_id = new_team
     if tags is not None:
         names = sorted({t.strip()[:60] for t in tags if t.strip()})
         old = [t.name for t in ticket.tags]

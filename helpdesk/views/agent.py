@@ -53,6 +53,7 @@ class TicketForm(FlaskForm):
     status = SelectField(_l("Status"), choices=[SelectChoice(s.value) for s in Status], validators=[Optional()])
     priority = SelectField(_l("Priority"), choices=[SelectChoice(p.value) for p in Priority], validators=[Optional()])
     assignee = SelectField(_l("Assignee"), choices=[], validate_choice=False, validators=[Optional()])
+    team = SelectField(_l("Team"), choices=[], validate_choice=False, validators=[Optional()])
     tags = StringField(_l("Tags"), validators=[Optional(), Length(max=500)])
 
 
@@ -183,10 +184,12 @@ def ticket(ticket_id: int):
     past = db.session.scalars(
         select(Ticket).where(Ticket.contact_id == contact.id, Ticket.id != t.id).order_by(Ticket.created_at.desc())
     ).all()
-    form = TicketForm(status=t.status.value, priority=t.priority.value,
-                      assignee=str(t.assignee_id or ""), tags=", ".join(tag.name for tag in t.tags))
+    form = TicketForm(status=t.status.value, priority=t.priority.value, assignee=str(t.assignee_id or ""),
+                      team=str(t.team_id or ""), tags=", ".join(tag.name for tag in t.tags))
     form.assignee.choices = [SelectChoice("", _("Unassigned"))] + [
         SelectChoice(str(a.id), a.name) for a in assignable_agents(t.inbox)]
+    form.team.choices = [SelectChoice("", _("No team"))] + [
+        SelectChoice(str(team.id), team.name) for team in db.session.scalars(select(Team).order_by(Team.name))]
     return render_template(
         "agent/ticket.html",
         t=t,
@@ -241,12 +244,16 @@ def update(ticket_id: int):
     if not form.validate_on_submit():
         abort(400)
     assignee = request.form.get("assignee", "")
+    team = request.form.get("team", "")
+    if not (team == "" or team.isdigit()):
+        abort(400)  # not one of the offered choices: a hand-made request
     try:
         update_ticket(
             t, current_user,
             status=form.status.data or None,
             priority=form.priority.data or None,
             assignee_id=None if assignee == "" and "assignee" in request.form else (assignee or ""),
+            team_id=(int(team) if team else None) if "team" in request.form else "",
             tags=[s for s in (form.tags.data or "").replace("、", ",").split(",")] if "tags" in request.form else None,
         )
     except TicketError as exc:

@@ -94,6 +94,8 @@
       form.querySelector("#priority").value = tk.priority;
       const a = form.querySelector("#assignee");
       if (a) a.value = tk.assignee ? String(tk.assignee.id) : "";
+      const tm = form.querySelector("#team");
+      if (tm) tm.value = tk.team_id ? String(tk.team_id) : "";
     }
   }
 

@@ -156,3 +156,29 @@ def test_ctrl_enter_sends_but_not_while_the_ime_is_composing(app, tmp_path):
         assert "かしこまりました" in page.inner_text(".msg.dir-out")
         assert page.input_value("#reply-body") == ""
         assert page.errors == []
+
+
+def test_open_ticket_form_follows_a_colleagues_team_and_priority_change(app, tmp_path):
+    from helpdesk.extensions import db
+    from helpdesk.models import Ticket
+    from helpdesk.services.tickets import update_ticket
+
+    inbox = f.inbox(kind="test")
+    agent = f.agent(inboxes=[inbox], name="田中")
+    colleague = f.agent(inboxes=[inbox], name="同僚")
+    billing = f.team(name="請求")
+    token = f.api_token(inbox)
+    with live_server(app) as server, chromium() as browser:
+        resp = requests.post(server.url + "/api/v1/messages", headers={"Authorization": f"Bearer {token}"},
+                             json={"external_id": "t-1", "user_id": "cust-1", "text": "請求書について"})
+        ticket_id = resp.json()["ticket_id"]
+        page = open_desk_page(browser, server, agent.email, f.PASSWORD)
+        page.goto(f"{server.url}/agent/tickets/{ticket_id}")
+        page.wait_for_selector("body[data-live=ready]")
+        assert page.input_value("#team") == ""
+        update_ticket(db.session.get(Ticket, ticket_id), colleague, team_id=billing.id, priority="urgent")
+        page.wait_for_function(f"() => document.querySelector('#team').value === '{billing.id}'", timeout=10000)
+        assert page.input_value("#priority") == "urgent"
+        assert page.locator("#team option:checked").inner_text() == "請求"
+        page.screenshot(path=str(tmp_path / "team-moved.png"))
+        assert page.errors == []

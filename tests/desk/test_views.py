@@ -222,6 +222,45 @@ def test_update_ticket_is_audited(app, client, desk):
     assert log.agent_id == agent.id and log.changes["status"] == ["new", "pending"]
 
 
+def test_ticket_moves_to_another_team_and_back_to_none(app, client, desk):
+    from helpdesk.models import Event
+
+    inbox, agent, _ = desk
+    first, billing = f.team(name="一次対応"), f.team(name="請求")
+    inbox.team_id = first.id
+    db.session.commit()
+    ticket = ingest(inbox, f.inbound(text="請求書の宛名を変えたい")).message.ticket
+    assert ticket.team_id == first.id  # from its inbox
+    page = client.get(f"/agent/tickets/{ticket.id}").get_data(as_text=True)
+    assert f'<option selected value="{first.id}">一次対応</option>' in page
+
+    def change(team: str):
+        token = csrf_token(client, f"/agent/tickets/{ticket.id}")
+        return client.post(f"/agent/tickets/{ticket.id}/update", data={"team": team, "csrf_token": token})
+
+    assert change(str(billing.id)).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Ticket, ticket.id).team_id == billing.id
+    event = db.session.scalars(select(Event).where(Event.name == "ticket.updated").order_by(Event.id.desc())).first()
+    assert event.payload["team_id"] == billing.id  # open pages update their form from this
+    assert client.get(f"/agent/?team={billing.id}").get_data(as_text=True).count(f'data-ticket-id="{ticket.id}"') == 1
+    log = db.session.scalars(select(AuditLog).where(AuditLog.object_id == ticket.id)).all()[-1]
+    assert log.agent_id == agent.id and log.changes == {"team_id": [first.id, billing.id]}
+
+    assert change("").status_code == 302  # "No team"
+    db.session.expire_all()
+    assert db.session.get(Ticket, ticket.id).team_id is None
+    assert change("999999").status_code == 302  # no such team: refused with a message
+    db.session.expire_all()
+    assert db.session.get(Ticket, ticket.id).team_id is None
+    assert change("x; drop").status_code == 400
+    # A form without the field (the bulk bar's, an old page) leaves the team alone.
+    token = csrf_token(client, f"/agent/tickets/{ticket.id}")
+    client.post(f"/agent/tickets/{ticket.id}/update", data={"priority": "high", "csrf_token": token})
+    db.session.expire_all()
+    assert db.session.get(Ticket, ticket.id).team_id is None
+
+
 def test_cannot_assign_to_agent_without_access(app, client, desk):
     inbox, *_ = desk
     outsider = f.agent(inboxes=[f.inbox()])
