@@ -100,7 +100,8 @@ def update_ticket(ticket: Ticket, agent: Agent, *, status: str | None = None, pr
 
 
 def bulk_update(tickets: list[Ticket], agent: Agent, *, status: str | None = None, priority: str | None = None,
-                assignee_id: int | None | str = "", add_tags: list[str] | None = None) -> tuple[int, dict[int, str]]:
+                assignee_id: int | None | str = "", team_id: int | None | str = "",
+                add_tags: list[str] | None = None) -> tuple[int, dict[int, str]]:
     """The same change on several tickets, each in its own transaction: one refusal (an
     assignee who cannot see that inbox) does not stop the rest. Returns how many tickets
     changed and, per refused ticket id, the reason."""
@@ -108,7 +109,8 @@ def bulk_update(tickets: list[Ticket], agent: Agent, *, status: str | None = Non
     for ticket in tickets:
         tags = [t.name for t in ticket.tags] + list(add_tags) if add_tags else None
         try:
-            if update_ticket(ticket, agent, status=status, priority=priority, assignee_id=assignee_id, tags=tags):
+            if update_ticket(ticket, agent, status=status, priority=priority, assignee_id=assignee_id,
+                             team_id=team_id, tags=tags):
                 changed += 1
         except TicketError as exc:
             db.session.rollback()  # drop this ticket's half-applied changes, keep the others

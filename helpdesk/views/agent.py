@@ -65,6 +65,7 @@ class BulkForm(FlaskForm):
     priority = SelectField(_l("Priority"), choices=[SelectChoice("")] + [SelectChoice(p.value) for p in Priority],
                            validators=[Optional()])
     assignee = StringField(_l("Assignee"), validators=[Optional(), Length(max=12)])
+    team = StringField(_l("Team"), validators=[Optional(), Length(max=12)])
     add_tag = StringField(_l("Add tag"), validators=[Optional(), Length(max=60)])
 
 
@@ -143,7 +144,8 @@ def bulk():
         flash(_("At most %(n)s tickets at once.", n=MAX_BULK), "error")
         return redirect(back)
     assignee = (form.assignee.data or "").strip()
-    if assignee not in ("", "none", "me") and not assignee.isdigit():
+    team = (form.team.data or "").strip()
+    if assignee not in ("", "none", "me") and not assignee.isdigit() or team not in ("", "none") and not team.isdigit():
         abort(400)
     visible = visible_inbox_ids(current_user)
     tickets = db.session.scalars(
@@ -157,6 +159,7 @@ def bulk():
         status=form.status.data or None,
         priority=form.priority.data or None,
         assignee_id=current_user.id if assignee == "me" else (assignee or ""),
+        team_id=None if team == "none" else (int(team) if team else ""),
         add_tags=[form.add_tag.data.strip()] if (form.add_tag.data or "").strip() else None,
     )
     flash(ngettext("%(num)d ticket updated.", "%(num)d tickets updated.", changed), "info")

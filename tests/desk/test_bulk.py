@@ -100,6 +100,22 @@ def test_tickets_the_agent_cannot_see_are_untouched(app, client, desk, caplog):
     assert "bulk-edited tickets they cannot see" in caplog.text
 
 
+def test_selected_tickets_move_to_a_team_and_back_to_none(app, client, desk):
+    *_, ids = desk
+    billing = f.team(name="請求")
+    assert f'<option value="{billing.id}">請求</option>' in client.get("/agent/").get_data(as_text=True)
+    assert _post(client, {"ticket_ids": [str(i) for i in ids[:2]], "team": str(billing.id)}).status_code == 302
+    assert [t.team_id for t in _tickets(ids)] == [billing.id, billing.id, None]
+    _post(client, {"ticket_ids": [str(ids[0])], "team": "none"})
+    assert [t.team_id for t in _tickets(ids)] == [None, billing.id, None]
+    _post(client, {"ticket_ids": [str(ids[1])], "priority": "high"})  # team unchanged
+    assert _tickets(ids)[1].team_id == billing.id
+    resp = _post(client, {"ticket_ids": [str(ids[2])], "team": "999999"})  # deleted meanwhile
+    assert resp.status_code == 302 and _tickets(ids)[2].team_id is None
+    assert "そのチームはありません。" in client.get("/agent/").get_data(as_text=True)
+    assert _post(client, {"ticket_ids": [str(ids[2])], "team": "billing"}).status_code == 400
+
+
 def test_bad_input_is_refused_clearly(app, client, desk):
     *_, ids = desk
     assert client.post("/agent/tickets/bulk", data={"ticket_ids": [str(ids[0])], "status": "closed"}).status_code == 400
