@@ -72,7 +72,7 @@ def _acquire(session: Session) -> None:
             os.close(fd)
         _lock.release()
         raise
-    session.info[_HELD] = fd
+    session.info[_HELD] = fd, path
 
 
 @event.listens_for(Session, "before_flush")
@@ -90,12 +90,12 @@ def _before_dml(state) -> None:
 def _release(session, transaction) -> None:
     # Commit, rollback or close: whichever ends the outermost transaction lets go.
     if transaction.parent is None and _HELD in session.info:
-        fd = session.info.pop(_HELD)
+        fd, path = session.info.pop(_HELD)
         if fd is not None:
             os.close(fd)  # closing the only descriptor of the open file releases its flock
         _lock.release()
-        if fd is not None:
-            checkpoints.after_write(_sqlite_file(session))
+        if path:
+            checkpoints.after_write(path)
 
 
 class Checkpoints:

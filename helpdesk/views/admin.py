@@ -19,7 +19,7 @@ from wtforms.validators import DataRequired, Email, Length, Optional, Validation
 from channels import kinds
 
 from ..extensions import db
-from ..models import Agent, ApiToken, CannedReply, Inbox, Role, Team
+from ..models import Agent, ApiToken, CannedReply, Inbox, Role, Status, Team, Ticket
 from ..realtime.agent_ns import drop_agent_sockets
 from ..services.access import assignable_agents, visible_inbox_ids
 from ..services.tickets import audit
@@ -342,8 +342,6 @@ def edit_agent(agent_id: int):
 
 def _team_usage(team: Team) -> dict:
     """What a team is attached to, for the page (and the warning before deleting it)."""
-    from ..models import Status, Ticket
-
     return {
         "inboxes": db.session.scalars(select(Inbox).where(Inbox.team_id == team.id).order_by(Inbox.name)).all(),
         "open_tickets": db.session.scalar(select(func.count(Ticket.id)).where(
@@ -407,7 +405,6 @@ def delete_team(team_id: int):
         "inboxes": [i.id for i in usage["inboxes"]], "open_tickets": usage["open_tickets"]})
     db.session.delete(team)  # the database sets the inboxes' and tickets' team to none
     db.session.flush()
-    db.session.expire_all()
     sees = _sight(members)
     db.session.commit()
     drop_agent_sockets([a for a in saw if saw[a] != sees[a]])
