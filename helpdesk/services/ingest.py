@@ -26,6 +26,7 @@ from ..models.ticket import ticket_tags
 from ..models._types import utcnow
 from ..realtime import events
 from ..realtime.serializers import message_json, ticket_json
+from ..sqlite_writes import write_now
 from . import storage, surveys
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ def ingest(inbox: Inbox, inbound: Inbound) -> IngestResult:
                 db.session.commit()
                 log.info("duplicate %s message %s on inbox %s ignored", inbox.kind, inbound.external_id, inbox.id)
                 return IngestResult(existing, created=False)
+            write_now(db.session)
             result = _store(inbox, inbound)
             db.session.commit()
         except IntegrityError:
@@ -169,8 +171,7 @@ def _store(inbox: Inbox, inbound: Inbound) -> IngestResult:
     contact = resolve_contact(kind, inbound.user_id, inbound.display_name, inbound.email)
     survey = surveys.match_reply(inbox.id, contact.id, inbound.text)  # an answer stays on its ticket
     ticket = survey.ticket if survey else _find_ticket(inbox, contact, inbound)
-    # Read what the events will show before the first write: on SQLite the write lock is
-    # held from the first flush to the commit, and every read inside it holds other writers.
+    # What the events will show: the contact's name and the ticket's tags (_TICKET_TAGS).
     contact.display_name  # noqa: B018 (may load the identities)
     if ticket is not None and "tags" in inspect(ticket).unloaded:
         set_committed_value(ticket, "tags", db.session.scalars(_TICKET_TAGS, {"ticket_id": ticket.id}).all())

@@ -43,6 +43,35 @@ def test_the_file_lock_is_held_from_the_first_write_to_the_end_of_the_transactio
     assert _file_lock_is_free()
 
 
+def test_ingest_reads_inside_the_writer_lock(app):
+    """Ingest takes the lock before its first read: no other writer commits between the
+    customer's open ticket being read and the message being added to it (and under load
+    the reads queue asleep instead of competing for the GIL with the writer)."""
+    from sqlalchemy import event
+
+    from helpdesk.services.ingest import ingest
+    from tests import factories as f
+
+    app.config["SENTIMENT_ENABLED"] = False  # the labelling job reads after the commit
+    inbox = f.inbox()
+    ingest(inbox, f.inbound(user_id="U1"))
+    db.session.expire_all()
+    reads: list[tuple[str, bool]] = []
+
+    def on_execute(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            reads.append((statement, _file_lock_is_free()))
+
+    event.listen(db.engine, "before_cursor_execute", on_execute)
+    try:
+        ingest(inbox, f.inbound(user_id="U1"))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", on_execute)
+    assert len(reads) >= 2  # the contact and the ticket, at least
+    assert [statement for statement, free in reads if free] == []
+    assert _file_lock_is_free()  # and let go at the commit
+
+
 # Another desk process on the same file, with SQLite's own busy handler off: without the
 # file lock its write would fail at once with "database is locked".
 _OTHER_PROCESS = textwrap.dedent("""
