@@ -177,15 +177,17 @@ def ticket(ticket_id: int):
     since = last_event_id()
     t = _ticket_or_404(ticket_id)
     contact = t.contact
+    visible = visible_inbox_ids(current_user)
     # The whole cross-channel history of this customer, in time order.
     history = db.session.scalars(
         select(Message)
         .join(Ticket, Message.ticket_id == Ticket.id)
-        .where(Ticket.contact_id == contact.id, Ticket.inbox_id.in_(visible_inbox_ids(current_user)))
+        .where(Ticket.contact_id == contact.id, Ticket.inbox_id.in_(visible))
         .order_by(Message.sent_at, Message.id)
     ).all()
     past = db.session.scalars(
-        select(Ticket).where(Ticket.contact_id == contact.id, Ticket.id != t.id).order_by(Ticket.created_at.desc())
+        select(Ticket).where(Ticket.contact_id == contact.id, Ticket.id != t.id, Ticket.inbox_id.in_(visible))
+        .order_by(Ticket.created_at.desc())
     ).all()
     form = TicketForm(status=t.status.value, priority=t.priority.value, assignee=str(t.assignee_id or ""),
                       team=str(t.team_id or ""), tags=", ".join(tag.name for tag in t.tags))

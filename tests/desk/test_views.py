@@ -68,6 +68,18 @@ def test_ticket_of_invisible_inbox_is_403(app, client):
     assert f'data-ticket-id="{ticket.id}"' not in html
 
 
+def test_the_customers_tickets_in_inboxes_the_agent_cannot_see_stay_hidden(app, client):
+    mine, other = f.inbox(), f.inbox()
+    agent = f.agent(inboxes=[mine])
+    seen = ingest(mine, f.inbound(user_id="U1", text="配送について")).message.ticket
+    hidden = ingest(other, f.inbound(user_id="U1", subject="社外秘の件名", text="社外秘の本文")).message.ticket
+    assert seen.contact_id == hidden.contact_id
+    login(client, agent.email)
+    html = client.get(f"/agent/tickets/{seen.id}").get_data(as_text=True)
+    assert "配送について" in html
+    assert "社外秘" not in html and f"/agent/tickets/{hidden.id}\"" not in html
+
+
 def test_team_membership_grants_inbox(app, client):
     team = f.team()
     inbox = f.inbox(team_id=team.id)
