@@ -24,6 +24,8 @@ from ..realtime.events import last_event_id
 from ..realtime.serializers import message_json
 from ..services import storage
 from ..services.access import assignable_agents, visible_inbox_ids
+from ..services.contacts import (can_see_contact, contact_query, likely_duplicates, seen_only_in_part,
+                                 ticket_stats)
 from ..services.replies import ReplyError, post_reply, reply_file_limits
 from ..services.search import InboxFilter, inbox_query, paginate
 from ..services.tickets import (TicketError, bulk_update, merge_contacts, merge_tickets, update_contact,
@@ -290,16 +292,19 @@ def update_contact_view(contact_id: int):
     form = ContactForm()
     if not form.validate_on_submit():
         flash(form_error_text(form) or _("The request could not be processed"), "error")
-        return _back_to_ticket()
+        return _back(contact)
     update_contact(contact, current_user, name=form.name.data or "", email=form.email.data,
                    phone=form.phone.data, note=form.note.data or "")
-    return _back_to_ticket()
+    return _back(contact)
 
 
-def _back_to_ticket():
-    """Back to the ticket page a sidebar form was posted from (its ``ticket_id`` field)."""
+def _back(contact: Contact):
+    """Back to the ticket page a sidebar form was posted from (its ``ticket_id`` field),
+    else to the customer's own page."""
     back = request.form.get("ticket_id", "")
-    return redirect(url_for(".ticket", ticket_id=int(back)) if back.isdigit() else url_for(".inbox"))
+    if back.isdigit():
+        return redirect(url_for(".ticket", ticket_id=int(back)))
+    return redirect(url_for(".contact", contact_id=contact.id))
 
 
 @bp.post("/contacts/<int:contact_id>/merge")
@@ -313,19 +318,58 @@ def merge(contact_id: int):
         abort(400)
     other = db.session.get(Contact, int(form.other_id.data)) or abort(404)
     _require_contact_visible(other, visible)
+    name = other.display_name
     try:
         merge_contacts(survivor, other, current_user)
     except TicketError as exc:
         flash(str(exc), "error")
-    return _back_to_ticket()
+    else:
+        flash(_("%(name)s was merged into this customer.", name=name), "ok")
+    return _back(survivor)
 
 
 def _require_contact_visible(contact: Contact, visible: set[int]) -> None:
     """An agent may only touch customers whose every ticket is in an inbox they can see."""
-    owned = db.session.scalars(select(Ticket.inbox_id).where(Ticket.contact_id == contact.id)).all()
-    if any(i not in visible for i in owned):
+    if seen_only_in_part([contact.id], visible):
         log.warning("agent %s denied contact %s", current_user.id, contact.id)
         abort(403)
+
+
+@bp.get("/contacts")
+def contacts():
+    """The customer directory: everyone with a ticket the agent can see, searchable."""
+    visible = visible_inbox_ids(current_user)
+    q = request.args.get("q", "")[:200]
+    page = paginate(contact_query(visible, q), request.args.get("page", 1, type=int),
+                    current_app.config["PAGE_SIZE"])
+    return render_template("agent/contacts.html", page=page, q=q,
+                           stats=ticket_stats([c.id for c in page.items], visible))
+
+
+@bp.get("/contacts/<int:contact_id>")
+def contact(contact_id: int):
+    """One customer: details, channel accounts, every ticket the agent can see, and merging
+    in the duplicates (suggested, or found by a search)."""
+    c = db.session.get(Contact, contact_id) or abort(404)
+    if c.merged_into_id:  # an old link (an audit entry, a bookmark): the customer lives on there
+        return redirect(url_for(".contact", contact_id=c.merged_into_id))
+    visible = visible_inbox_ids(current_user)
+    if not can_see_contact(c, visible):
+        log.warning("agent %s denied contact %s", current_user.id, c.id)
+        abort(403)
+    tickets = db.session.scalars(
+        select(Ticket).where(Ticket.contact_id == c.id, Ticket.inbox_id.in_(visible))
+        .order_by(Ticket.last_message_at.desc(), Ticket.id.desc())).all()
+    find = request.args.get("find", "")[:200]
+    found = db.session.scalars(contact_query(visible, find).where(Contact.id != c.id).limit(20)).all() if find.strip() else []
+    duplicates = likely_duplicates(c, visible)
+    partial = seen_only_in_part([c.id] + [o.id for o in [*found, *duplicates]], visible)
+    return render_template(
+        "agent/contact.html", contact=c, tickets=tickets, find=find, found=found, duplicates=duplicates,
+        editable=c.id not in partial, partial=partial,
+        contact_form=ContactForm(name=c.name, email=c.email, phone=c.phone,
+                                 note=(c.attributes or {}).get("note", "")),
+        merge_form=MergeForm())
 
 
 @bp.get("/messages/<int:message_id>/quoted")

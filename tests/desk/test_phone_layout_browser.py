@@ -44,6 +44,13 @@ def test_inbox_and_ticket_fit_a_phone_screen(app, tmp_path):
         send = page.locator(".composer button[type=submit]").first.bounding_box()
         assert send["x"] + send["width"] <= PHONE["width"]
 
+        # The customer directory and the customer's page, with the same long name and subject.
+        contact_id = ingest(inbox, f.inbound(user_id="phone-1", text="追記です")).message.contact_id
+        for path in ("/agent/contacts", f"/agent/contacts/{contact_id}"):
+            page.goto(server.url + path)
+            page.screenshot(path=str(tmp_path / f"{path.strip('/').replace('/', '-')}-phone.png"), full_page=True)
+            assert page.evaluate(OVERFLOW) <= 0, path
+
 
 def test_dashboard_and_admin_fit_a_phone_screen(app, tmp_path):
     inbox = f.inbox(kind="test")

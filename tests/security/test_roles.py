@@ -56,6 +56,9 @@ ACCESS = {
     "agent.bulk": "agent",
     "agent.merge": "agent-object",
     "agent.update_contact_view": "agent-object",
+    # The directory lists only customers with a ticket the agent can see; their page is 403 otherwise.
+    "agent.contacts": "agent",
+    "agent.contact": "agent-object",
     "agent.merge_ticket": "agent-object",
     "agent.quoted": "agent-object",
     "agent.attachment": "agent-object",
