@@ -10,7 +10,9 @@ Inbox settings: ``address`` (the support address; the SMTP listener routes on it
 (starttls|tls|plain)/``smtp_user``, ``imap_host``/``imap_port``/``imap_security``/
 ``imap_user``/``imap_folder``/``imap_after`` (seen|move)/``imap_move_to``/
 ``imap_quarantine``, ``poll_interval``, ``outbound_charset`` (utf-8|iso-2022-jp),
-``tls_ca_file``/``tls_verify``, ``max_message_bytes``, ``max_attachment_bytes``.
+``tls_ca_file``/``tls_verify``, ``max_message_bytes``, ``max_attachment_bytes``,
+``signature`` (put under every reply, before the quoted mail; ``{agent}`` is the
+replying agent's name).
 Secrets: ``smtp_password``, ``imap_password``.
 """
 
@@ -240,7 +242,7 @@ class EmailAdapter(Adapter):
             refs.append(in_reply_to)
         if len(refs) > 20:  # RFC 5322: keep the root and the most recent ones
             refs = refs[:1] + refs[-19:]
-        body = _compose_body(outbound.text, ctx)
+        body = _compose_body(outbound.text, ctx, render_signature(self.settings, ctx.get("agent_name") or ""))
         from_name = clean_header_text(str(self.settings.get("from_name") or ""))
         headers = {
             "Date": format_datetime(datetime.now(JST)),
@@ -542,9 +544,27 @@ def _extension(ctype: str) -> str:
     return mimetypes.guess_extension(ctype) or ".bin"
 
 
-def _compose_body(text: str, ctx: Mapping[str, Any]) -> str:
-    """The agent's text, then a Japanese quote header and the customer's last message."""
-    text = (text or "").replace("\r\n", "\n").replace("\r", "\n").rstrip()
+def render_signature(settings: Mapping[str, Any], agent_name: str) -> str:
+    """The inbox's signature for a reply by ``agent_name``: ``{agent}`` filled in, and a line
+    that held only ``{agent}`` dropped when there is no name (a survey sent by the desk)."""
+    lines = []
+    for line in _newlines(str(settings.get("signature") or "")).split("\n"):
+        if "{agent}" in line and not agent_name and not line.replace("{agent}", "").strip():
+            continue
+        lines.append(line.replace("{agent}", agent_name))
+    return "\n".join(lines).strip("\n")
+
+
+def _newlines(text: str) -> str:
+    return (text or "").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _compose_body(text: str, ctx: Mapping[str, Any], signature: str = "") -> str:
+    """The agent's text, the inbox's signature, then a Japanese quote header and the
+    customer's last message."""
+    text = _newlines(text).rstrip()
+    if signature:
+        text = f"{text}\n\n{signature.rstrip()}"
     meta = ctx.get("last_inbound_meta") or {}
     quote = (meta.get("quote") or "").strip()
     if not quote:
@@ -651,7 +671,9 @@ def _jis_message(from_name: str, from_addr: str, to_addr: str, subject: str, bod
     text_headers = 'Content-Type: text/plain; charset="ISO-2022-JP"\r\nContent-Transfer-Encoding: 7bit'
     if not files:
         lines += ["MIME-Version: 1.0", text_headers]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + payload + b"\r\n"
+        # the body ends with its own line break (_compose_body); one more would add an empty line
+        end = b"" if payload.endswith(b"\r\n") else b"\r\n"
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + payload + end
     # multipart/mixed by hand around the hand-encoded text; the file parts come from the email
     # package, so their names are encoded exactly as in the UTF-8 path.
     boundary = "=_helpdesk_" + hashlib.sha256(payload + b"".join(f.data or b"" for f in files)).hexdigest()[:32]

@@ -28,7 +28,9 @@ AGENTS = [
 ]
 
 INBOXES = [
-    ("サポートメール", "email", {"address": "support@example.com"}),
+    ("サポートメール", "email", {"address": "support@example.com",
+                                "signature": "──────────\n株式会社サンプル カスタマーサポート\n"
+                                             "担当: {agent}\nsupport@example.com\n──────────"}),
     ("サイトチャット", "chat", {"greeting": "こんにちは！ご質問をどうぞ。"}),
     ("LINE公式アカウント", "line", {}),
     ("Facebookページ", "messenger", {}),

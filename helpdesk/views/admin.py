@@ -64,6 +64,8 @@ class InboxEditForm(InboxForm):
     active = BooleanField(_l("Active (accepts new messages)"))
     # Agents who see the inbox beside its team's members (and admins and supervisors, who see all).
     members = SelectMultipleField(_l("Members"), coerce=int, choices=[])
+    # Email inboxes: kept in settings["signature"], edited here rather than as a JSON string.
+    signature = TextAreaField(_l("Email signature"), validators=[Optional(), Length(max=2000)])
 
 
 class AgentForm(FlaskForm):
@@ -88,6 +90,8 @@ class TeamForm(FlaskForm):
 
 class TeamEditForm(TeamForm):
     members = SelectMultipleField(_l("Members"), coerce=int, choices=[])
+    # Email inboxes: kept in settings["signature"], edited here rather than as a JSON string.
+    signature = TextAreaField(_l("Email signature"), validators=[Optional(), Length(max=2000)])
 
 
 class CannedForm(FlaskForm):
@@ -240,7 +244,10 @@ def _inbox_edit_form(inbox: Inbox, agents: list[Agent]) -> InboxEditForm:
     form.members.choices = [(a.id, a.name) for a in agents if not a.sees_all_inboxes]
     if request.method == "GET":
         form.team_id.data = str(inbox.team_id or "")
-        form.settings.data = json.dumps(inbox.settings or {}, ensure_ascii=False, indent=2)
+        settings = dict(inbox.settings or {})
+        if inbox.kind == "email":
+            form.signature.data = settings.pop("signature", "")
+        form.settings.data = json.dumps(settings, ensure_ascii=False, indent=2)
         form.secrets.data = ""
         form.members.data = [a.id for a in inbox.members]
     return form
@@ -267,7 +274,13 @@ def edit_inbox(inbox_id: int):
         saw, before = {a.id for a in assignable_agents(inbox)}, state()
         inbox.name = form.name.data
         inbox.team_id = int(form.team_id.data) if (form.team_id.data or "").isdigit() else None
-        inbox.settings = json.loads(form.settings.data or "{}")
+        settings = json.loads(form.settings.data or "{}")
+        if inbox.kind == "email":
+            settings.pop("signature", None)
+            signature = (form.signature.data or "").replace("\r\n", "\n").strip("\n")
+            if signature.strip():
+                settings["signature"] = signature
+        inbox.settings = settings
         inbox.active = form.active.data
         offered = {value for value, _label in form.members.choices}
         chosen = set(form.members.data or []) | {a.id for a in inbox.members if a.id not in offered}

@@ -17,6 +17,7 @@ from wtforms.validators import DataRequired, Email, Length, Optional
 
 from channels import kinds
 from channels.base import Attachment
+from channels.email import render_signature
 
 from ..extensions import db
 from ..models import Agent, CannedReply, Contact, Inbox, Message, Priority, Status, Tag, Team, Ticket
@@ -211,6 +212,7 @@ def ticket(ticket_id: int):
         ticket_merge_form=TicketMergeForm(),
         merge_candidates=[p for p in past if p.inbox_id == t.inbox_id and p.status is not Status.closed],
         canned=db.session.scalars(select(CannedReply).order_by(CannedReply.shortcut)).all(),
+        signature=render_signature(t.inbox.settings or {}, current_user.name) if t.inbox.kind == "email" else "",
         messages_json=[message_json(m) for m in history],
         page_event_id=since,
     )
@@ -361,7 +363,9 @@ def contact(contact_id: int):
         select(Ticket).where(Ticket.contact_id == c.id, Ticket.inbox_id.in_(visible))
         .order_by(Ticket.last_message_at.desc(), Ticket.id.desc())).all()
     find = request.args.get("find", "")[:200]
-    found = db.session.scalars(contact_query(visible, find).where(Contact.id != c.id).limit(20)).all() if find.strip() else []
+    found = []
+    if find.strip():
+        found = db.session.scalars(contact_query(visible, find).where(Contact.id != c.id).limit(20)).all()
     duplicates = likely_duplicates(c, visible)
     partial = seen_only_in_part([c.id] + [o.id for o in [*found, *duplicates]], visible)
     return render_template(

@@ -68,6 +68,34 @@ def test_inbox_page_shows_where_messages_come_from_and_masks_secrets(app, client
     assert client.get("/admin/inboxes/99999").status_code == 404
 
 
+def test_an_email_inbox_signature_is_edited_as_text_and_kept_in_its_settings(app, client, admin):
+    mail = f.inbox(kind="email", name="サポート窓口", settings={"address": "support@example.jp"})
+    page = client.get(f"/admin/inboxes/{mail.id}").get_data(as_text=True)
+    assert 'name="signature"' in page
+    signature = "━━━━━━━━\r\n株式会社サンプル カスタマーサポート\r\n{agent}\r\n━━━━━━━━"
+    resp = post(client, f"/admin/inboxes/{mail.id}", inbox_form(mail, signature=signature))
+    assert resp.status_code == 302
+    db.session.expire_all()
+    assert mail.settings == {"address": "support@example.jp",
+                             "signature": "━━━━━━━━\n株式会社サンプル カスタマーサポート\n{agent}\n━━━━━━━━"}
+    assert ("inbox.update", {"settings": mail.settings}) in [
+        (action, {k: v for k, v in changes.items() if k == "settings"}) for action, changes in audit_actions()]
+    # shown in its own field again, not inside the JSON
+    page = client.get(f"/admin/inboxes/{mail.id}").get_data(as_text=True)
+    assert "株式会社サンプル カスタマーサポート\n{agent}" in page.split('name="signature"')[1].split("</textarea>")[0]
+    assert "signature" not in page.split('name="settings"')[1].split("</textarea>")[0]
+    # emptied: gone from the settings
+    post(client, f"/admin/inboxes/{mail.id}", inbox_form(mail, signature="  "))
+    db.session.expire_all()
+    assert mail.settings == {"address": "support@example.jp"}
+    # other channels have no such field, and their settings JSON is kept as given
+    line = f.inbox(kind="line", settings={"signature": "JSONのまま"})
+    assert 'name="signature"' not in client.get(f"/admin/inboxes/{line.id}").get_data(as_text=True)
+    post(client, f"/admin/inboxes/{line.id}", inbox_form(line))
+    db.session.expire_all()
+    assert line.settings == {"signature": "JSONのまま"}
+
+
 def test_adding_a_member_lets_the_agent_see_the_inbox(app, client, admin):
     inbox = f.inbox()
     agent = f.agent()

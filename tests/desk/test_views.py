@@ -80,6 +80,14 @@ def test_the_customers_tickets_in_inboxes_the_agent_cannot_see_stay_hidden(app, 
     assert "社外秘" not in html and f"/agent/tickets/{hidden.id}\"" not in html
 
 
+def test_no_signature_preview_where_replies_are_not_email(app, client):
+    line = f.inbox(kind="line", settings={"signature": "株式会社サンプル"})
+    agent = f.agent(inboxes=[line])
+    ticket = ingest(line, f.inbound()).message.ticket
+    login(client, agent.email)
+    assert 'id="signature-preview"' not in client.get(f"/agent/tickets/{ticket.id}").get_data(as_text=True)
+
+
 def test_team_membership_grants_inbox(app, client):
     team = f.team()
     inbox = f.inbox(team_id=team.id)

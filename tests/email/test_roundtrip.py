@@ -95,6 +95,23 @@ def test_mail_reply_and_customer_answer_make_one_thread(desk):
     assert db.session.scalars(select(Ticket)).all() == [ticket]
 
 
+def test_the_inbox_signature_is_shown_to_the_agent_and_sent_under_the_reply(desk, client):
+    server, user, password, inbox, agent, sink, sio = desk
+    inbox.settings = {**inbox.settings, "signature": "株式会社サンプル <サポート>\n担当: {agent}"}
+    db.session.commit()
+    server.append(user, password, (FIXTURES / "docomo_sjis.eml").read_bytes())
+    assert mb.poll_inbox(inbox).imported == 1
+    ticket = db.session.scalars(select(Ticket)).one()
+    page = client.get(f"/agent/tickets/{ticket.id}").get_data(as_text=True)
+    preview = page.split('id="signature-preview"')[1].split("</details>")[0]
+    assert "株式会社サンプル &lt;サポート&gt;\n担当: 佐藤 健" in preview  # escaped, with the agent's name
+    reply = post_reply(ticket, agent, "ご連絡ありがとうございます。")
+    db.session.refresh(reply)
+    assert reply.delivery is Delivery.sent and reply.body == "ご連絡ありがとうございます。"  # stored as written
+    body = sink.parsed().get_content().replace("\r\n", "\n")
+    assert body.startswith("ご連絡ありがとうございます。\n\n株式会社サンプル <サポート>\n担当: 佐藤 健\n\n")
+
+
 def test_permanent_smtp_refusal_is_shown_on_the_message(desk):
     server, user, password, inbox, agent, sink, sio = desk
     server.append(user, password, (FIXTURES / "docomo_sjis.eml").read_bytes())

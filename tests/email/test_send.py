@@ -238,3 +238,28 @@ def test_untrusted_certificate_is_permanent(tls_smtp_server):
     a = EmailAdapter({**server, "tls_ca_file": None, "from_address": "support@example.jp"}, {"smtp_password": "x"})
     result = a.send("taro@customer.jp", outbound())
     assert not result.ok and "certificate" in result.error
+
+
+SIGNATURE = "━━━━━━━━━━━━━━━━\n株式会社サンプル カスタマーサポート\n担当: {agent}\nsupport@example.jp\n━━━━━━━━━━━━━━━━"
+
+
+def test_the_inbox_signature_goes_under_the_reply_with_the_agents_name(smtp_server):
+    sink, server = smtp_server
+    adapter(server, signature=SIGNATURE).send("taro@customer.jp", outbound())
+    assert sink.parsed().get_content().replace("\r\n", "\n") == (
+        "お問い合わせありがとうございます。\n本日発送いたしました。\n\n"
+        "━━━━━━━━━━━━━━━━\n株式会社サンプル カスタマーサポート\n担当: 佐藤\nsupport@example.jp\n━━━━━━━━━━━━━━━━\n\n"
+        "2026年11月1日(日) 10:05 山田 太郎 <taro@customer.jp>:\n"
+        "> 商品がまだ届きません。\n> 確認をお願いします。\n")
+
+
+def test_the_signature_in_iso2022jp_and_without_an_agent(smtp_server):
+    sink, server = smtp_server
+    context = {**CONTEXT, "agent_name": "", "last_inbound_meta": {}}  # a survey the desk sends itself
+    signature = "株式会社サンプル\r\n{agent}\r\nsupport@example.jp"
+    adapter(server, signature=signature, outbound_charset="iso-2022-jp").send(
+        "taro@customer.jp", outbound(text="アンケートのお願い", context=context))
+    msg = email.message_from_bytes(sink.messages[0]["data"], policy=policy.compat32)
+    assert msg.get_content_charset() == "iso-2022-jp"
+    body = decode_iso2022jp(msg.get_payload(decode=True)).replace("\r\n", "\n")
+    assert body == "アンケートのお願い\n\n株式会社サンプル\nsupport@example.jp\n"
