@@ -12,6 +12,7 @@ from helpdesk.models import Contact, ContactIdentity, Event, Message, Status, Ti
 from helpdesk.services.ingest import ingest
 from helpdesk.services.tickets import update_ticket
 from tests import factories as f
+from tests.sql import selects_run
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
 
@@ -136,8 +137,6 @@ def test_a_follow_up_reads_by_index_not_by_scanning_a_table(app, db_url):
     (The tags were once joined in a way SQLite answered by scanning all of ticket_tags.)"""
     if not db_url.startswith("sqlite"):
         pytest.skip("the plans checked are SQLite's (PostgreSQL scans tables this small by choice)")
-    from sqlalchemy import event
-
     inbox = f.inbox()
     agent = f.agent(inboxes=[inbox])
     first = ingest(inbox, f.inbound(user_id="U-plan")).message
@@ -147,20 +146,11 @@ def test_a_follow_up_reads_by_index_not_by_scanning_a_table(app, db_url):
         update_ticket(other.ticket, agent, tags=["配送"])
     db.session.commit()
     db.session.expire_all()
-    reads: list[tuple[str, tuple]] = []
-
-    def on_execute(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT"):
-            reads.append((statement, parameters))
-
-    event.listen(db.engine, "before_cursor_execute", on_execute)
-    try:
+    with selects_run() as reads:
         ingest(inbox, f.inbound(user_id="U-plan"))
-    finally:
-        event.remove(db.engine, "before_cursor_execute", on_execute)
     assert len(reads) >= 2  # the contact and the ticket, at least
     conn = db.session.connection()
-    for statement, parameters in reads:
+    for statement, parameters, _ in reads:
         plan = [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
         assert not [step for step in plan if step.startswith("SCAN ")], (statement, plan)
 

@@ -15,6 +15,7 @@ import time
 from helpdesk.extensions import db
 from helpdesk.models import Inbox
 from tests.procs import ROOT
+from tests.sql import selects_run
 
 
 def _file_lock_is_free() -> bool:
@@ -47,8 +48,6 @@ def test_ingest_reads_inside_the_writer_lock(app):
     """Ingest takes the lock before its first read: no other writer commits between the
     customer's open ticket being read and the message being added to it (and under load
     the reads queue asleep instead of competing for the GIL with the writer)."""
-    from sqlalchemy import event
-
     from helpdesk.services.ingest import ingest
     from tests import factories as f
 
@@ -56,19 +55,10 @@ def test_ingest_reads_inside_the_writer_lock(app):
     inbox = f.inbox()
     ingest(inbox, f.inbound(user_id="U1"))
     db.session.expire_all()
-    reads: list[tuple[str, bool]] = []
-
-    def on_execute(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT"):
-            reads.append((statement, _file_lock_is_free()))
-
-    event.listen(db.engine, "before_cursor_execute", on_execute)
-    try:
+    with selects_run(_file_lock_is_free) as reads:
         ingest(inbox, f.inbound(user_id="U1"))
-    finally:
-        event.remove(db.engine, "before_cursor_execute", on_execute)
     assert len(reads) >= 2  # the contact and the ticket, at least
-    assert [statement for statement, free in reads if free] == []
+    assert [statement for statement, _params, free in reads if free] == []
     assert _file_lock_is_free()  # and let go at the commit
 
 
