@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from flask import current_app
@@ -181,8 +182,10 @@ def _tag(name: str) -> Tag:
 def update_contact(contact: Contact, agent: Agent, *, name: str, email: str | None, phone: str | None,
                    note: str) -> dict[str, Any]:
     """An agent corrects a customer's details; their open tickets show the new name live."""
+    # A phone number typed in full-width digits (０９０－…) is kept in the usual form, so the
+    # directory's search (services/contacts.py) finds it however it is typed.
     wanted = {"name": name.strip(), "email": (email or "").strip().lower() or None,
-              "phone": (phone or "").strip() or None}
+              "phone": unicodedata.normalize("NFKC", phone or "").strip() or None}
     changes = {k: v for k, v in wanted.items() if getattr(contact, k) != v}
     for key, value in changes.items():
         setattr(contact, key, value)

@@ -45,6 +45,15 @@ def test_details_saved_shown_audited_and_live(app, client, desk):
     assert entry.action == "contact.update" and entry.changes["email"] == "yuka@example.jp"
 
 
+def test_a_phone_number_in_full_width_digits_is_kept_in_the_usual_form(app, client, desk):
+    _, _, ticket = desk
+    save(client, ticket, name="ゆか", phone="０９０－１２３４－５６７８")
+    db.session.expire_all()
+    assert ticket.contact.phone == "090-1234-5678"
+    html = client.get("/agent/contacts", query_string={"q": "09012345678"}).get_data(as_text=True)
+    assert f'data-contact-id="{ticket.contact_id}"' in html
+
+
 def test_bad_email_changes_nothing(app, client, desk):
     _, _, ticket = desk
     resp = save(client, ticket, name="変更しない", email="not-an-email")
