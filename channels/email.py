@@ -487,7 +487,7 @@ class _Walker:
             return None
         text = decode_bytes(payload, part.get_content_charset())
         # NUL and other C0 controls are junk in text, and PostgreSQL refuses NUL outright.
-        text = _CONTROL_CHARS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+        text = _CONTROL_CHARS.sub("", _newlines(text))
         if len(text) > MAX_TEXT_PART_CHARS:
             text = text[:MAX_TEXT_PART_CHARS]
             self.notes.append("text part truncated")

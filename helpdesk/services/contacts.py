@@ -22,21 +22,18 @@ _NOT_DIGITS = re.compile(r"\D")
 _PHONE_LIKE = re.compile(r"[\d\-\s()+]+")
 
 
-def _visible_tickets(visible: set[int]):
-    return (select(Ticket.contact_id, func.count().label("tickets"), func.max(Ticket.last_message_at).label("last"))
+def contact_query(visible: set[int], q: str = "") -> Select:
+    """Visible, unmerged contacts matching ``q``, the most recently active first (a page's
+    counts come from ``ticket_stats``: the query yields contacts only)."""
+    last = (select(Ticket.contact_id, func.max(Ticket.last_message_at).label("last"))
             .where(Ticket.inbox_id.in_(visible or {-1}))
             .group_by(Ticket.contact_id)
             .subquery())
-
-
-def contact_query(visible: set[int], q: str = "") -> Select:
-    """Visible, unmerged contacts matching ``q``, the most recently active first."""
-    stats = _visible_tickets(visible)
     stmt = (select(Contact)
-            .join(stats, stats.c.contact_id == Contact.id)
+            .join(last, last.c.contact_id == Contact.id)
             .where(Contact.merged_into_id.is_(None))
             .options(selectinload(Contact.identities))
-            .order_by(stats.c.last.desc(), Contact.id.desc()))
+            .order_by(last.c.last.desc(), Contact.id.desc()))
     if q.strip():
         stmt = stmt.where(_matches(q))
     return stmt
