@@ -89,6 +89,15 @@ class Poster:
         return response.status
 
 
+def warm_up(client, post, timeout: float = 120) -> None:
+    """Measure a desk that has loaded its model: one message, until its label arrives."""
+    labelled = threading.Event()
+    client.on("*", lambda event, payload: event == "message.sentiment" and labelled.set(), namespace="/agent")
+    post({"external_id": "warm-up", "user_id": "warm-up", "text": "ウォームアップ"})
+    if not labelled.wait(timeout):
+        raise RuntimeError(f"no message.sentiment within {timeout:.0f} s: is labelling running?")
+
+
 def run(label: str, post, n: int, concurrency: int, listener: Listener) -> dict:
     listener.expected = n
     sent_at: dict[str, float] = {}
@@ -162,6 +171,8 @@ def main() -> None:
         dc = agent_socket(desk_url, email, "bench-password", Listener())
         api = Poster([url + "/api/v1/messages" for _, url in desks], {"Authorization": f"Bearer {token}"})
         server_pids = [p.pid for p in procs] + redis_pids
+        if not args.no_sentiment:
+            warm_up(dc, api)
 
         def measure(label: str, client, post) -> dict:
             listener = Listener()

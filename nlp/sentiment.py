@@ -7,6 +7,7 @@ folded into negative/neutral/positive (+ anger) through ``config.id2label``.
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import inspect
 import json
@@ -245,4 +246,8 @@ def load_model(name_or_path: str | None = None) -> SentimentModel:
         if model is None:
             model = SentimentModel(key)
             _cache[key] = model
+            # The model lives as long as the process: its objects (and the libraries loaded
+            # with it) leave the cyclic collector's reach, whose full passes over them held
+            # the GIL for 250 ms and more in a serving process (docs/performance.md).
+            gc.freeze()
     return model

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
 from typing import Iterable
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload, selectinload
 
 from ..extensions import db
-from ..models import Contact, Direction, Message, Ticket
+from ..models import Alert, Contact, Direction, Message, Ticket
 from ..models._types import utcnow
 from ..realtime import events
 from ..realtime.serializers import sentiment_json, ticket_json
@@ -37,6 +39,10 @@ def label_pending(limit: int | None = None) -> int:
     """Drain pending messages batch by batch; returns how many were labelled."""
     if not current_app.config["SENTIMENT_ENABLED"]:
         return 0
+    # Loaded now, before a customer's first message needs it: the embedded server and
+    # `flask worker` run this at start. Loading holds the GIL for seconds, and in the
+    # embedded server every request would wait on it.
+    model()
     batch = current_app.config["SENTIMENT_BATCH"]
     done = 0
     with _lock:
@@ -58,15 +64,15 @@ def label_pending(limit: int | None = None) -> int:
 def label_messages(msgs: list[Message]) -> None:
     """Label the given messages (new or re-labelled), update aggregates, run rules, commit.
 
-    Everything is read before the first write: on SQLite the first flush takes the one
-    write lock (sqlite_writes.py), and every incoming message waits for it until the commit.
+    Everything is read before the first write, a few statements for the whole batch: on
+    SQLite the first write takes the one write lock (sqlite_writes.py), and every incoming
+    message waits for it until the commit; and the reads hold the GIL the requests of an
+    embedded desk need.
     """
     from nlp.keywords import extract_keywords
 
-    m = model()
-    preds = m.predict([_text_for(msg) for msg in msgs])
+    preds = model().predict([_text_for(msg) for msg in msgs])
     now = utcnow()
-    by_ticket: dict[int, list[Message]] = {}
     with db.session.no_autoflush:
         for msg, pred in zip(msgs, preds):
             msg.sentiment_label = pred.label
@@ -76,22 +82,34 @@ def label_messages(msgs: list[Message]) -> None:
             msg.sentiment_model = pred.model
             msg.sentiment_at = now
             msg.keywords = extract_keywords(_text_for(msg))[:MAX_KEYWORDS]
+        by_ticket: dict[int, list[Message]] = {}
+        for msg in msgs:
             by_ticket.setdefault(msg.ticket_id, []).append(msg)
-        recent: dict[int, list[Message]] = {}
-        for ticket_msgs in by_ticket.values():
-            ticket = ticket_msgs[0].ticket
-            update_ticket_aggregate(ticket, pending=ticket_msgs)
-            update_contact_aggregate(ticket.contact, pending=[m for m in msgs if m.contact_id == ticket.contact_id])
-            recent[ticket.id] = escalation.newest_labelled(ticket, pending=ticket_msgs)
-            ticket_json(ticket)  # loads what the events show (assignee, tags, contact) while still reading
-    for msg in msgs:
-        events.publish(events.MESSAGE_SENTIMENT,
-                       {"id": msg.id, "ticket_id": msg.ticket_id, "sentiment": sentiment_json(msg)},
-                       inbox_id=msg.inbox_id, ticket_id=msg.ticket_id)
-    for ticket_msgs in by_ticket.values():
-        ticket = ticket_msgs[0].ticket
-        escalation.apply_rules(ticket, ticket_msgs, recent=recent[ticket.id])
-        events.publish(events.TICKET_UPDATED, ticket_json(ticket), inbox_id=ticket.inbox_id, ticket_id=ticket.id)
+        # what the aggregates, the rules and the events need, in one statement each
+        tickets = db.session.scalars(
+            select(Ticket).where(Ticket.id.in_(list(by_ticket)))
+            .options(selectinload(Ticket.tags), joinedload(Ticket.assignee),
+                     joinedload(Ticket.contact).selectinload(Contact.identities))
+            .order_by(Ticket.id)
+        ).unique().all()
+        ticket_rows = _scores_by(Message.ticket_id, by_ticket, pending=msgs)
+        contact_rows = _scores_by(Message.contact_id, {t.contact_id for t in tickets}, last=20, pending=msgs)
+        alerts: list[Alert] = []
+        for ticket in tickets:
+            rows = ticket_rows.get(ticket.id, [])
+            _set_ticket_aggregate(ticket, rows)
+            _set_contact_aggregate(ticket.contact, contact_rows.get(ticket.contact_id, []))
+            newest_two = [(id_, label) for _, id_, label, _ in reversed(rows[-2:])]
+            alerts += escalation.evaluate(ticket, by_ticket[ticket.id], recent=newest_two)
+        updated = [(events.TICKET_UPDATED, ticket_json(t), {"inbox_id": t.inbox_id, "ticket_id": t.id})
+                   for t in tickets]
+    # the writes: the labels and aggregates, the alerts, then every event in one INSERT
+    escalation.publish_alerts(alerts, msgs)
+    events.publish_many([
+        *[(events.MESSAGE_SENTIMENT, {"id": m.id, "ticket_id": m.ticket_id, "sentiment": sentiment_json(m)},
+           {"inbox_id": m.inbox_id, "ticket_id": m.ticket_id}) for m in msgs],
+        *updated,
+    ])
     db.session.commit()
 
 
@@ -115,43 +133,55 @@ def trend(scores: list[float]) -> str | None:
     return "steady"
 
 
-def _scores(where, last: int | None = None, pending: Iterable[Message] = ()) -> list[tuple[str, float]]:
-    """(label, score) of the labelled customer messages, oldest first; only the ``last`` n if given.
+def _scores_by(column, keys, last: int | None = None,
+               pending: Iterable[Message] = ()) -> dict[int, list[tuple[datetime, int, str, float]]]:
+    """(sent_at, id, label, score) of the labelled customer messages of each key of ``column``
+    (a ticket, a contact), oldest first; only the ``last`` n of each if given.
 
-    ``pending``: messages matching ``where`` whose new labels are set but not yet written;
-    they count with those labels, whatever the database still holds for them.
+    ``pending``: messages whose new labels are set but not yet written; they count with
+    those labels, whatever the database still holds for them.
     """
-    rows = db.session.execute(
-        select(Message.sent_at, Message.id, Message.sentiment_label, Message.sentiment_score)
-        .where(where, Message.direction == Direction.inbound, Message.sentiment_label.is_not(None))
-        .order_by(Message.sent_at.desc(), Message.id.desc())
-        .limit(last)
-    ).all()
-    merged = {row[1]: tuple(row) for row in rows}
-    merged.update({m.id: (m.sent_at, m.id, m.sentiment_label, m.sentiment_score) for m in pending})
-    ordered = sorted(merged.values())
-    return [(label, score) for _, _, label, score in (ordered[-last:] if last else ordered)]
+    cols = (column, Message.sent_at, Message.id, Message.sentiment_label, Message.sentiment_score)
+    if last is None:  # a ticket's: by its own index alone, so no plan can walk another (the rest here)
+        query = select(*cols, Message.direction).where(column.in_(list(keys)))
+    else:  # a long-time customer has thousands: the newest n of each, by a window (ix_messages_contact)
+        newest_first = func.row_number().over(partition_by=column, order_by=(Message.sent_at.desc(), Message.id.desc()))
+        ranked = (select(*cols, Message.direction, newest_first.label("n"))
+                  .where(column.in_(list(keys)), Message.direction == Direction.inbound,
+                         Message.sentiment_label.is_not(None))
+                  .subquery())
+        query = select(*(ranked.c[c.key] for c in cols), ranked.c.direction).where(ranked.c.n <= last)
+    merged: dict[int, dict[int, tuple]] = {}
+    for key, *row, direction in db.session.execute(query):
+        if direction == Direction.inbound and row[2] is not None:
+            merged.setdefault(key, {})[row[1]] = tuple(row)
+    for m in pending:
+        key = getattr(m, column.key)
+        if key in keys:
+            merged.setdefault(key, {})[m.id] = (m.sent_at, m.id, m.sentiment_label, m.sentiment_score)
+    return {key: sorted(rows.values())[-last if last else 0:] for key, rows in merged.items()}
 
 
-def update_ticket_aggregate(ticket: Ticket, pending: Iterable[Message] = ()) -> None:
-    rows = _scores(Message.ticket_id == ticket.id, pending=pending)
+def update_ticket_aggregate(ticket: Ticket) -> None:
+    """Recompute the ticket's sentiment fields from its stored labels (after a merge)."""
+    _set_ticket_aggregate(ticket, _scores_by(Message.ticket_id, {ticket.id}).get(ticket.id, []))
+
+
+def _set_ticket_aggregate(ticket: Ticket, rows: list[tuple]) -> None:
     if not rows:
         return
-    scores = [s for _, s in rows]
-    ticket.sentiment_label, ticket.sentiment_score = rows[-1]
+    scores = [row[3] for row in rows]
+    ticket.sentiment_label, ticket.sentiment_score = rows[-1][2:]
     ticket.sentiment_first_score = scores[0]
     ticket.sentiment_worst_score = min(scores)
     ticket.sentiment_trend = trend(scores)
 
 
-def update_contact_aggregate(contact: Contact, pending: Iterable[Message] = ()) -> None:
-    # the last 20 only: a long-time customer has thousands
-    rows = _scores(Message.contact_id == contact.id, last=20, pending=pending)
+def _set_contact_aggregate(contact: Contact, rows: list[tuple]) -> None:
     if not rows:
         return
-    scores = [s for _, s in rows]
-    contact.sentiment_latest_label, contact.sentiment_latest_score = rows[-1]
-    contact.sentiment_trend = trend(scores)
+    contact.sentiment_latest_label, contact.sentiment_latest_score = rows[-1][2:]
+    contact.sentiment_trend = trend([row[3] for row in rows])
 
 
 def backfill(model_name: str | None = None, batch: int = 64) -> int:

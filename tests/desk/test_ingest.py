@@ -152,7 +152,9 @@ def test_a_follow_up_reads_by_index_not_by_scanning_a_table(app, db_url):
     conn = db.session.connection()
     for statement, parameters, _ in reads:
         plan = [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
-        assert not [step for step in plan if step.startswith("SCAN ")], (statement, plan)
+        # a scan of a table (not of a subquery's own rows, which a window's plan shows)
+        assert not [step for step in plan if step.startswith("SCAN ") and step.split()[1] in db.metadata.tables], \
+            (statement, plan)
 
 
 def test_objects_written_with_plain_statements_match_their_rows(app):

@@ -10,6 +10,7 @@ from helpdesk.models import Alert, Event, Message, Priority
 from helpdesk.services import sentiment
 from helpdesk.services.ingest import ingest
 from tests import factories as f
+from tests.sql import selects_run
 
 
 def test_every_inbound_message_is_labelled_with_model_and_keywords(app):
@@ -183,4 +184,66 @@ def test_labelling_reads_everything_before_its_first_write(app):
     window = statements[first_write:statements.index("COMMIT", first_write)]
     assert any(s.startswith("SELECT") for s in statements[:first_write])
     assert [s for s in window if s.startswith("SELECT")] == []
-    assert sum(s.startswith("INSERT INTO alerts") for s in window) >= 2  # the rules did run
+    assert any(s.startswith("INSERT INTO alerts") for s in window)  # the rules did run
+    assert len(db.session.scalars(select(Alert)).all()) >= 2
+
+
+@pytest.mark.config(SENTIMENT_BATCH=64)
+def test_a_batch_reads_with_the_same_statements_however_many_tickets_it_touches(app):
+    """The aggregates, rules and events of a batch are read for all its tickets at once: a
+    statement per ticket would hold the GIL and the database for a backlog's worth of them."""
+    def selects_to_label(customers: int) -> int:
+        inbox = f.inbox()
+        app.config["SENTIMENT_ENABLED"] = False
+        for i in range(customers):
+            for text in ("届いた商品が壊れていました。最悪です", "返金はいつになりますか"):
+                ingest(inbox, f.inbound(user_id=f"{inbox.id}-{i}", text=text))
+        app.config["SENTIMENT_ENABLED"] = True
+        with selects_run() as statements:
+            assert sentiment.label_pending() == 2 * customers
+        return len(statements)
+
+    assert selects_to_label(2) == selects_to_label(9)
+    assert db.session.scalar(select(Alert.id)) is not None  # the rules ran
+
+
+def test_labelling_loads_the_model_before_the_first_message(app, monkeypatch):
+    """The embedded server and `flask worker` start a labelling run at once: the model is
+    loaded then, not when a customer's first message needs it (loading holds the GIL for
+    seconds, and every request of an embedded desk would wait). What it loaded is left out
+    of the cyclic collector's full passes."""
+    import gc
+
+    from nlp import sentiment as nlp_sentiment
+
+    monkeypatch.setattr(nlp_sentiment, "_cache", {})  # a process that has not loaded it yet
+    frozen = gc.get_freeze_count()
+    assert sentiment.label_pending() == 0  # nothing pending
+    assert list(nlp_sentiment._cache) == [app.config["SENTIMENT_MODEL"]]
+    assert gc.get_freeze_count() > frozen
+
+
+def test_labelling_reads_messages_by_their_tickets_and_customers(app, db_url):
+    """SQLite plans by guesses until something runs ANALYZE, and a new desk never has: the
+    read of a customer's newest labels once walked every customer message in time order
+    instead (330 ms for 3 customers at 300,000 messages), and a ticket's labels every
+    labelled message (49 ms)."""
+    import re
+
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the plans checked are SQLite's")
+    _mixed_backlog(app, f.inbox())
+    with selects_run() as reads:
+        assert sentiment.label_pending() == 6
+    conn = db.session.connection()
+    plans = {}
+    for statement, parameters, _ in reads:
+        by = re.search(r"WHERE messages\.(ticket|contact)_id IN", statement)
+        if by:
+            plans[by.group(1)] = [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+    searches = {by: [step for step in plan if step.startswith("SEARCH messages")] for by, plan in plans.items()}
+    assert searches == {
+        "ticket": ["SEARCH messages USING INDEX ix_messages_ticket_id_id (ticket_id=?)"],
+        "contact": ["SEARCH messages USING INDEX ix_messages_contact "
+                    "(contact_id=? AND direction=? AND sentiment_label>?)"],
+    }
