@@ -49,8 +49,6 @@ def _json_object(form, field):
         raise ValidationError(_("Must be a JSON object."))
 
 
-
-
 class InboxForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
     kind = SelectField(_l("Channel"), choices=[])
@@ -90,8 +88,6 @@ class TeamForm(FlaskForm):
 
 class TeamEditForm(TeamForm):
     members = SelectMultipleField(_l("Members"), coerce=int, choices=[])
-    # Email inboxes: kept in settings["signature"], edited here rather than as a JSON string.
-    signature = TextAreaField(_l("Email signature"), validators=[Optional(), Length(max=2000)])
 
 
 class CannedForm(FlaskForm):
@@ -330,6 +326,7 @@ def edit_agent(agent_id: int):
     if error:
         flash(_("Agent not saved: %(errors)s", errors=error), "error")
         return render_template("admin/agent.html", agent=agent, form=form), 400
+
     def state() -> dict:
         return {"name": agent.name, "email": agent.email, "role": agent.role.value, "active": agent.active,
                 "teams": sorted(t.id for t in agent.teams)}

@@ -148,7 +148,8 @@ def bulk():
         return redirect(back)
     assignee = (form.assignee.data or "").strip()
     team = (form.team.data or "").strip()
-    if (assignee not in ("", "none", "me") and not assignee.isdigit()) or (team not in ("", "none") and not team.isdigit()):
+    if ((assignee not in ("", "none", "me") and not assignee.isdigit())
+            or (team not in ("", "none") and not team.isdigit())):
         abort(400)
     visible = visible_inbox_ids(current_user)
     tickets = db.session.scalars(

@@ -145,3 +145,22 @@ def test_the_directory_pages_most_recently_active_first(app, client):
     assert listed(client) == {made[4].id, made[3].id}
     html = client.get("/agent/contacts", query_string={"page": 3}).get_data(as_text=True)
     assert f'data-contact-id="{made[0].id}"' in html and "全5人" in html
+
+
+@pytest.mark.config(PAGE_SIZE=2)
+def test_the_directory_pages_through_a_search(app, client):
+    """The pager (shared with the inbox) keeps the search and moves one page at a time."""
+    import re
+
+    inbox = f.inbox()
+    for i in range(5):
+        customer(inbox, f"P{i}", f"田中{i}")
+    customer(inbox, "X", "山本")
+    login(client, f.agent(inboxes=[inbox]).email)
+    html = client.get("/agent/contacts", query_string={"q": "田中", "page": 2}).get_data(as_text=True)
+    links = re.findall(r'<nav class="pager">.*?</nav>', html, re.S)[0]
+    hrefs = [h.replace("&amp;", "&") for h in re.findall(r'href="([^"]+)"', links)]
+    assert len(hrefs) == 2 and all("q=%E7%94%B0%E4%B8%AD" in h for h in hrefs)
+    assert "page=1" in hrefs[0] and "page=3" in hrefs[1]
+    # page 2 of 3, and how many match (not how many customers there are)
+    assert re.search(r"<span>(.*?)</span>", links).group(1) == "2 / 3ページ · 全5人"

@@ -18,7 +18,8 @@ depends_on = None
 
 def upgrade():
     with op.batch_alter_table('messages', schema=None) as batch_op:
-        batch_op.create_index('ix_messages_contact', ['contact_id', 'direction', 'sentiment_label', 'sent_at'], unique=False)
+        batch_op.create_index('ix_messages_contact', ['contact_id', 'direction', 'sentiment_label', 'sent_at'],
+                              unique=False)
         batch_op.drop_index(batch_op.f('ix_messages_contact_id'))
 
 
