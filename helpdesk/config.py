@@ -71,9 +71,6 @@ def load(app, overrides: dict | None = None) -> None:
         # Served over TLS: session and remember-me cookies must never travel over plain HTTP.
         cfg["SESSION_COOKIE_SECURE"] = True
         cfg["REMEMBER_COOKIE_SECURE"] = True
-    # In-process fan-out (no Redis): sockets are written by a background thread so a
-    # slow client never holds a request. Tests keep emits synchronous to assert on them.
-    cfg.setdefault("EMIT_IN_BACKGROUND", not cfg["REDIS_URL"] and not cfg.get("TESTING"))
     if cfg["REDIS_URL"] and cfg["RATELIMIT_STORAGE_URI"] == "memory://":
         cfg["RATELIMIT_STORAGE_URI"] = cfg["REDIS_URL"]
     if cfg["SECRET_KEY"] == Defaults.SECRET_KEY and not (app.debug or app.testing):

@@ -11,10 +11,7 @@ import logging
 from typing import Any, Iterable
 
 import functools
-import queue
-import threading
 
-from flask import current_app, has_app_context
 from sqlalchemy import event as sa_event
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -23,6 +20,8 @@ from ..extensions import db, socketio
 
 log = logging.getLogger(__name__)
 
+# A message that changed its ticket (a customer's message, a reply sent) carries the ticket
+# as "ticket": one event where a ticket.updated used to follow each message.
 MESSAGE_CREATED = "message.created"
 MESSAGE_UPDATED = "message.updated"
 MESSAGE_SENTIMENT = "message.sentiment"
@@ -123,51 +122,17 @@ def _outbox(session) -> list:
 
 @sa_event.listens_for(Session, "after_commit")
 def _emit_after_commit(session) -> None:
-    pending = session.info.pop(_OUTBOX, None)
-    if not pending:
-        return
-    batch = [(name, payload, rooms if len(rooms) > 1 else rooms[0], namespace)
-             for name, payload, rooms, namespace in pending]
-    if has_app_context() and current_app.config.get("EMIT_IN_BACKGROUND", False):
-        _emitter.put(batch)
-    else:
-        _emit(batch)
+    """Emit what the transaction published, in the committing thread (on SQLite still inside
+    the writer lock, so events leave in commit order).
 
-
-def _emit(batch) -> None:
-    for name, payload, to, namespace in batch:
+    Without Redis an emit only queues the packet for each client's socket: a writer thread
+    per socket (Engine.IO's) sends it, so a client that stops reading holds up no one else
+    (tests/desk/test_serve.py). With Redis an emit is a publish."""
+    for name, payload, rooms, namespace in session.info.pop(_OUTBOX, ()):
         try:
-            socketio.emit(name, payload, to=to, namespace=namespace)
+            socketio.emit(name, payload, to=rooms if len(rooms) > 1 else rooms[0], namespace=namespace)
         except Exception:  # a lost emit is recovered by the client's resync; never fail the commit
             log.exception("emit %s failed", name)
-
-
-class _Emitter:
-    """One thread per process that writes events to in-process sockets, in commit order.
-
-    Without a message queue, ``socketio.emit`` writes to every connected client's socket
-    in the calling thread; one slow client would then hold the committing request (and,
-    on SQLite, the writer lock behind it). With Redis the emit is a publish and this is off.
-    """
-
-    def __init__(self):
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def put(self, batch) -> None:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="helpdesk-emitter", daemon=True)
-                self._thread.start()
-        self._queue.put(batch)
-
-    def _loop(self) -> None:
-        while True:
-            _emit(self._queue.get())
-
-
-_emitter = _Emitter()
 
 
 @sa_event.listens_for(Session, "after_rollback")

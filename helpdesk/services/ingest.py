@@ -216,12 +216,13 @@ def _store(inbox: Inbox, inbound: Inbound) -> IngestResult:
         delivery=Delivery.none,
         search_text=search_document(" ".join(filter(None, [inbound.subject, inbound.text]))),
     )
+    ticket_payload = ticket_json(ticket)
     if ticket_created:
-        events.publish(events.TICKET_CREATED, ticket_json(ticket), inbox_id=inbox.id, ticket_id=ticket.id)
-    else:
-        events.publish(events.TICKET_UPDATED, ticket_json(ticket), inbox_id=inbox.id, ticket_id=ticket.id)
+        events.publish(events.TICKET_CREATED, ticket_payload, inbox_id=inbox.id, ticket_id=ticket.id)
     payload = message_json(msg)
-    events.publish(events.MESSAGE_CREATED, payload, inbox_id=inbox.id, ticket_id=ticket.id)
+    # The message's event carries its ticket as the message left it: no ticket.updated of its own.
+    events.publish(events.MESSAGE_CREATED, {**payload, "ticket": ticket_payload}, inbox_id=inbox.id,
+                   ticket_id=ticket.id)
     return IngestResult(msg, created=True, ticket_created=ticket_created, payload=payload)
 
 

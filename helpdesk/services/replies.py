@@ -139,9 +139,8 @@ def post_reply(ticket: Ticket, agent: Agent | None, body: str, *, private: bool 
             if ticket.assignee_id is None:
                 ticket.assignee_id = agent.id  # whoever answers first owns the ticket
     db.session.flush()
-    events.publish(events.MESSAGE_CREATED, message_json(msg), inbox_id=ticket.inbox_id, ticket_id=ticket.id)
-    if not private:
-        events.publish(events.TICKET_UPDATED, ticket_json(ticket), inbox_id=ticket.inbox_id, ticket_id=ticket.id)
+    payload = message_json(msg) if private else {**message_json(msg), "ticket": ticket_json(ticket)}
+    events.publish(events.MESSAGE_CREATED, payload, inbox_id=ticket.inbox_id, ticket_id=ticket.id)
     db.session.commit()
     if not private and not record_only:
         jobs.enqueue("send_message", msg.id)

@@ -164,7 +164,7 @@
 
   // ---- events -------------------------------------------------------------
   const handlers = {
-    "message.created": (p) => upsertMessage(p),
+    "message.created": (p) => { upsertMessage(p); if (p.ticket) ticketChanged(p.ticket); },
     "message.updated": (p) => upsertMessage(p),
     "message.sentiment": (p) => {
       const li = document.getElementById("m" + p.id);
@@ -172,10 +172,11 @@
       if (slot) slot.replaceChildren(sentimentBadge(p.sentiment));
     },
     "ticket.created": (p) => upsertRow(p, true),
-    "ticket.updated": (p) => { upsertRow(p, false); applyTicketHeader(p); if (p.merged_into === ticketId && p.id === ticketId) showMerged(); },
-    "ticket.assigned": (p) => { upsertRow(p, false); applyTicketHeader(p); },
+    "ticket.updated": (p) => { ticketChanged(p); if (p.merged_into === ticketId && p.id === ticketId) showMerged(); },
+    "ticket.assigned": (p) => ticketChanged(p),
     "sentiment.alert": (p) => showAlert(p),
   };
+  function ticketChanged(tk) { upsertRow(tk, false); applyTicketHeader(tk); }
   function handle(name, payload) {
     if (payload && payload.event_id) {
       if (seen.has(payload.event_id)) return;  // the resync may repeat a live event

@@ -290,6 +290,7 @@
     socket.on("message.sentiment", () => refreshSoon(["sentiment", "breakdown", "keywords"]));
     socket.on("survey.answered", () => refreshSoon(["surveys", "agents"]));
     socket.on("ticket.updated", () => refreshSoon(["operations"]));
+    socket.on("message.created", (p) => { if (p.ticket) refreshSoon(["operations"]); });
     socket.on("sentiment.alert", (p) => { upsertAlert(p, true); });
     socket.on("alert.acknowledged", (p) => upsertAlert(p, false));
   }

@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from tests import factories as f
-from tests.live import chromium, live_server, open_desk_page
+from tests.live import chromium, live_server, log_in, open_desk_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.config(JOBS="thread")]
 
@@ -108,6 +108,43 @@ def test_canned_reply_fills_the_customer_name_and_send_resolves(app, tmp_path):
         assert page.input_value("#reply-then") == ""  # the box is ready for the next answer
         assert page.input_value("#reply-body") == ""
         page.screenshot(path=str(tmp_path / "resolved.png"))
+        assert page.errors == []
+
+
+@pytest.mark.config(JOBS="thread", SENTIMENT_ENABLED=False)  # no labelling's ticket.updated after it
+def test_a_customer_answering_a_pending_ticket_reopens_it_on_every_open_page(app, tmp_path):
+    """One event per customer message: message.created carries its ticket, and both the
+    ticket page (its thread and its status) and the inbox row follow it without reload."""
+    from helpdesk.extensions import db
+    from helpdesk.models import Ticket
+    from helpdesk.services.ingest import ingest
+    from helpdesk.services.tickets import update_ticket
+
+    inbox = f.inbox(kind="test")
+    agent = f.agent(inboxes=[inbox], name="田中")
+    colleague = f.agent(inboxes=[inbox], name="鈴木")
+    token = f.api_token(inbox)
+    ticket_id = ingest(inbox, f.inbound(user_id="cust-9", text="返品したいです")).message.ticket_id
+    update_ticket(db.session.get(Ticket, ticket_id), agent, status="pending")  # waiting for the customer
+    db.session.commit()
+    with live_server(app) as server, chromium() as browser:
+        page = open_desk_page(browser, server, agent.email, f.PASSWORD)
+        inbox_page = browser.new_context(locale="ja-JP").new_page()  # a colleague's screen: the whole inbox
+        log_in(inbox_page, server, colleague.email, f.PASSWORD)
+        inbox_page.goto(f"{server.url}/agent/?status=all")
+        inbox_page.wait_for_selector("body[data-live=ready]")
+        assert inbox_page.get_attribute(f'tr[data-ticket-id="{ticket_id}"] .status', "data-status") == "pending"
+        page.goto(f"{server.url}/agent/tickets/{ticket_id}")
+        page.wait_for_selector("body[data-live=ready]")
+        assert page.get_attribute(".status-badge", "data-status") == "pending"
+
+        resp = requests.post(server.url + "/api/v1/messages", headers={"Authorization": f"Bearer {token}"},
+                             json={"external_id": "again-1", "user_id": "cust-9", "text": "やはり交換でお願いします"})
+        assert resp.status_code == 201 and resp.json()["ticket_id"] == ticket_id
+        page.wait_for_selector('.status-badge[data-status="open"]', timeout=10000)
+        assert "やはり交換でお願いします" in page.inner_text("#thread")
+        assert page.input_value("#status") == "open"
+        inbox_page.wait_for_selector(f'tr[data-ticket-id="{ticket_id}"] .status[data-status="open"]', timeout=10000)
         assert page.errors == []
 
 

@@ -109,8 +109,15 @@ def test_events_for_reply_and_delivery(app):
     ticket, agent = _ticket()
     before = db.session.scalar(select(Event.id).order_by(Event.id.desc()).limit(1))
     post_reply(ticket, agent, "イベント")
-    names = db.session.scalars(select(Event.name).where(Event.id > before).order_by(Event.id)).all()
-    assert names == ["message.created", "ticket.updated", "message.updated"]
+    rows = db.session.scalars(select(Event).where(Event.id > before).order_by(Event.id)).all()
+    assert [e.name for e in rows] == ["message.created", "message.updated"]
+    # The reply's event carries the ticket it changed: opened, answered, assigned to the replier.
+    changed = rows[0].payload["ticket"]
+    assert changed["status"] == "open" and changed["assignee"]["id"] == agent.id
+    assert changed["first_response_at"] is not None
+    note = post_reply(ticket, agent, "社内メモ", private=True)
+    (ev,) = db.session.scalars(select(Event).where(Event.id > rows[-1].id)).all()
+    assert ev.payload["id"] == note.id and "ticket" not in ev.payload  # a note changes no ticket
 
 
 def test_record_only_reply_is_never_sent(app):

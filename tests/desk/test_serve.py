@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -111,3 +112,61 @@ def test_serve_stops_promptly_on_sigterm_with_agents_connected(embedded):
             requests.get(url + "/healthz", timeout=5)
     finally:
         sock.disconnect()
+
+
+def _stalled_agent_socket(url: str, session: requests.Session) -> socket.socket:
+    """An agent's websocket that joins the agent namespace and then never reads again, with
+    a receive buffer as small as the kernel allows: a laptop asleep, a stuck browser tab."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+    sock.connect((host, int(port)))
+    cookie = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+    sock.sendall((f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                  "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                  f"Sec-WebSocket-Key: c3RhbGxlZC1hZ2VudC0xMg==\r\nCookie: {cookie}\r\n\r\n").encode())
+    sock.settimeout(10)
+
+    def read_until(marker: bytes, seen: bytes = b"") -> bytes:
+        while marker not in seen:
+            chunk = sock.recv(4096)
+            assert chunk, seen
+            seen += chunk
+        return seen
+
+    read_until(b'0{"sid"')  # the upgrade and Engine.IO's open packet: the websocket is up
+    mask = os.urandom(4)
+    text = b"40/agent,"  # Socket.IO: connect to the /agent namespace (a client's frames are masked)
+    sock.sendall(bytes([0x81, 0x80 | len(text)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(text)))
+    read_until(b'40/agent,{"sid"')  # connected: the server has put this socket in the agent's rooms
+    return sock
+
+
+def test_an_agent_whose_page_stops_reading_holds_up_no_post_and_no_other_agent(embedded):
+    """Events for a socket that does not read pile up in that socket's own queue. Once the
+    kernel's buffers towards it are full, writing to it blocks: only its own writer thread
+    may be the one blocked, never the request that stored the message (which on SQLite
+    would hold the writer lock for everyone) nor the events for the other agents."""
+    url = embedded["url"]
+    session = agent_session(url, "admin@example.com", "helpdesk-demo")
+    stalled = _stalled_agent_socket(url, session)
+    received: list = []
+    reader = agent_socket(url, session, received)
+    try:
+        text = "届いた商品が壊れていました。" * 1400  # 19,600 characters, about 120 kB as an event
+        with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+            send_buffer_max = int(f.read().split()[2])
+        posts = send_buffer_max // 100_000 + 40  # more than the kernel can hold for the stalled socket
+        headers = {"Authorization": f"Bearer {embedded['token']}"}
+        ids = []
+        with requests.Session() as api:
+            for i in range(posts):
+                r = api.post(url + "/api/v1/messages", headers=headers, timeout=20,
+                             json={"external_id": f"stall-{i}", "user_id": f"stall-{i % 3}", "text": text})
+                assert r.status_code == 201, r.text
+                ids.append(r.json()["message"]["id"])
+        created = lambda: {d["id"] for e, d in received if e == "message.created"}  # noqa: E731
+        assert wait_until(lambda: set(ids) <= created(), timeout=60), len(set(ids) & created())
+    finally:
+        reader.disconnect()
+        stalled.close()
