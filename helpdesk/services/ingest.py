@@ -110,14 +110,14 @@ def _existing_id(inbox_id: int, external_id: str) -> int | None:
 
 
 def resolve_contact(kind: str, user_id: str, display_name: str = "", email: str | None = None) -> Contact:
-    """The contact behind a channel identity, created on first contact; follows merges."""
+    """The contact behind a channel identity, created on first contact (added to the session,
+    written by its next flush, so ingest writes it with the new ticket); follows merges."""
     ident = db.session.scalar(_IDENTITY, {"kind": kind, "user_id": user_id})
     if ident is None:
         contact = Contact(name=display_name or "", email=email)
         ident = ContactIdentity(kind=kind, external_id=user_id, display_name=display_name or None)
         contact.identities.append(ident)
         db.session.add(contact)
-        db.session.flush()
         return contact
     if display_name and ident.display_name != display_name:
         ident.display_name = display_name  # LINE and Messenger users rename themselves
@@ -133,7 +133,7 @@ def resolve_contact(kind: str, user_id: str, display_name: str = "", email: str 
     return contact
 
 
-def _find_ticket(inbox: Inbox, contact: Contact, inbound: Inbound) -> Ticket | None:
+def _find_ticket(inbox: Inbox, contact: Contact, inbound: Inbound, new_contact: bool) -> Ticket | None:
     hints = [h for h in inbound.thread_hints if h]
     if hints:
         by_message = db.session.scalar(
@@ -159,7 +159,7 @@ def _find_ticket(inbox: Inbox, contact: Contact, inbound: Inbound) -> Ticket | N
                 if (ticket is not None and ticket.inbox_id == inbox.id and ticket.contact_id == contact.id
                         and (ticket.status in Status.active() or ticket.status in _REOPENABLE)):
                     return ticket
-    if inbound.new_thread:
+    if inbound.new_thread or new_contact:  # a customer met just now has no tickets yet
         return None
     return db.session.scalar(_ACTIVE_TICKET, {"inbox_id": inbox.id, "contact_id": contact.id})
 
@@ -169,8 +169,10 @@ def _store(inbox: Inbox, inbound: Inbound) -> IngestResult:
 
     kind = inbound.identity_kind or inbox.kind
     contact = resolve_contact(kind, inbound.user_id, inbound.display_name, inbound.email)
-    survey = surveys.match_reply(inbox.id, contact.id, inbound.text)  # an answer stays on its ticket
-    ticket = survey.ticket if survey else _find_ticket(inbox, contact, inbound)
+    new_contact = contact.id is None
+    # A survey answer stays on its ticket (a customer met just now was never asked one).
+    survey = None if new_contact else surveys.match_reply(inbox.id, contact.id, inbound.text)
+    ticket = survey.ticket if survey else _find_ticket(inbox, contact, inbound, new_contact)
     # What the events will show: the contact's name and the ticket's tags (_TICKET_TAGS).
     contact.display_name  # noqa: B018 (may load the identities)
     if ticket is not None and "tags" in inspect(ticket).unloaded:
@@ -189,9 +191,10 @@ def _store(inbox: Inbox, inbound: Inbound) -> IngestResult:
             reply_to=str(inbound.meta.get("reply_to") or inbound.user_id),
             created_at=now,
             last_message_at=now,
+            tags=[],  # known to have none: its event would otherwise load them
         )
         db.session.add(ticket)
-        db.session.flush()  # its id, for the message's row
+        db.session.flush()  # its id (and a new contact's), for the message's row: one flush for both
     else:
         changes = {"last_message_at": now}
         if (ticket.status in _REOPENABLE or ticket.status is Status.pending) and survey is None:

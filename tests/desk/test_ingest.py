@@ -138,6 +138,35 @@ def test_follow_up_events_carry_every_tag_and_the_identity_name(app):
     assert ev.payload["ticket"]["contact"]["name"] == "ゆか"
 
 
+@pytest.mark.config(SENTIMENT_ENABLED=False)
+def test_a_new_customers_first_message_reads_only_who_they_are_and_writes_in_one_flush(app):
+    """A customer met just now has no tickets and was never sent a survey: their first message
+    reads their identity (none), and the contact, the identity and the ticket are written in
+    one flush. Its event shows the new ticket's (no) tags without loading them."""
+    from sqlalchemy import event as sa_event
+    from sqlalchemy.orm import Session
+
+    inbox = f.inbox()
+    db.session.refresh(inbox)  # loaded, as the API's token lookup hands it over
+    flushes = []
+
+    def on_flush(session, context, instances):
+        flushes.append(sorted(type(o).__name__ for o in session.new))
+
+    sa_event.listen(Session, "before_flush", on_flush)
+    try:
+        with selects_run() as reads:
+            result = ingest(inbox, f.inbound(user_id="U-first", display_name="", text="はじめまして"))
+    finally:
+        sa_event.remove(Session, "before_flush", on_flush)
+    assert [statement.split("FROM", 1)[1].split()[0] for statement, _, _ in reads] == ["contact_identities"]
+    assert flushes == [["Contact", "ContactIdentity", "Ticket"]]
+    created = db.session.scalars(select(Event).where(Event.name == "message.created")).one()
+    contact_id = result.message.contact_id
+    assert result.ticket_created and created.payload["ticket"]["contact"] == {"id": contact_id, "name": f"#{contact_id}"}
+    assert created.payload["ticket"]["tags"] == []
+
+
 def test_a_follow_up_reads_by_index_not_by_scanning_a_table(app, db_url):
     """Every message runs these reads; one that scans a table grows with the desk's history.
     (The tags were once joined in a way SQLite answered by scanning all of ticket_tags.)"""
