@@ -7,10 +7,9 @@ client never hears about a row it cannot read yet, and a rollback emits nothing.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Iterable
-
-import functools
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import insert

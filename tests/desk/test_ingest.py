@@ -163,7 +163,8 @@ def test_a_new_customers_first_message_reads_only_who_they_are_and_writes_in_one
     assert flushes == [["Contact", "ContactIdentity", "Ticket"]]
     created = db.session.scalars(select(Event).where(Event.name == "message.created")).one()
     contact_id = result.message.contact_id
-    assert result.ticket_created and created.payload["ticket"]["contact"] == {"id": contact_id, "name": f"#{contact_id}"}
+    assert result.ticket_created
+    assert created.payload["ticket"]["contact"] == {"id": contact_id, "name": f"#{contact_id}"}
     assert created.payload["ticket"]["tags"] == []
 
 
