@@ -9,31 +9,30 @@ Each rule alerts at most once per message; alerts go to the ``supervisors`` room
 
 from __future__ import annotations
 
-from typing import Iterable
-
 from flask import current_app
-from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Alert, Direction, Message, Priority, Ticket
+from ..models import Alert, Message, Priority, Ticket
 from ..realtime import events
 from ..realtime.serializers import agent_json
 
 
-def apply_rules(ticket: Ticket, new_messages: list[Message],
-                recent: list[tuple[int, str]] | None = None) -> list[Alert]:
-    """Raise the ticket's priority and alert supervisors as the rules say; returns the alerts."""
-    if recent is None:
-        recent = newest_labelled(ticket, pending=new_messages)
-    alerts = evaluate(ticket, new_messages, recent)
+def apply_rules(ticket: Ticket, new_messages: list[Message]) -> list[Alert]:
+    """Raise the ticket's priority and alert supervisors as the rules say, for messages whose
+    labels are set (written or not); returns the alerts. The labelling runs ``evaluate`` and
+    ``publish_alerts`` itself, for a whole batch."""
+    from .sentiment import labelled_rows  # which runs these rules
+
+    rows = labelled_rows(Message.ticket_id, {ticket.id}, pending=new_messages).get(ticket.id, [])
+    alerts = evaluate(ticket, new_messages, rows)
     publish_alerts(alerts, new_messages)
     return alerts
 
 
-def evaluate(ticket: Ticket, new_messages: list[Message], recent: list[tuple[int, str]]) -> list[Alert]:
+def evaluate(ticket: Ticket, new_messages: list[Message], rows: list[tuple]) -> list[Alert]:
     """The rules, without writing: the priority is raised on the object and the alerts are
-    new objects, not yet added. ``recent``: (id, label) of the ticket's two newest labelled
-    customer messages, newest first, ``new_messages`` counted (``newest_labelled``)."""
+    new objects, not yet added. ``rows``: the ticket's labelled customer messages as
+    ``sentiment.labelled_rows`` gives them (oldest first, ``new_messages`` counted)."""
     cfg = current_app.config
     alerts: list[Alert] = []
     for msg in new_messages:
@@ -43,26 +42,12 @@ def evaluate(ticket: Ticket, new_messages: list[Message], recent: list[tuple[int
         elif msg.sentiment_score is not None and msg.sentiment_score <= cfg["ESCALATE_SCORE"]:
             _raise_priority(ticket, Priority.high)
             alerts.append(_alert(ticket, msg, "strongly_negative", f"score={msg.sentiment_score:.2f}"))
+    recent = [(id_, label) for _, id_, label, _ in reversed(rows[-2:])]  # the newest two, newest first
     newest = next((m for m in new_messages if recent and m.id == recent[0][0]), None)
     if (newest is not None and len(recent) == 2 and all(label == "negative" for _, label in recent)
             and not any(a.message_id == newest.id for a in alerts)):
         alerts.append(_alert(ticket, newest, "negative_streak", "two negative messages in a row"))
     return alerts
-
-
-def newest_labelled(ticket: Ticket, pending: Iterable[Message] = ()) -> list[tuple[int, str]]:
-    """(id, label) of the ticket's two newest labelled customer messages, newest first;
-    ``pending`` ones (labelled in memory, not yet written) count with their new labels."""
-    stored = db.session.execute(
-        select(Message.sent_at, Message.id, Message.sentiment_label)
-        .where(Message.ticket_id == ticket.id, Message.direction == Direction.inbound,
-               Message.sentiment_label.is_not(None))
-        .order_by(Message.sent_at.desc(), Message.id.desc())
-        .limit(2)
-    ).all()
-    rows = {row[1]: tuple(row) for row in stored}
-    rows.update({m.id: (m.sent_at, m.id, m.sentiment_label) for m in pending if m.sentiment_label is not None})
-    return [(id_, label) for _, id_, label in sorted(rows.values(), reverse=True)[:2]]
 
 
 def _raise_priority(ticket: Ticket, at_least: Priority) -> None:

@@ -92,15 +92,14 @@ def label_messages(msgs: list[Message]) -> None:
                      joinedload(Ticket.contact).selectinload(Contact.identities))
             .order_by(Ticket.id)
         ).unique().all()
-        ticket_rows = _scores_by(Message.ticket_id, by_ticket, pending=msgs)
-        contact_rows = _scores_by(Message.contact_id, {t.contact_id for t in tickets}, last=20, pending=msgs)
+        ticket_rows = labelled_rows(Message.ticket_id, by_ticket, pending=msgs)
+        contact_rows = labelled_rows(Message.contact_id, {t.contact_id for t in tickets}, last=20, pending=msgs)
         alerts: list[Alert] = []
         for ticket in tickets:
             rows = ticket_rows.get(ticket.id, [])
             _set_ticket_aggregate(ticket, rows)
             _set_contact_aggregate(ticket.contact, contact_rows.get(ticket.contact_id, []))
-            newest_two = [(id_, label) for _, id_, label, _ in reversed(rows[-2:])]
-            alerts += escalation.evaluate(ticket, by_ticket[ticket.id], recent=newest_two)
+            alerts += escalation.evaluate(ticket, by_ticket[ticket.id], rows)
         updated = [(events.TICKET_UPDATED, ticket_json(t), {"inbox_id": t.inbox_id, "ticket_id": t.id})
                    for t in tickets]
     # the writes: the labels and aggregates, the alerts, then every event in one INSERT
@@ -133,13 +132,13 @@ def trend(scores: list[float]) -> str | None:
     return "steady"
 
 
-def _scores_by(column, keys, last: int | None = None,
+def labelled_rows(column, keys, last: int | None = None,
                pending: Iterable[Message] = ()) -> dict[int, list[tuple[datetime, int, str, float]]]:
     """(sent_at, id, label, score) of the labelled customer messages of each key of ``column``
     (a ticket, a contact), oldest first; only the ``last`` n of each if given.
 
     ``pending``: messages whose new labels are set but not yet written; they count with
-    those labels, whatever the database still holds for them.
+    those labels, whatever the database still holds for them (those without a label, not).
     """
     cols = (column, Message.sent_at, Message.id, Message.sentiment_label, Message.sentiment_score)
     if last is None:  # a ticket's: by its own index alone, so no plan can walk another (the rest here)
@@ -157,14 +156,14 @@ def _scores_by(column, keys, last: int | None = None,
             merged.setdefault(key, {})[row[1]] = tuple(row)
     for m in pending:
         key = getattr(m, column.key)
-        if key in keys:
+        if key in keys and m.sentiment_label is not None:
             merged.setdefault(key, {})[m.id] = (m.sent_at, m.id, m.sentiment_label, m.sentiment_score)
     return {key: sorted(rows.values())[-last if last else 0:] for key, rows in merged.items()}
 
 
 def update_ticket_aggregate(ticket: Ticket) -> None:
     """Recompute the ticket's sentiment fields from its stored labels (after a merge)."""
-    _set_ticket_aggregate(ticket, _scores_by(Message.ticket_id, {ticket.id}).get(ticket.id, []))
+    _set_ticket_aggregate(ticket, labelled_rows(Message.ticket_id, {ticket.id}).get(ticket.id, []))
 
 
 def _set_ticket_aggregate(ticket: Ticket, rows: list[tuple]) -> None:
