@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .sqlite_writes import sqlite_file
+
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
 
@@ -66,6 +68,12 @@ def load(app, overrides: dict | None = None) -> None:
     if cfg["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         # A transaction left open by a crashed process releases its row locks after a minute.
         options["connect_args"] = {"options": "-c idle_in_transaction_session_timeout=60000"}
+    if sqlite_file(cfg["SQLALCHEMY_DATABASE_URI"]):
+        # The connection given back last is taken first: after a write, it is the one whose
+        # page cache SQLite kept (sqlite_writes.write_now). And a thread never waits for a
+        # connection, which here is an open file and not a server's slot: write_now takes
+        # the writer lock before one, while other threads may hold one and wait for the lock.
+        options.update(pool_use_lifo=True, max_overflow=-1)
     cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", options)
     if str(cfg.get("PUBLIC_URL", "")).lower().startswith("https://"):
         # Served over TLS: session and remember-me cookies must never travel over plain HTTP.

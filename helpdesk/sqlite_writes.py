@@ -33,8 +33,8 @@ import threading
 import time
 from urllib.request import pathname2url
 
-from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy import URL, event, make_url
+from sqlalchemy.orm import Session, scoped_session
 
 _lock = threading.RLock()
 _HELD = "helpdesk.sqlite_write_lock"
@@ -45,9 +45,9 @@ log = logging.getLogger(__name__)
 AUTOCHECKPOINT_PAGES = 10_000
 
 
-def _sqlite_file(session: Session) -> str | None:
-    """The database file's path when the session writes to SQLite ("" in memory), else None."""
-    url = session.get_bind().url
+def sqlite_file(url: URL | str) -> str | None:
+    """The database file's path when the URL is SQLite's ("" in memory), else None."""
+    url = make_url(url)
     if url.get_backend_name() != "sqlite":
         return None
     if not url.database or url.database == ":memory:" or url.query.get("mode") == "memory":
@@ -58,7 +58,7 @@ def _sqlite_file(session: Session) -> str | None:
 def _acquire(session: Session) -> None:
     if _HELD in session.info:
         return
-    path = _sqlite_file(session)
+    path = sqlite_file(session.get_bind().url)
     if path is None:
         return
     _lock.acquire()
@@ -75,18 +75,33 @@ def _acquire(session: Session) -> None:
     session.info[_HELD] = fd, path
 
 
-def write_now(session: Session) -> None:
+def write_now(session: Session | scoped_session) -> None:
     """Take the writer lock at once, for a short transaction that reads and then writes
-    anyway (ingest): its reads then run inside the lock too.
+    anyway (an API post, ingest): its reads then run inside the lock too.
 
     Under concurrent posts that is faster, not slower. Threads waiting here sleep
     without the GIL, whereas threads doing their reads before the lock compete for the
     GIL with the thread that holds it: every time the holder lets go of the GIL for
     SQLite, it waits to get it back (docs/performance.md). No other writer can commit
     between the reads and the writes either.
+
+    A session with no transaction yet takes the lock before its connection: writers then
+    take connections from the pool one at a time, each getting the one the writer before
+    it gave back (the pool is last-in, first-out: config.py). SQLite empties a
+    connection's whole page cache when another connection has written since its last
+    transaction, so connections taken before the lock, in whatever order, read every
+    page they touch again: about 35 page reads a message (docs/performance.md).
     """
-    session.connection()  # a transaction whose end lets go of the lock
+    if isinstance(session, scoped_session):
+        session = session()
+    begin = not session.in_transaction()
     _acquire(session)
+    if begin:
+        try:
+            session.connection()  # the transaction whose end lets go of the lock
+        except BaseException:
+            _let_go(session)
+            raise
 
 
 @event.listens_for(Session, "before_flush")
@@ -103,13 +118,19 @@ def _before_dml(state) -> None:
 @event.listens_for(Session, "after_transaction_end")
 def _release(session, transaction) -> None:
     # Commit, rollback or close: whichever ends the outermost transaction lets go.
-    if transaction.parent is None and _HELD in session.info:
-        fd, path = session.info.pop(_HELD)
-        if fd is not None:
-            os.close(fd)  # closing the only descriptor of the open file releases its flock
-        _lock.release()
-        if path:
-            checkpoints.after_write(path)
+    if transaction.parent is None:
+        _let_go(session)
+
+
+def _let_go(session: Session) -> None:
+    if _HELD not in session.info:
+        return
+    fd, path = session.info.pop(_HELD)
+    if fd is not None:
+        os.close(fd)  # closing the only descriptor of the open file releases its flock
+    _lock.release()
+    if path:
+        checkpoints.after_write(path)
 
 
 class Checkpoints:

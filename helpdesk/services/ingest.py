@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from flask import current_app
-from sqlalchemy import bindparam, insert, inspect, select, update
+from sqlalchemy import bindparam, insert, inspect, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -89,7 +89,8 @@ _IDENTITY = (select(ContactIdentity)
              .options(joinedload(ContactIdentity.contact).joinedload(Contact.identities)))
 _ACTIVE_TICKET = (select(Ticket)
                   .where(Ticket.inbox_id == bindparam("inbox_id"), Ticket.contact_id == bindparam("contact_id"),
-                         Ticket.status.in_(Status.active()))
+                         # not status IN (...): an IN list is rendered into the SQL at every execution
+                         or_(*(Ticket.status == status for status in Status.active())))
                   .order_by(Ticket.last_message_at.desc(), Ticket.id.desc())
                   .limit(1))
 # The ticket's tags, which its event shows, by ticket_tags' key. Not a joinedload on the query

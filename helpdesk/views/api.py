@@ -17,6 +17,7 @@ from ..models._types import utcnow
 from ..realtime.serializers import contact_json, message_json, ticket_json
 from ..services.access import visible_inbox_ids
 from ..services.ingest import ingest
+from ..sqlite_writes import write_now
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 log = logging.getLogger(__name__)
@@ -68,6 +69,10 @@ def _session_agent():
 @limiter.limit(lambda: current_app.config.get("API_RATE_LIMIT", "1200 per minute"))
 def post_message():
     """The API channel: an integration posts one customer message."""
+    # Every post that gets past the token writes, so the writer lock comes first, before
+    # the connection and the token's lookup (sqlite_writes.write_now); a bad token holds it
+    # for that one indexed lookup, under the rate limit.
+    write_now(db.session)
     inbox = _token_inbox()
     payload = request.get_json(silent=True)
     if payload is None:

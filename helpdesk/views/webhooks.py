@@ -19,6 +19,7 @@ from ..realtime.agent_ns import on_agent_typing
 from ..services.ingest import ingest
 from ..services.replies import last_inbound
 from ..services.status import apply_status
+from ..sqlite_writes import write_now
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 csrf.exempt(bp)
@@ -62,7 +63,9 @@ def receive(kind: str, key: str):
     if len(raw) > MAX_WEBHOOK_BYTES:
         return jsonify(error="payload too large"), 413
     # Database down: the app-wide handler answers 503 so the provider retries; each
-    # message is its own commit, so nothing is half-written.
+    # message is its own commit, so nothing is half-written. The writer lock comes before
+    # the inbox's lookup, as for an API post (views/api.py).
+    write_now(db.session)
     inbox = _inbox(kind, key)
     adapter = get_adapter(inbox)
     if not adapter.verify(request.headers, raw):

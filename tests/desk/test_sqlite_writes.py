@@ -10,16 +10,22 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
+import pytest
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
+
+from helpdesk import create_app, sqlite_writes
 from helpdesk.extensions import db
-from helpdesk.models import Inbox
+from helpdesk.models import ApiToken, Inbox
 from tests.procs import ROOT
 from tests.sql import selects_run
 
 
-def _file_lock_is_free() -> bool:
-    fd = os.open(db.engine.url.database + "-writer", os.O_RDWR | os.O_CREAT)
+def _file_lock_is_free(database: str | None = None) -> bool:
+    fd = os.open((database or db.engine.url.database) + "-writer", os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
@@ -60,6 +66,95 @@ def test_ingest_reads_inside_the_writer_lock(app):
     assert len(reads) >= 2  # the contact and the ticket, at least
     assert [statement for statement, _params, free in reads if free] == []
     assert _file_lock_is_free()  # and let go at the commit
+
+
+@pytest.mark.config(SENTIMENT_ENABLED=False)
+def test_concurrent_api_posts_write_through_the_connection_the_last_writer_gave_back(app):
+    """A post takes the writer lock before a connection, and the pool hands out the one
+    given back last: the previous writer's, whose page cache SQLite kept. Connections taken
+    before the lock, in whatever order, each had their cache emptied by the others' writes
+    and read every page again (about 35 reads a message, docs/performance.md)."""
+    inbox = Inbox(name="api", kind="api")
+    db.session.add(inbox)
+    db.session.flush()
+    row, token = ApiToken.issue("t", inbox.id)
+    db.session.add(row)
+    db.session.commit()
+    db.session.close()  # the test's own connection back to the pool, as a server's would be
+    writers: list[int] = []
+
+    def on_execute(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("INSERT INTO messages"):
+            writers.append(id(conn.connection.dbapi_connection))
+
+    def poster(n: int) -> None:
+        client = app.test_client()
+        for i in range(10):
+            r = client.post("/api/v1/messages", headers={"Authorization": f"Bearer {token}"},
+                            json={"external_id": f"{n}-{i}", "user_id": f"u{i % 3}", "text": "届きません"})
+            assert r.status_code == 201, r.get_json()
+
+    event.listen(db.engine, "before_cursor_execute", on_execute)
+    try:
+        threads = [threading.Thread(target=poster, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", on_execute)
+    assert len(writers) == 40
+    assert len(set(writers)) == 1
+
+
+def test_a_writer_that_holds_the_lock_never_waits_for_a_connection(app):
+    """write_now takes the lock before its connection, so threads can hold every connection
+    while they wait for the lock. The pool must not make the lock's holder wait for one of
+    those (a pool with slots would stall here for its timeout, then fail)."""
+    session = db.session()
+    sqlite_writes._acquire(session)  # write_now, between taking the lock and a connection
+    have_read = threading.Semaphore(0)
+
+    def read_then_write(i: int) -> None:
+        with app.app_context():
+            db.session.scalar(db.select(Inbox.id))  # holds a connection from here
+            have_read.release()
+            db.session.add(Inbox(name=f"waiter {i}", kind="api"))
+            db.session.commit()  # waits for the lock
+
+    threads = [threading.Thread(target=read_then_write, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for _ in threads:
+        assert have_read.acquire(timeout=10)  # 20 connections out, more than a 5 + 10 pool
+    started = time.monotonic()
+    session.add(Inbox(name="holder", kind="api"))
+    session.commit()
+    assert time.monotonic() - started < 5
+    for t in threads:
+        t.join(30)
+    assert db.session.scalar(db.select(db.func.count(Inbox.id))) == 21
+
+
+def test_write_now_lets_go_of_the_lock_when_no_connection_opens(tmp_path):
+    (tmp_path / "not-a-database").mkdir()  # the lock's file can be made; the database cannot be opened
+    app = create_app({"TESTING": True, "SECRET_KEY": "x", "JOBS": "inline",
+                      "DATABASE_URL": f"sqlite:///{tmp_path / 'not-a-database'}"})
+    with app.app_context():
+        with pytest.raises(OperationalError):
+            sqlite_writes.write_now(db.session)
+        assert _file_lock_is_free(str(tmp_path / "not-a-database"))
+        free: list[bool] = []
+
+        def take_and_give_back() -> None:
+            free.append(sqlite_writes._lock.acquire(timeout=2))
+            if free[0]:
+                sqlite_writes._lock.release()
+
+        other = threading.Thread(target=take_and_give_back)
+        other.start()
+        other.join()
+        assert free == [True]
 
 
 # Another desk process on the same file, with SQLite's own busy handler off: without the
