@@ -133,7 +133,7 @@ def trend(scores: list[float]) -> str | None:
 
 
 def labelled_rows(column, keys, last: int | None = None,
-               pending: Iterable[Message] = ()) -> dict[int, list[tuple[datetime, int, str, float]]]:
+                  pending: Iterable[Message] = ()) -> dict[int, list[tuple[datetime, int, str, float]]]:
     """(sent_at, id, label, score) of the labelled customer messages of each key of ``column``
     (a ticket, a contact), oldest first; only the ``last`` n of each if given.
 

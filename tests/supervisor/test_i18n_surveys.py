@@ -8,7 +8,6 @@ import re
 import pytest
 from sqlalchemy import select
 
-from channels.testing import SENT
 from helpdesk.extensions import db
 from helpdesk.models import Message, Role
 from helpdesk.models.survey import Survey
