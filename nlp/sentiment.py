@@ -11,9 +11,13 @@ import gc
 import hashlib
 import inspect
 import json
+import logging
+import multiprocessing
 import os
 import re
 import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,8 +28,10 @@ ENV_THREADS = "HELPDESK_SENTIMENT_THREADS"
 # Without an anger class, anger_prob climbs from 0 at p_neg = 0.5 to 1 at p_neg = 1.
 DERIVED_ANGER_FROM = 0.5
 
+log = logging.getLogger(__name__)
 _cache: dict[str, "SentimentModel"] = {}
 _cache_lock = threading.Lock()
+_processes: dict[str, "ModelProcess"] = {}
 
 
 @dataclass(frozen=True)
@@ -235,15 +241,22 @@ def default_model_path() -> str:
     return os.environ.get(ENV_MODEL) or str(DEFAULT_MODEL_DIR)
 
 
-def load_model(name_or_path: str | None = None) -> SentimentModel:
-    """Load once per path and share: the model is read-only and guarded by its own lock."""
+def load_model(name_or_path: str | None = None, *, child_process: bool = False) -> SentimentModel | ModelProcess:
+    """Load once per path and share: the model is read-only and guarded by its own lock.
+
+    ``child_process``: run it in a child process instead (``ModelProcess``), one per path.
+    """
     key = name_or_path or default_model_path()
-    model = _cache.get(key)
+    cache = _processes if child_process else _cache
+    model = cache.get(key)
     if model is not None:
         return model
     with _cache_lock:
-        model = _cache.get(key)
+        model = cache.get(key)
         if model is None:
+            if child_process:
+                model = _processes[key] = ModelProcess(key)
+                return model
             model = SentimentModel(key)
             _cache[key] = model
             # The model lives as long as the process: its objects (and the libraries loaded
@@ -251,3 +264,88 @@ def load_model(name_or_path: str | None = None) -> SentimentModel:
             # the GIL for 250 ms and more in a serving process (docs/performance.md).
             gc.freeze()
     return model
+
+
+class ModelProcess:
+    """The model in a child process, for a process that serves requests beside its labelling.
+
+    The model's Python side (tokeniser, modules, the step between tensor ops) holds the GIL,
+    about 5 ms a message, and every request thread of the process waits on it; in a process
+    of its own it costs the requests only CPU (docs/performance.md). ``predict``, ``name``,
+    ``version`` and ``tag`` are SentimentModel's. The child runs ``niceness`` nicer (Linux):
+    labelling can wait while the requests need the cores. If it dies (killed, out of
+    memory), the next call starts another; a parent that dies takes its child with it.
+    """
+
+    def __init__(self, name_or_path: str, niceness: int = 10):
+        self.path = name_or_path
+        self.niceness = niceness
+        self._pool: ProcessPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        # Loading happens here, so a path that does not load fails in the caller, with the child's error.
+        try:
+            self.name, self.version = self._call(_child_load, name_or_path)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def predict(self, texts: list[str], batch_size: int = 32) -> list[Prediction]:
+        return self._call(_child_predict, self.path, list(texts), batch_size)
+
+    def pid(self) -> int:
+        """The child's process id (starting one if none is running)."""
+        return self._call(os.getpid)
+
+    def close(self) -> None:
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def _call(self, fn, *args):
+        pool = self._running_pool()
+        try:
+            return pool.submit(fn, *args).result()
+        except BrokenProcessPool:
+            log.warning("the sentiment model's process ended unexpectedly; starting another")
+            with self._pool_lock:
+                if self._pool is pool:
+                    self._pool = None
+            pool.shutdown(wait=True)
+            return self._running_pool().submit(fn, *args).result()  # the new child loads the model first
+
+    def _running_pool(self) -> ProcessPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_child_start, initargs=(self.niceness,))
+            return self._pool
+
+
+def _child_start(niceness: int) -> None:
+    if niceness and hasattr(os, "setpriority"):
+        # Only ever nicer: it may have inherited a nice thread's priority already.
+        os.setpriority(os.PRIO_PROCESS, 0, min(19, max(os.getpriority(os.PRIO_PROCESS, 0), niceness)))
+    # The pool's queues do not end when the parent is killed (the child holds both ends of
+    # their pipes), but the parent's sentinel does: go with it.
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_after, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _exit_after(parent) -> None:
+    parent.join()
+    os._exit(0)
+
+
+def _child_load(name_or_path: str) -> tuple[str, str]:
+    model = load_model(name_or_path)
+    return model.name, model.version
+
+
+def _child_predict(name_or_path: str, texts: list[str], batch_size: int) -> list[Prediction]:
+    return load_model(name_or_path).predict(texts, batch_size)

@@ -30,9 +30,12 @@ MAX_KEYWORDS = 20
 
 
 def model():
+    """The configured model. Where jobs run on threads beside the requests (the embedded
+    desk), it runs in a child process: its Python side would hold the GIL they need."""
     from nlp.sentiment import load_model
 
-    return load_model(current_app.config["SENTIMENT_MODEL"])
+    cfg = current_app.config
+    return load_model(cfg["SENTIMENT_MODEL"], child_process=cfg["JOBS"] == "thread")
 
 
 def label_pending(limit: int | None = None) -> int:
@@ -40,8 +43,8 @@ def label_pending(limit: int | None = None) -> int:
     if not current_app.config["SENTIMENT_ENABLED"]:
         return 0
     # Loaded now, before a customer's first message needs it: the embedded server and
-    # `flask worker` run this at start. Loading holds the GIL for seconds, and in the
-    # embedded server every request would wait on it.
+    # `flask worker` run this at start. Loading takes seconds (in `flask worker` it holds
+    # the GIL all that time; the embedded server loads it in the model's own process).
     model()
     batch = current_app.config["SENTIMENT_BATCH"]
     done = 0

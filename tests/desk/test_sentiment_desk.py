@@ -207,6 +207,24 @@ def test_a_batch_reads_with_the_same_statements_however_many_tickets_it_touches(
     assert db.session.scalar(select(Alert.id)) is not None  # the rules ran
 
 
+@pytest.mark.config(JOBS="thread")
+def test_the_embedded_desk_labels_in_a_child_process(app):
+    """Jobs on threads share the GIL with the requests: the model's Python side runs in a
+    process of its own (docs/performance.md), and the labels land as they do inline."""
+    import os
+
+    from helpdesk.jobs import jobs
+    from nlp.sentiment import ModelProcess
+
+    msg = ingest(f.inbox(), f.inbound(text="何度も問い合わせているのに返事がない。いい加減にしてください")).message
+    assert jobs.wait_idle(120)
+    db.session.refresh(msg)
+    assert msg.sentiment_label == "negative" and msg.keywords
+    model = sentiment.model()
+    assert isinstance(model, ModelProcess) and model.pid() != os.getpid()
+    assert msg.sentiment_model == model.tag
+
+
 def test_labelling_loads_the_model_before_the_first_message(app, monkeypatch):
     """The embedded server and `flask worker` start a labelling run at once: the model is
     loaded then, not when a customer's first message needs it (loading holds the GIL for
