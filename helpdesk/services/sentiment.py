@@ -103,15 +103,14 @@ def label_messages(msgs: list[Message]) -> None:
             _set_ticket_aggregate(ticket, rows)
             _set_contact_aggregate(ticket.contact, contact_rows.get(ticket.contact_id, []))
             alerts += escalation.evaluate(ticket, by_ticket[ticket.id], rows)
-        updated = [(events.TICKET_UPDATED, ticket_json(t), {"inbox_id": t.inbox_id, "ticket_id": t.id})
-                   for t in tickets]
-    # the writes: the labels and aggregates, the alerts, then every event in one INSERT
+        ticket_now = {t.id: ticket_json(t) for t in tickets}
+    # the writes: the labels and aggregates, the alerts, then every event in one INSERT. Each
+    # message's event carries its ticket as the batch left it (aggregates, an escalation's
+    # priority): one event a message, where a ticket.updated per ticket used to follow.
     escalation.publish_alerts(alerts, msgs)
-    events.publish_many([
-        *[(events.MESSAGE_SENTIMENT, {"id": m.id, "ticket_id": m.ticket_id, "sentiment": sentiment_json(m)},
-           {"inbox_id": m.inbox_id, "ticket_id": m.ticket_id}) for m in msgs],
-        *updated,
-    ])
+    events.publish_many([(events.MESSAGE_SENTIMENT, {"id": m.id, "ticket_id": m.ticket_id,
+                                                     "sentiment": sentiment_json(m), "ticket": ticket_now.get(m.ticket_id)},
+                          {"inbox_id": m.inbox_id, "ticket_id": m.ticket_id}) for m in msgs])
     db.session.commit()
 
 

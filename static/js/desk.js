@@ -170,6 +170,7 @@
       const li = document.getElementById("m" + p.id);
       const slot = li && li.querySelector(".msg-sentiment");
       if (slot) slot.replaceChildren(sentimentBadge(p.sentiment));
+      if (p.ticket) ticketChanged(p.ticket);  // its aggregates (and an escalation's priority)
     },
     "ticket.created": (p) => upsertRow(p, true),
     "ticket.updated": (p) => { ticketChanged(p); if (p.merged_into === ticketId && p.id === ticketId) showMerged(); },

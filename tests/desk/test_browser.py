@@ -27,6 +27,9 @@ def test_agent_sees_new_message_live_replies_and_sees_it_sent(app, tmp_path):
         ticket_id = resp.json()["ticket_id"]
         row = page.wait_for_selector(f'tr[data-ticket-id="{ticket_id}"]', timeout=5000)
         assert "佐藤" in row.inner_text()
+        # The label lands without a reload: its event carries the ticket's new sentiment and priority.
+        page.wait_for_selector(f'tr.prio-high[data-ticket-id="{ticket_id}"] td.sentiment .sent-negative',
+                               timeout=60000)
         page.screenshot(path=str(tmp_path / "inbox.png"))
 
         # Open it, reply, and watch the delivery state turn to sent.

@@ -25,6 +25,22 @@ def test_every_inbound_message_is_labelled_with_model_and_keywords(app):
     assert "message.sentiment" in names
 
 
+def test_the_label_event_carries_the_ticket_as_labelling_left_it(app):
+    """One event per labelled message: its ticket's new aggregates and an escalation's
+    priority ride along, where a ticket.updated per ticket used to follow."""
+    inbox = f.inbox()
+    first = ingest(inbox, f.inbound(user_id="u1", text="ありがとうございます")).message
+    msg = ingest(inbox, f.inbound(user_id="u1", text="何度も問い合わせているのに返事がない。いい加減にしてください")).message
+    assert first.ticket_id == msg.ticket_id
+    labelled = db.session.scalars(select(Event).where(Event.name == "message.sentiment").order_by(Event.id)).all()
+    assert [e.payload["id"] for e in labelled] == [first.id, msg.id]
+    ticket = labelled[-1].payload["ticket"]
+    assert ticket["id"] == msg.ticket_id and ticket["priority"] == Priority.urgent.value
+    assert ticket["sentiment"]["label"] == "negative" and ticket["sentiment"]["worst"] < 0
+    assert labelled[0].payload["ticket"]["sentiment"]["label"] == "positive"
+    assert "ticket.updated" not in db.session.scalars(select(Event.name)).all()
+
+
 def test_long_email_keeps_at_most_twenty_keywords(app):
     nouns = ["返金", "交換", "配送", "請求書", "領収書", "住所", "電話", "会員", "解約", "料金", "保証", "修理",
              "在庫", "予約", "座席", "口座", "暗証番号", "証明書", "割引", "送料", "梱包", "伝票", "倉庫", "店舗"]
