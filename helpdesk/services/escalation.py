@@ -5,11 +5,16 @@ Rules (thresholds in config):
 - ``strongly_negative``: a message with score <= ESCALATE_SCORE -> priority at least high + alert.
 - ``negative_streak``: the customer's last two messages are both negative -> alert.
 Each rule alerts at most once per message; alerts go to the ``supervisors`` room.
+
+A ticket whose alert no one has acknowledged yet alerts again only when it gets worse (a
+rule above every open one: angry > strongly_negative > negative_streak). An angry customer
+writing ten messages in a chat is one alert, not ten; the priority still follows each one.
 """
 
 from __future__ import annotations
 
 from flask import current_app
+from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Alert, Message, Priority, Ticket
@@ -24,39 +29,55 @@ def apply_rules(ticket: Ticket, new_messages: list[Message]) -> list[Alert]:
     from .sentiment import labelled_rows  # which runs these rules
 
     rows = labelled_rows(Message.ticket_id, {ticket.id}, pending=new_messages).get(ticket.id, [])
-    alerts = evaluate(ticket, new_messages, rows)
+    alerts = evaluate(ticket, new_messages, rows, open_alert_rules({ticket.id}).get(ticket.id, set()))
     publish_alerts(alerts, new_messages)
     return alerts
 
 
-def evaluate(ticket: Ticket, new_messages: list[Message], rows: list[tuple]) -> list[Alert]:
+# How bad each rule's news is: an open alert holds back new ones of its rule and below.
+SEVERITY = {"negative_streak": 1, "strongly_negative": 2, "angry": 3}
+
+
+def open_alert_rules(ticket_ids) -> dict[int, set[str]]:
+    """The rules of each ticket's alerts that no one has acknowledged yet."""
+    found: dict[int, set[str]] = {}
+    for ticket_id, rule in db.session.execute(select(Alert.ticket_id, Alert.rule).where(
+            Alert.ticket_id.in_(list(ticket_ids)), Alert.acknowledged_at.is_(None))):
+        found.setdefault(ticket_id, set()).add(rule)
+    return found
+
+
+def evaluate(ticket: Ticket, new_messages: list[Message], rows: list[tuple], open_rules: set[str]) -> list[Alert]:
     """The rules, without writing: the priority is raised on the object and the alerts are
     new objects, not yet added. ``rows``: the ticket's labelled customer messages as
-    ``sentiment.labelled_rows`` gives them (oldest first, ``new_messages`` counted)."""
+    ``sentiment.labelled_rows`` gives them (oldest first, ``new_messages`` counted);
+    ``open_rules``: those of its unacknowledged alerts (``open_alert_rules``), to which the
+    new alerts are added."""
     cfg = current_app.config
     alerts: list[Alert] = []
+
+    def alert(msg: Message, rule: str, detail: str) -> None:
+        if SEVERITY[rule] > max((SEVERITY.get(r, 0) for r in open_rules), default=0):
+            alerts.append(Alert(ticket=ticket, message_id=msg.id, rule=rule, detail=detail))
+            open_rules.add(rule)
+
+    recent = [(id_, label) for _, id_, label, _ in reversed(rows[-2:])]  # the newest two, newest first
     for msg in new_messages:
         if msg.sentiment_anger is not None and msg.sentiment_anger >= cfg["ESCALATE_ANGER_PROB"]:
             _raise_priority(ticket, Priority.urgent)
-            alerts.append(_alert(ticket, msg, "angry", f"anger={msg.sentiment_anger:.2f}"))
+            alert(msg, "angry", f"anger={msg.sentiment_anger:.2f}")
         elif msg.sentiment_score is not None and msg.sentiment_score <= cfg["ESCALATE_SCORE"]:
             _raise_priority(ticket, Priority.high)
-            alerts.append(_alert(ticket, msg, "strongly_negative", f"score={msg.sentiment_score:.2f}"))
-    recent = [(id_, label) for _, id_, label, _ in reversed(rows[-2:])]  # the newest two, newest first
-    newest = next((m for m in new_messages if recent and m.id == recent[0][0]), None)
-    if (newest is not None and len(recent) == 2 and all(label == "negative" for _, label in recent)
-            and not any(a.message_id == newest.id for a in alerts)):
-        alerts.append(_alert(ticket, newest, "negative_streak", "two negative messages in a row"))
+            alert(msg, "strongly_negative", f"score={msg.sentiment_score:.2f}")
+        elif (recent and msg.id == recent[0][0] and len(recent) == 2
+              and all(label == "negative" for _, label in recent)):
+            alert(msg, "negative_streak", "two negative messages in a row")
     return alerts
 
 
 def _raise_priority(ticket: Ticket, at_least: Priority) -> None:
     if ticket.priority.rank < at_least.rank:
         ticket.priority = at_least
-
-
-def _alert(ticket: Ticket, msg: Message, rule: str, detail: str) -> Alert:
-    return Alert(ticket=ticket, message_id=msg.id, rule=rule, detail=detail)
 
 
 def publish_alerts(alerts: list[Alert], messages: list[Message]) -> None:

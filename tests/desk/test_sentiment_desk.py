@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from helpdesk.extensions import db
-from helpdesk.models import Alert, Event, Message, Priority
+from helpdesk.models import Alert, Event, Message, Priority, Role
 from helpdesk.services import sentiment
 from helpdesk.services.ingest import ingest
 from tests import factories as f
@@ -58,6 +58,33 @@ def test_angry_message_raises_priority_and_alerts_supervisors(app):
     assert alert.ticket_id == ticket.id and alert.rule in ("angry", "strongly_negative")
     ev = db.session.scalar(select(Event).where(Event.name == "sentiment.alert"))
     assert ev.audience == "supervisors"
+
+
+def test_an_open_alert_holds_back_more_of_the_same_until_acknowledged(app):
+    """An angry customer's burst of chat messages is one alert, not one per message; a
+    worse turn alerts at once, and after a supervisor's acknowledgement the next does."""
+    from helpdesk.services.reports import acknowledge
+
+    inbox = f.inbox()
+    supervisor = f.agent(role=Role.supervisor)
+
+    def say(text: str) -> list[tuple[str, int]]:
+        msg = ingest(inbox, f.inbound(user_id="u1", text=text)).message
+        db.session.refresh(msg.ticket)
+        assert msg.ticket.priority in (Priority.high, Priority.urgent)  # the priority follows every message
+        return [(a.rule, a.message_id) for a in db.session.scalars(select(Alert).where(Alert.message_id == msg.id))]
+
+    strongly = "届いた商品が壊れていました。最悪です"
+    angry = "何度も問い合わせているのに返事がない。いい加減にしてください"
+    assert [rule for rule, _ in say(strongly)] == ["strongly_negative"]
+    assert say(strongly) == []  # the same news again
+    assert [rule for rule, _ in say(angry)] == ["angry"]  # worse
+    assert say(angry) == [] and say(strongly) == []
+    for alert in db.session.scalars(select(Alert)).all():
+        assert acknowledge(alert, supervisor)
+    db.session.commit()
+    assert [rule for rule, _ in say(strongly)] == ["strongly_negative"]
+    assert len(db.session.scalars(select(Event).where(Event.name == "sentiment.alert")).all()) == 3
 
 
 def test_thanks_does_not_alert(app):
