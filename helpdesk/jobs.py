@@ -23,9 +23,10 @@ log = logging.getLogger(__name__)
 JOBS: dict[str, Callable[..., Any]] = {}
 LANES: dict[str, str] = {}
 COALESCE: set[str] = set()
-# Lanes whose thread yields the CPU to request threads (this much nicer, on Linux): labelling
-# can wait a moment, a customer's message on its way to the agents' screens cannot
-# (docs/performance.md: ingest p99 with labelling on 337-356 -> 220-236 ms).
+# Lanes whose thread yields to request threads: the CPU (this much nicer, on Linux), and the
+# SQLite writer lock (sqlite_writes.yield_to_requests). Labelling can wait a moment, a
+# customer's message on its way to the agents' screens cannot (docs/performance.md: ingest
+# p99 with labelling on 337-356 -> 220-236 ms for the nice value).
 NICE = {"sentiment": 10}
 
 
@@ -73,6 +74,10 @@ class _ThreadRunner:
             self._cv.notify()
 
     def _loop(self) -> None:
+        if self.lane in NICE:
+            from .sqlite_writes import mark_background
+
+            mark_background()
         if self.lane in NICE and hasattr(os, "setpriority"):
             try:  # this thread only (a Linux thread is a task); threads it starts inherit it
                 tid = threading.get_native_id()

@@ -15,6 +15,12 @@ The lock file is opened for each write transaction, not kept open: a descriptor
 inherited across a fork would share its lock with the parent. Other databases, and
 SQLite in memory, are untouched by the file lock.
 
+Background work in the desk's own process (the embedded labelling thread) gives way to
+requests: before its reads and writes it waits for a lull, a moment when no request has
+wanted the writer lock for a while (``yield_to_requests``). In a burst of incoming messages
+its batches would otherwise take the lock, and the GIL for their reads, between every few
+posts (docs/performance.md).
+
 Checkpoints (copying the write-ahead log back into the database file) run in a thread
 of their own, after writes, instead of inside whichever commit crosses SQLite's
 1,000-page mark: that commit would otherwise hold the writer lock through two fsyncs
@@ -40,6 +46,13 @@ _lock = threading.RLock()
 _HELD = "helpdesk.sqlite_write_lock"
 log = logging.getLogger(__name__)
 
+# yield_to_requests: a lull is this long without a request wanting the lock; a background
+# writer waits for one at most this long, so a desk that is never quiet still gets labels.
+LULL = 0.02
+LULL_WAIT_AT_MOST = 1.0
+_background = threading.local()
+_request_wanted_at = 0.0  # time.monotonic() when a thread not marked background last wanted the lock
+
 # Pages in the log before a committing connection checkpoints it itself: the safety net
 # behind the checkpoint thread (SQLite's default is 1,000), about 40 MB of log.
 AUTOCHECKPOINT_PAGES = 10_000
@@ -61,6 +74,9 @@ def _acquire(session: Session) -> None:
     path = sqlite_file(session.get_bind().url)
     if path is None:
         return
+    if not getattr(_background, "marked", False):
+        global _request_wanted_at
+        _request_wanted_at = time.monotonic()
     _lock.acquire()
     fd = None
     try:
@@ -102,6 +118,27 @@ def write_now(session: Session | scoped_session) -> None:
         except BaseException:
             _let_go(session)
             raise
+
+
+def mark_background() -> None:
+    """This thread does background work (an embedded job lane): its writes are not requests,
+    and ``yield_to_requests`` makes it wait for theirs."""
+    _background.marked = True
+
+
+def yield_to_requests() -> float:
+    """In a thread marked background, wait until no request has wanted the writer lock for
+    ``LULL`` seconds, or ``LULL_WAIT_AT_MOST``; elsewhere return at once. Returns the
+    seconds waited. Call it holding no writer lock (before a transaction's first write)."""
+    if not getattr(_background, "marked", False):
+        return 0.0
+    start = time.monotonic()
+    while True:
+        now = time.monotonic()
+        quiet_for = now - _request_wanted_at
+        if quiet_for >= LULL or now - start >= LULL_WAIT_AT_MOST:
+            return now - start
+        time.sleep(min(LULL - quiet_for, LULL_WAIT_AT_MOST - (now - start)))
 
 
 @event.listens_for(Session, "before_flush")

@@ -15,6 +15,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, selectinload
 
+from .. import sqlite_writes
 from ..extensions import db
 from ..models import Alert, Contact, Direction, Message, Ticket
 from ..models._types import utcnow
@@ -75,6 +76,8 @@ def label_messages(msgs: list[Message]) -> None:
     from nlp.keywords import extract_keywords
 
     preds = model().predict([_text_for(msg) for msg in msgs])
+    # The embedded desk's labelling thread reads and writes in a lull of the requests' writes.
+    sqlite_writes.yield_to_requests()
     now = utcnow()
     with db.session.no_autoflush:
         for msg, pred in zip(msgs, preds):

@@ -221,3 +221,73 @@ def test_committed_writes_reach_the_database_file_from_the_checkpoint_thread(app
     assert names == ["checkpointed"]
     mark = db.session.connection().exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
     assert mark > 1000  # a commit checkpoints only when the thread falls far behind
+
+
+def _in_thread(app, fn, *, background: bool = False):
+    """Run fn in a thread of its own with an app context (and its own session); returns its result."""
+    out = {}
+
+    def run():
+        with app.app_context():
+            if background:
+                sqlite_writes.mark_background()
+            try:
+                out["value"] = fn()
+            finally:
+                db.session.remove()
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join(30)
+    return out["value"]
+
+
+def _request_writes(app, seconds: float, every: float = 0.005) -> threading.Thread:
+    """A request thread that wants the writer lock every few milliseconds for ``seconds``;
+    its ``last_write`` is when it last did."""
+    def writing():
+        with app.app_context():
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                sqlite_writes.write_now(db.session)
+                t.last_write = time.monotonic()
+                db.session.rollback()
+                time.sleep(every)
+            db.session.remove()
+
+    t = threading.Thread(target=writing)
+    t.start()
+    return t
+
+
+def test_background_work_waits_for_a_lull_in_the_requests_writes(app, monkeypatch):
+    """The embedded labelling thread reads and writes when no request has wanted the lock for
+    a moment: in a burst of posts it would otherwise take the lock between every few."""
+    monkeypatch.setattr(sqlite_writes, "LULL", 0.05)
+    requests = _request_writes(app, 0.4)
+    time.sleep(0.05)
+    waited = _in_thread(app, lambda: (sqlite_writes.yield_to_requests(), time.monotonic()), background=True)
+    requests.join()
+    assert waited[0] > 0.1
+    assert requests.last_write + 0.05 <= waited[1] < requests.last_write + 0.5
+    # A request thread itself never waits, even right after another request's write.
+    sqlite_writes.write_now(db.session)
+    db.session.rollback()
+    assert _in_thread(app, sqlite_writes.yield_to_requests) == 0.0
+
+
+def test_background_work_waits_at_most_a_while_and_not_for_its_own_writes(app, monkeypatch):
+    monkeypatch.setattr(sqlite_writes, "LULL_WAIT_AT_MOST", 0.1)
+    requests = _request_writes(app, 1.0)
+    time.sleep(0.05)
+    waited = _in_thread(app, sqlite_writes.yield_to_requests, background=True)
+    assert 0.1 <= waited < 0.3  # a desk that is never quiet still gets its labels
+    requests.join()
+    time.sleep(sqlite_writes.LULL)
+
+    def write_then_yield():
+        sqlite_writes.write_now(db.session)
+        db.session.commit()
+        return sqlite_writes.yield_to_requests()
+
+    assert _in_thread(app, write_then_yield, background=True) < 0.005
