@@ -113,9 +113,11 @@ def label_messages(msgs: list[Message]) -> None:
     # message's event carries its ticket as the batch left it (aggregates, an escalation's
     # priority): one event a message, where a ticket.updated per ticket used to follow.
     escalation.publish_alerts(alerts, msgs)
-    events.publish_many([(events.MESSAGE_SENTIMENT, {"id": m.id, "ticket_id": m.ticket_id,
-                                                     "sentiment": sentiment_json(m), "ticket": ticket_now.get(m.ticket_id)},
-                          {"inbox_id": m.inbox_id, "ticket_id": m.ticket_id}) for m in msgs])
+    events.publish_many([
+        (events.MESSAGE_SENTIMENT,
+         {"id": m.id, "ticket_id": m.ticket_id, "sentiment": sentiment_json(m), "ticket": ticket_now.get(m.ticket_id)},
+         {"inbox_id": m.inbox_id, "ticket_id": m.ticket_id})
+        for m in msgs])
     db.session.commit()
 
 
