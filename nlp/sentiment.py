@@ -266,6 +266,10 @@ def load_model(name_or_path: str | None = None, *, child_process: bool = False) 
     return model
 
 
+class ModelProcessClosed(RuntimeError):
+    """The model's process cannot take work: this process is exiting."""
+
+
 class ModelProcess:
     """The model in a child process, for a process that serves requests beside its labelling.
 
@@ -309,14 +313,14 @@ class ModelProcess:
     def _call(self, fn, *args):
         pool = self._running_pool()
         try:
-            return pool.submit(fn, *args).result()
+            return _submit(pool, fn, *args).result()
         except BrokenProcessPool:
             log.warning("the sentiment model's process ended unexpectedly; starting another")
             with self._pool_lock:
                 if self._pool is pool:
                     self._pool = None
             pool.shutdown(wait=True)
-            return self._running_pool().submit(fn, *args).result()  # the new child loads the model first
+            return _submit(self._running_pool(), fn, *args).result()  # the new child loads the model first
 
     def _running_pool(self) -> ProcessPoolExecutor:
         with self._pool_lock:
@@ -324,6 +328,13 @@ class ModelProcess:
                 self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                                  initializer=_child_start, initargs=(self.niceness,))
             return self._pool
+
+
+def _submit(pool: ProcessPoolExecutor, fn, *args):
+    try:
+        return pool.submit(fn, *args)
+    except RuntimeError as exc:  # concurrent.futures refuses new work once the interpreter is exiting
+        raise ModelProcessClosed(f"the sentiment model's process is shut down: {exc}") from None
 
 
 def _child_start(niceness: int) -> None:

@@ -43,25 +43,33 @@ def label_pending(limit: int | None = None) -> int:
     """Drain pending messages batch by batch; returns how many were labelled."""
     if not current_app.config["SENTIMENT_ENABLED"]:
         return 0
-    # Loaded now, before a customer's first message needs it: the embedded server and
-    # `flask worker` run this at start. Loading takes seconds (in `flask worker` it holds
-    # the GIL all that time; the embedded server loads it in the model's own process).
-    model()
+    from nlp.sentiment import ModelProcessClosed
+
     batch = current_app.config["SENTIMENT_BATCH"]
     done = 0
-    with _lock:
-        while limit is None or done < limit:
-            msgs = db.session.scalars(
-                select(Message)
-                .where(Message.direction == Direction.inbound, Message.sentiment_label.is_(None))
-                .order_by(Message.id)
-                .limit(batch)
-                .with_for_update(skip_locked=True)
-            ).all()
-            if not msgs:
-                break
-            label_messages(msgs)
-            done += len(msgs)
+    try:
+        # Loaded now, before a customer's first message needs it: the embedded server and
+        # `flask worker` run this at start. Loading takes seconds (in `flask worker` it holds
+        # the GIL all that time; the embedded server loads it in the model's own process).
+        model()
+        with _lock:
+            while limit is None or done < limit:
+                msgs = db.session.scalars(
+                    select(Message)
+                    .where(Message.direction == Direction.inbound, Message.sentiment_label.is_(None))
+                    .order_by(Message.id)
+                    .limit(batch)
+                    .with_for_update(skip_locked=True)
+                ).all()
+                if not msgs:
+                    break
+                label_messages(msgs)
+                done += len(msgs)
+    except ModelProcessClosed:
+        # A CLI command (`flask demo`) that queued labelling is ending: what is left stays
+        # pending for the next run.
+        db.session.rollback()
+        log.info("labelling stopped after %d messages: this process is exiting", done)
     return done
 
 

@@ -268,6 +268,30 @@ def test_the_embedded_desk_labels_in_a_child_process(app):
     assert msg.sentiment_model == model.tag
 
 
+@pytest.mark.config(JOBS="thread")
+def test_labelling_cut_short_by_the_process_exiting_leaves_the_rest_pending(app, monkeypatch, caplog):
+    """`flask demo` queues labelling on a thread and exits: the labelling run stops with one
+    line, not a traceback per queued run, and nothing is lost."""
+    import logging
+    from concurrent.futures import process
+
+    from helpdesk.jobs import jobs
+
+    app.config["SENTIMENT_ENABLED"] = False
+    msg = ingest(f.inbox(), f.inbound(text="注文番号を教えてください")).message
+    app.config["SENTIMENT_ENABLED"] = True
+    sentiment.model()  # its process is running, as in a desk that has labelled before
+    monkeypatch.setattr(process, "_global_shutdown", True)
+    with caplog.at_level(logging.INFO, logger="helpdesk"):
+        assert sentiment.label_pending() == 0
+    assert "this process is exiting" in caplog.text and "Traceback" not in caplog.text
+    db.session.refresh(msg)
+    assert msg.sentiment_label is None
+    monkeypatch.setattr(process, "_global_shutdown", False)
+    assert sentiment.label_pending() == 1
+    assert jobs.wait_idle(30)
+
+
 def test_labelling_loads_the_model_before_the_first_message(app, monkeypatch):
     """The embedded server and `flask worker` start a labelling run at once: the model is
     loaded then, not when a customer's first message needs it (loading holds the GIL for

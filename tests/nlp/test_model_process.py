@@ -84,3 +84,15 @@ def test_the_child_ends_with_its_parent_even_when_the_parent_is_killed(tmp_path)
         parent.kill()
         parent.wait()
         parent.stdout.close()
+
+
+def test_work_refused_while_this_process_exits_is_a_clear_error(child, monkeypatch):
+    """concurrent.futures takes no new work once the interpreter is exiting, when a CLI
+    command's labelling thread may still be running (`flask demo`)."""
+    from concurrent.futures import process
+
+    from nlp.sentiment import ModelProcessClosed
+
+    monkeypatch.setattr(process, "_global_shutdown", True)
+    with pytest.raises(ModelProcessClosed, match="shut down"):
+        child.predict(["ありがとう"])
