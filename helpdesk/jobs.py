@@ -78,12 +78,7 @@ class _ThreadRunner:
             from .sqlite_writes import mark_background
 
             mark_background()
-        if self.lane in NICE and hasattr(os, "setpriority"):
-            try:  # this thread only (a Linux thread is a task); threads it starts inherit it
-                tid = threading.get_native_id()
-                os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + NICE[self.lane]))
-            except OSError as exc:
-                log.warning("could not lower the priority of the %s jobs: %s", self.lane, exc)
+            self._lower_priority()
         while True:
             with self._cv:
                 while not self._heap or self._heap[0][0] > time.monotonic():
@@ -96,6 +91,15 @@ class _ThreadRunner:
                 self._busy = True
             with self.app.app_context():
                 run(name, *args)
+
+    def _lower_priority(self) -> None:
+        if not hasattr(os, "setpriority"):
+            return
+        try:  # this thread only (a Linux thread is a task); threads it starts inherit it
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + NICE[self.lane]))
+        except OSError as exc:
+            log.warning("could not lower the priority of the %s jobs: %s", self.lane, exc)
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Block until nothing is due (tests and the demo loader use this)."""

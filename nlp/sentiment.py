@@ -254,15 +254,12 @@ def load_model(name_or_path: str | None = None, *, child_process: bool = False) 
     with _cache_lock:
         model = cache.get(key)
         if model is None:
-            if child_process:
-                model = _processes[key] = ModelProcess(key)
-                return model
-            model = SentimentModel(key)
-            _cache[key] = model
-            # The model lives as long as the process: its objects (and the libraries loaded
-            # with it) leave the cyclic collector's reach, whose full passes over them held
-            # the GIL for 250 ms and more in a serving process (docs/performance.md).
-            gc.freeze()
+            model = cache[key] = ModelProcess(key) if child_process else SentimentModel(key)
+            if not child_process:
+                # The model lives as long as the process: its objects (and the libraries loaded
+                # with it) leave the cyclic collector's reach, whose full passes over them held
+                # the GIL for 250 ms and more in a serving process (docs/performance.md).
+                gc.freeze()
     return model
 
 

@@ -69,8 +69,7 @@ def evaluate(ticket: Ticket, new_messages: list[Message], rows: list[tuple], ope
         elif msg.sentiment_score is not None and msg.sentiment_score <= cfg["ESCALATE_SCORE"]:
             _raise_priority(ticket, Priority.high)
             alert(msg, "strongly_negative", f"score={msg.sentiment_score:.2f}")
-        elif (recent and msg.id == recent[0][0] and len(recent) == 2
-              and all(label == "negative" for _, label in recent)):
+        elif len(recent) == 2 and msg.id == recent[0][0] and all(label == "negative" for _, label in recent):
             alert(msg, "negative_streak", "two negative messages in a row")
     return alerts
 
