@@ -21,8 +21,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         static_folder=str(config.ROOT / "static"),
         template_folder=str(config.ROOT / "templates"),
     )
-    config.load(app, overrides)
+    # Before anything logs: the app's logger is "helpdesk", the parent of every module's, and
+    # Flask gives it a handler of its own if none is configured when it is first used, so
+    # each line of the desk's would be printed twice (by that handler, then by the root's).
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config.load(app, overrides)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(config.ROOT / "helpdesk" / "migrations"))

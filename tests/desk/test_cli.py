@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from sqlalchemy import func, select
 
 from helpdesk.extensions import db
 from helpdesk.models import Agent, Message, Role, Ticket
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_create_agent(runner):
@@ -41,3 +48,17 @@ def test_reset_db(runner):
     result = runner.invoke(args=["reset-db", "--yes"])
     assert result.exit_code == 0
     assert db.session.scalar(select(func.count()).select_from(Ticket)) == 0
+
+
+def test_each_log_line_is_printed_once(tmp_path):
+    """The desk's log lines reach the terminal once: the configuration's warning (the first
+    line the app logs) used to give Flask's logger a handler of its own beside the root's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_")}
+    env["HELPDESK_DATABASE_URL"] = f"sqlite:///{tmp_path / 'desk.db'}"  # no secret key: the warning
+    code = ("import logging; from helpdesk import create_app; create_app(); "
+            "logging.getLogger('helpdesk.services.ingest').info('marker 受信')")
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.count("HELPDESK_SECRET_KEY is not set") == 1, out.stderr
+    assert out.stderr.count("marker 受信") == 1, out.stderr
