@@ -83,8 +83,12 @@ def label_messages(msgs: list[Message]) -> None:
     """
     from nlp.keywords import extract_keywords
 
+    # The embedded desk's labelling thread works in lulls of the requests' writes: in a burst
+    # of incoming messages the model would take the CPU they need, and the reads and writes
+    # below the GIL and the writer lock (sqlite_writes.yield_to_requests). Once before the
+    # model, once before the database: a burst may begin while the model runs.
+    sqlite_writes.yield_to_requests()
     preds = model().predict([_text_for(msg) for msg in msgs])
-    # The embedded desk's labelling thread reads and writes in a lull of the requests' writes.
     sqlite_writes.yield_to_requests()
     now = utcnow()
     with db.session.no_autoflush:

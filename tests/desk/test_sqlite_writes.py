@@ -244,13 +244,14 @@ def _in_thread(app, fn, *, background: bool = False):
 
 def _request_writes(app, seconds: float, every: float = 0.005) -> threading.Thread:
     """A request thread that wants the writer lock every few milliseconds for ``seconds``;
-    its ``last_write`` is when it last did."""
+    its ``last_write`` is when it last did (just before asking for the lock: a lull is
+    counted from the asking)."""
     def writing():
         with app.app_context():
             end = time.monotonic() + seconds
             while time.monotonic() < end:
-                sqlite_writes.write_now(db.session)
                 t.last_write = time.monotonic()
+                sqlite_writes.write_now(db.session)
                 db.session.rollback()
                 time.sleep(every)
             db.session.remove()
@@ -291,3 +292,32 @@ def test_background_work_waits_at_most_a_while_and_not_for_its_own_writes(app, m
         return sqlite_writes.yield_to_requests()
 
     assert _in_thread(app, write_then_yield, background=True) < 0.005
+
+
+@pytest.mark.config(SENTIMENT_ENABLED=False)
+def test_background_labelling_starts_the_model_in_a_lull(app, monkeypatch):
+    """The embedded labelling thread runs the model only in a lull of the requests' writes,
+    as it does its reads and writes: in a burst of posts the model would take the CPU the
+    requests need (docs/performance.md: ingest p99 with labelling on 34-45 -> 25-30 ms)."""
+    from helpdesk.services import sentiment
+    from helpdesk.services.ingest import ingest
+    from tests import factories as f
+
+    msg = ingest(f.inbox(), f.inbound(text="注文番号を教えてください")).message
+    app.config["SENTIMENT_ENABLED"] = True
+    model = sentiment.model()
+    started = []
+
+    def predict(texts, *args, real=model.predict, **kwargs):
+        started.append(time.monotonic())
+        return real(texts, *args, **kwargs)
+
+    monkeypatch.setattr(model, "predict", predict)
+    monkeypatch.setattr(sqlite_writes, "LULL", 0.05)
+    requests = _request_writes(app, 0.4)
+    time.sleep(0.05)
+    assert _in_thread(app, sentiment.label_pending, background=True) == 1
+    requests.join()
+    assert requests.last_write + 0.05 <= started[0] < requests.last_write + 0.5
+    db.session.refresh(msg)
+    assert msg.sentiment_label == "neutral"
