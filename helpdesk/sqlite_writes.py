@@ -51,7 +51,33 @@ log = logging.getLogger(__name__)
 LULL = 0.02
 LULL_WAIT_AT_MOST = 1.0
 _background = threading.local()
-_request_wanted_at = 0.0  # time.monotonic() when a thread not marked background last wanted the lock
+
+
+class _Requests:
+    """Threads not marked background (requests) asking for the writer lock: how many are
+    waiting now, and when the last one asked or got it."""
+
+    def __init__(self):
+        self._mutex = threading.Lock()
+        self.waiting = 0
+        self.last = 0.0  # time.monotonic()
+
+    def asking(self) -> None:
+        with self._mutex:
+            self.waiting += 1
+            self.last = time.monotonic()
+
+    def answered(self) -> None:
+        with self._mutex:
+            self.waiting -= 1
+            self.last = time.monotonic()
+
+    def quiet_for(self, now: float) -> float:
+        """Seconds since a request last wanted the lock (none while one waits for it)."""
+        return 0.0 if self.waiting else now - self.last
+
+
+_requests = _Requests()
 
 # Pages in the log before a committing connection checkpoints it itself: the safety net
 # behind the checkpoint thread (SQLite's default is 1,000), about 40 MB of log.
@@ -74,10 +100,14 @@ def _acquire(session: Session) -> None:
     path = sqlite_file(session.get_bind().url)
     if path is None:
         return
-    if not getattr(_background, "marked", False):
-        global _request_wanted_at
-        _request_wanted_at = time.monotonic()
-    _lock.acquire()
+    if getattr(_background, "marked", False):
+        _lock.acquire()
+    else:
+        _requests.asking()
+        try:
+            _lock.acquire()
+        finally:
+            _requests.answered()
     fd = None
     try:
         if path:
@@ -128,14 +158,15 @@ def mark_background() -> None:
 
 def yield_to_requests() -> float:
     """In a thread marked background, wait until no request has wanted the writer lock for
-    ``LULL`` seconds, or ``LULL_WAIT_AT_MOST``; elsewhere return at once. Returns the
-    seconds waited. Call it holding no writer lock (before a transaction's first write)."""
+    ``LULL`` seconds (a request waiting for it wants it now), or ``LULL_WAIT_AT_MOST``;
+    elsewhere return at once. Returns the seconds waited. Call it holding no writer lock
+    (before a transaction's first write)."""
     if not getattr(_background, "marked", False):
         return 0.0
     start = time.monotonic()
     while True:
         now = time.monotonic()
-        quiet_for = now - _request_wanted_at
+        quiet_for = _requests.quiet_for(now)
         if quiet_for >= LULL or now - start >= LULL_WAIT_AT_MOST:
             return now - start
         time.sleep(min(LULL - quiet_for, LULL_WAIT_AT_MOST - (now - start)))

@@ -321,3 +321,29 @@ def test_background_labelling_starts_the_model_in_a_lull(app, monkeypatch):
     assert requests.last_write + 0.05 <= started[0] < requests.last_write + 0.5
     db.session.refresh(msg)
     assert msg.sentiment_label == "neutral"
+
+
+def test_a_request_waiting_for_the_lock_is_no_lull(app, monkeypatch):
+    """A request that has waited out a long write by the background thread wants the lock
+    still: the background thread's next yield waits for it, where it used to count the
+    request's wait as quiet and go on at once (taking the lock again in a burst)."""
+    monkeypatch.setattr(sqlite_writes, "LULL", 0.05)
+    holding = threading.Event()
+
+    def long_write_then_yield():
+        sqlite_writes.write_now(db.session)
+        holding.set()
+        time.sleep(0.3)  # a request asks meanwhile and waits
+        db.session.commit()
+        return sqlite_writes.yield_to_requests()
+
+    def request():
+        holding.wait(5)
+        time.sleep(0.05)
+        _in_thread(app, lambda: (sqlite_writes.write_now(db.session), db.session.rollback()))
+
+    asker = threading.Thread(target=request)
+    asker.start()
+    waited = _in_thread(app, long_write_then_yield, background=True)
+    asker.join()
+    assert waited >= 0.04
