@@ -22,18 +22,6 @@ from ..realtime import events
 from ..realtime.serializers import agent_json
 
 
-def apply_rules(ticket: Ticket, new_messages: list[Message]) -> list[Alert]:
-    """Raise the ticket's priority and alert supervisors as the rules say, for messages whose
-    labels are set (written or not); returns the alerts. The labelling runs ``evaluate`` and
-    ``publish_alerts`` itself, for a whole batch."""
-    from .sentiment import labelled_rows  # which runs these rules
-
-    rows = labelled_rows(Message.ticket_id, {ticket.id}, pending=new_messages).get(ticket.id, [])
-    alerts = evaluate(ticket, new_messages, rows, open_alert_rules({ticket.id}).get(ticket.id, set()))
-    publish_alerts(alerts, new_messages)
-    return alerts
-
-
 # How bad each rule's news is: an open alert holds back new ones of its rule and below.
 SEVERITY = {"negative_streak": 1, "strongly_negative": 2, "angry": 3}
 

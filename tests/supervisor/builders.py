@@ -7,8 +7,9 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 from helpdesk.extensions import db
-from helpdesk.models import Contact, Delivery, Direction, Message, Status, Tag, Ticket
+from helpdesk.models import Alert, Contact, Delivery, Direction, Message, Status, Tag, Ticket
 from helpdesk.models.survey import Survey, SurveyAnswer
+from helpdesk.services import escalation, sentiment
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 _n = itertools.count(1)
@@ -66,3 +67,13 @@ def answer(t: Ticket, kind: str, score: int, at: datetime) -> SurveyAnswer:
     db.session.add(a)
     db.session.flush()
     return a
+
+
+def escalate(t: Ticket, new_messages: list[Message]) -> list[Alert]:
+    """The escalation rules for messages whose labels were set by hand (as the labelling runs
+    them for a batch of predictions): the ticket's priority, the alerts and their events."""
+    rows = sentiment.labelled_rows(Message.ticket_id, {t.id}, pending=new_messages).get(t.id, [])
+    open_rules = escalation.open_alert_rules({t.id}).get(t.id, set())
+    alerts = escalation.evaluate(t, new_messages, rows, open_rules)
+    escalation.publish_alerts(alerts, new_messages)
+    return alerts

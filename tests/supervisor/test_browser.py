@@ -12,7 +12,6 @@ from helpdesk.models import Role
 from helpdesk.models._types import utcnow
 from helpdesk.realtime import events
 from helpdesk.realtime.serializers import sentiment_json
-from helpdesk.services import escalation
 from tests import factories as f
 from tests.live import chromium, live_server, open_desk_page
 from tests.supervisor import builders as b
@@ -76,7 +75,7 @@ def test_dashboard_draws_charts_tables_and_takes_live_alerts(app, tmp_path):
                           body="いい加減にして！<img src=x onerror=window.pwned=1>")
         angry.sentiment_anger = 0.97
         db.session.flush()
-        [alert] = escalation.apply_rules(t, [angry])
+        [alert] = b.escalate(t, [angry])
         events.publish(events.MESSAGE_SENTIMENT, {"id": angry.id, "ticket_id": ticket_id,
                                                   "sentiment": sentiment_json(angry)},
                        inbox_id=inbox.id, ticket_id=ticket_id)

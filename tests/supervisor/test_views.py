@@ -7,7 +7,6 @@ from sqlalchemy import select
 
 from helpdesk.extensions import db, socketio
 from helpdesk.models import Alert, Event, Role
-from helpdesk.services import escalation
 from tests import factories as f
 from tests.conftest import csrf_token, login
 from tests.supervisor import builders as b
@@ -27,7 +26,7 @@ def _alert() -> Alert:
     m.sentiment_anger = 0.9
     db.session.commit()
     with db.session.no_autoflush:
-        [alert] = escalation.apply_rules(t, [m])
+        [alert] = b.escalate(t, [m])
     db.session.commit()
     return alert
 
