@@ -100,7 +100,7 @@ def _acquire(session: Session) -> None:
     path = sqlite_file(session.get_bind().url)
     if path is None:
         return
-    if getattr(_background, "marked", False):
+    if is_background():
         _lock.acquire()
     else:
         _requests.asking()
@@ -156,12 +156,16 @@ def mark_background() -> None:
     _background.marked = True
 
 
+def is_background() -> bool:
+    return getattr(_background, "marked", False)
+
+
 def yield_to_requests() -> float:
     """In a thread marked background, wait until no request has wanted the writer lock for
     ``LULL`` seconds (a request waiting for it wants it now), or ``LULL_WAIT_AT_MOST``;
     elsewhere return at once. Returns the seconds waited. Call it holding no writer lock
     (before a transaction's first write)."""
-    if not getattr(_background, "marked", False):
+    if not is_background():
         return 0.0
     start = time.monotonic()
     while True:

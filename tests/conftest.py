@@ -6,6 +6,7 @@ import atexit
 import contextvars
 import os
 import re
+import threading
 
 import pytest
 from flask.testing import FlaskClient
@@ -136,6 +137,28 @@ def csrf_token(client, path: str = "/login") -> str:
 def login(client, email: str, password: str = "correct horse battery"):
     token = csrf_token(client, "/login")
     return client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+
+
+def in_thread(app, fn, *, background: bool = False):
+    """Run fn in a thread of its own with an app context (and its own session); returns its
+    result. ``background``: the thread is marked as the embedded desk's job lanes are."""
+    from helpdesk import sqlite_writes
+
+    out = {}
+
+    def run():
+        with app.app_context():
+            if background:
+                sqlite_writes.mark_background()
+            try:
+                out["value"] = fn()
+            finally:
+                db.session.remove()
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join(120)
+    return out["value"]
 
 
 def pytest_configure(config):

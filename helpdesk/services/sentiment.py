@@ -31,12 +31,13 @@ MAX_KEYWORDS = 20
 
 
 def model():
-    """The configured model. Where jobs run on threads beside the requests (the embedded
-    desk), it runs in a child process: its Python side would hold the GIL they need."""
+    """The configured model. Where labelling runs on a job thread beside the requests (the
+    embedded desk's background lane), it runs in a child process: its Python side would hold
+    the GIL the requests need. A worker, or a command labelling in its own thread, keeps it
+    in process."""
     from nlp.sentiment import load_model
 
-    cfg = current_app.config
-    return load_model(cfg["SENTIMENT_MODEL"], child_process=cfg["JOBS"] == "thread")
+    return load_model(current_app.config["SENTIMENT_MODEL"], child_process=sqlite_writes.is_background())
 
 
 def label_pending(limit: int | None = None) -> int:

@@ -10,6 +10,7 @@ from helpdesk.models import Alert, Event, Message, Priority, Role
 from helpdesk.services import sentiment
 from helpdesk.services.ingest import ingest
 from tests import factories as f
+from tests.conftest import in_thread
 from tests.sql import selects_run
 
 
@@ -251,21 +252,25 @@ def test_a_batch_reads_with_the_same_statements_however_many_tickets_it_touches(
 
 
 @pytest.mark.config(JOBS="thread")
-def test_the_embedded_desk_labels_in_a_child_process(app):
+def test_the_embedded_desk_labels_in_a_child_process(app, monkeypatch):
     """Jobs on threads share the GIL with the requests: the model's Python side runs in a
     process of its own (docs/performance.md), and the labels land as they do inline."""
     import os
 
     from helpdesk.jobs import jobs
+    from nlp import sentiment as nlp_sentiment
     from nlp.sentiment import ModelProcess
 
+    monkeypatch.setattr(nlp_sentiment, "_processes", {})
     msg = ingest(f.inbox(), f.inbound(text="何度も問い合わせているのに返事がない。いい加減にしてください")).message
     assert jobs.wait_idle(120)
     db.session.refresh(msg)
     assert msg.sentiment_label == "negative" and msg.keywords
-    model = sentiment.model()
+    [model] = nlp_sentiment._processes.values()
     assert isinstance(model, ModelProcess) and model.pid() != os.getpid()
     assert msg.sentiment_model == model.tag
+    # A command labelling in its own thread (`flask label-sentiment`) keeps the model in process.
+    assert not isinstance(sentiment.model(), ModelProcess)
 
 
 @pytest.mark.config(JOBS="thread")
@@ -280,15 +285,15 @@ def test_labelling_cut_short_by_the_process_exiting_leaves_the_rest_pending(app,
     app.config["SENTIMENT_ENABLED"] = False
     msg = ingest(f.inbox(), f.inbound(text="注文番号を教えてください")).message
     app.config["SENTIMENT_ENABLED"] = True
-    sentiment.model()  # its process is running, as in a desk that has labelled before
+    in_thread(app, sentiment.model, background=True)  # its process is running, as in a desk that has labelled
     monkeypatch.setattr(process, "_global_shutdown", True)
     with caplog.at_level(logging.INFO, logger="helpdesk"):
-        assert sentiment.label_pending() == 0
+        assert in_thread(app, sentiment.label_pending, background=True) == 0
     assert "this process is exiting" in caplog.text and "Traceback" not in caplog.text
     db.session.refresh(msg)
     assert msg.sentiment_label is None
     monkeypatch.setattr(process, "_global_shutdown", False)
-    assert sentiment.label_pending() == 1
+    assert in_thread(app, sentiment.label_pending, background=True) == 1
     assert jobs.wait_idle(30)
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from helpdesk import create_app, sqlite_writes
 from helpdesk.extensions import db
 from helpdesk.models import ApiToken, Inbox
+from tests.conftest import in_thread
 from tests.procs import ROOT
 from tests.sql import selects_run
 
@@ -223,25 +224,6 @@ def test_committed_writes_reach_the_database_file_from_the_checkpoint_thread(app
     assert mark > 1000  # a commit checkpoints only when the thread falls far behind
 
 
-def _in_thread(app, fn, *, background: bool = False):
-    """Run fn in a thread of its own with an app context (and its own session); returns its result."""
-    out = {}
-
-    def run():
-        with app.app_context():
-            if background:
-                sqlite_writes.mark_background()
-            try:
-                out["value"] = fn()
-            finally:
-                db.session.remove()
-
-    t = threading.Thread(target=run)
-    t.start()
-    t.join(30)
-    return out["value"]
-
-
 def _request_writes(app, seconds: float, every: float = 0.005) -> threading.Thread:
     """A request thread that wants the writer lock every few milliseconds for ``seconds``;
     its ``last_write`` is when it last did (just before asking for the lock: a lull is
@@ -267,21 +249,21 @@ def test_background_work_waits_for_a_lull_in_the_requests_writes(app, monkeypatc
     monkeypatch.setattr(sqlite_writes, "LULL", 0.05)
     requests = _request_writes(app, 0.4)
     time.sleep(0.05)
-    waited = _in_thread(app, lambda: (sqlite_writes.yield_to_requests(), time.monotonic()), background=True)
+    waited = in_thread(app, lambda: (sqlite_writes.yield_to_requests(), time.monotonic()), background=True)
     requests.join()
     assert waited[0] > 0.1
     assert requests.last_write + 0.05 <= waited[1] < requests.last_write + 0.5
     # A request thread itself never waits, even right after another request's write.
     sqlite_writes.write_now(db.session)
     db.session.rollback()
-    assert _in_thread(app, sqlite_writes.yield_to_requests) == 0.0
+    assert in_thread(app, sqlite_writes.yield_to_requests) == 0.0
 
 
 def test_background_work_waits_at_most_a_while_and_not_for_its_own_writes(app, monkeypatch):
     monkeypatch.setattr(sqlite_writes, "LULL_WAIT_AT_MOST", 0.1)
     requests = _request_writes(app, 1.0)
     time.sleep(0.05)
-    waited = _in_thread(app, sqlite_writes.yield_to_requests, background=True)
+    waited = in_thread(app, sqlite_writes.yield_to_requests, background=True)
     assert 0.1 <= waited < 0.3  # a desk that is never quiet still gets its labels
     requests.join()
     time.sleep(sqlite_writes.LULL)
@@ -291,7 +273,7 @@ def test_background_work_waits_at_most_a_while_and_not_for_its_own_writes(app, m
         db.session.commit()
         return sqlite_writes.yield_to_requests()
 
-    assert _in_thread(app, write_then_yield, background=True) < 0.005
+    assert in_thread(app, write_then_yield, background=True) < 0.005
 
 
 @pytest.mark.config(SENTIMENT_ENABLED=False)
@@ -305,7 +287,7 @@ def test_background_labelling_starts_the_model_in_a_lull(app, monkeypatch):
 
     msg = ingest(f.inbox(), f.inbound(text="注文番号を教えてください")).message
     app.config["SENTIMENT_ENABLED"] = True
-    model = sentiment.model()
+    model = in_thread(app, sentiment.model, background=True)  # the lane's, in a child process
     started = []
 
     def predict(texts, *args, real=model.predict, **kwargs):
@@ -316,7 +298,7 @@ def test_background_labelling_starts_the_model_in_a_lull(app, monkeypatch):
     monkeypatch.setattr(sqlite_writes, "LULL", 0.05)
     requests = _request_writes(app, 0.4)
     time.sleep(0.05)
-    assert _in_thread(app, sentiment.label_pending, background=True) == 1
+    assert in_thread(app, sentiment.label_pending, background=True) == 1
     requests.join()
     assert requests.last_write + 0.05 <= started[0] < requests.last_write + 0.5
     db.session.refresh(msg)
@@ -340,10 +322,10 @@ def test_a_request_waiting_for_the_lock_is_no_lull(app, monkeypatch):
     def request():
         holding.wait(5)
         time.sleep(0.05)
-        _in_thread(app, lambda: (sqlite_writes.write_now(db.session), db.session.rollback()))
+        in_thread(app, lambda: (sqlite_writes.write_now(db.session), db.session.rollback()))
 
     asker = threading.Thread(target=request)
     asker.start()
-    waited = _in_thread(app, long_write_then_yield, background=True)
+    waited = in_thread(app, long_write_then_yield, background=True)
     asker.join()
     assert waited >= 0.04
