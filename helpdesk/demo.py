@@ -129,13 +129,18 @@ def load_demo(force: bool = False) -> bool:
                 meta={"public": True} if inbox.kind == "social" else {},
             ))
         ticket = result.message.ticket
+        # The conversation began back then, not when the demo was loaded: the dashboard's
+        # response and resolution times, and the SLA clocks, count from here.
+        ticket.created_at = now - timedelta(minutes=texts[0][0])
         agent = agents[2 + n % 2]
+        last = now - timedelta(minutes=texts[-1][0])
         if reply:
             # Past conversations: the answer was delivered back then, so record it only.
-            last = now - timedelta(minutes=texts[-1][0])
             post_reply(ticket, agent, reply, sent_at=last + timedelta(minutes=5), record_only=True)
         if status != ticket.status.value and status != "new":
             update_ticket(ticket, agent, status=status)
+            if ticket.resolved_at is not None:
+                ticket.resolved_at = last + timedelta(minutes=10)
         if n == 2:
             post_reply(ticket, agents[1], "返金処理の状況を経理に確認中。今日中に回答すること。", private=True)
     db.session.commit()

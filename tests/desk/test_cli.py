@@ -34,6 +34,14 @@ def test_demo_loads_every_channel_once(runner):
     assert first.exit_code == 0 and "admin@example.com" in first.output
     channels = set(db.session.scalars(select(Ticket.channel)))
     assert channels == {"email", "chat", "line", "messenger", "social"}
+    # The conversations are history: each ticket began with its first message, was answered
+    # and resolved after it (the dashboard's response times were 0 when the tickets began at
+    # the load and their answers before it).
+    for ticket in db.session.scalars(select(Ticket)):
+        first = db.session.scalar(select(func.min(Message.sent_at)).where(Message.ticket_id == ticket.id))
+        assert ticket.created_at == first
+        assert ticket.first_response_at is None or ticket.first_response_at > ticket.created_at
+        assert ticket.resolved_at is None or ticket.resolved_at > (ticket.first_response_at or ticket.created_at)
     count = db.session.scalar(select(func.count()).select_from(Message))
     again = runner.invoke(args=["demo"])
     assert "already present" in again.output
