@@ -87,6 +87,7 @@ class Cluster:
                 conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
         r = Redis.from_url(REDIS_URL)
         queue = self.env["HELPDESK_JOBS_QUEUE"]
+        r.srem("rq:queues", f"rq:queue:{queue}")  # the list of queues (RQ's dashboards read it)
         for key in r.scan_iter(f"rq:*{queue}*"):  # the queue, its registries
             r.delete(key)
         for key in r.scan_iter("rq:job:*"):  # its jobs (left queued ones never expire)
