@@ -129,17 +129,3 @@ def cpu_seconds(pids: list[int]) -> float:
             continue
     return total
 
-
-def drop_rq_queue(redis_url: str, queue: str) -> None:
-    """Remove a bench's RQ queue from Redis: the queue, its registries, its jobs (a job still
-    queued when the bench stops never expires) and its entry in the list of queues. What RQ
-    gives an expiry (results, the worker's record) is left to expire."""
-    from redis import Redis
-
-    r = Redis.from_url(redis_url)
-    r.srem("rq:queues", f"rq:queue:{queue}")
-    for key in r.scan_iter(f"rq:*:{queue}"):
-        r.delete(key)
-    for key in r.scan_iter("rq:job:*"):
-        if key.count(b":") == 2 and r.hget(key, "origin") == queue.encode():
-            r.delete(key)

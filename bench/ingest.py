@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench._servers import (ROOT, agent_socket, cpu_seconds, desk_env, drop_rq_queue, free_port, prepare_desk,  # noqa: E402
+from bench._servers import (ROOT, agent_socket, cpu_seconds, desk_env, free_port, prepare_desk,  # noqa: E402
                             start_desk, wait_http)
 
 
@@ -230,6 +230,8 @@ def main() -> None:
                     p.kill()
                 p.wait(10)
         if args.servers > 1:
+            from tests.procs import drop_rq_queue
+
             drop_rq_queue(args.redis, env["HELPDESK_JOBS_QUEUE"])
 
     if args.servers > 1:

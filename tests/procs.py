@@ -30,6 +30,22 @@ def redis_available() -> bool:
         return False
 
 
+def drop_rq_queue(redis_url: str, queue: str) -> None:
+    """Remove a test's or a bench's RQ queue from Redis: its entry in the list of queues
+    (RQ's dashboards read it), the queue, its registries and its jobs (a job still queued
+    when it stops never expires). What RQ gives an expiry (results, a worker's record) is
+    left to expire."""
+    from redis import Redis
+
+    r = Redis.from_url(redis_url)
+    r.srem("rq:queues", f"rq:queue:{queue}")
+    for key in r.scan_iter(f"rq:*{queue}*"):
+        r.delete(key)
+    for key in r.scan_iter("rq:job:*"):
+        if key.count(b":") == 2 and r.hget(key, "origin") == queue.encode():
+            r.delete(key)
+
+
 class Cluster:
     """N web processes and M workers sharing one PostgreSQL database (or, with
     ``sqlite=True``, one SQLite file: the single-machine layout) and Redis."""
@@ -80,19 +96,11 @@ class Cluster:
         for log in self.logs:
             log.close()
         import psycopg
-        from redis import Redis
 
         if self.db_name:
             with psycopg.connect(PG_BASE, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
-        r = Redis.from_url(REDIS_URL)
-        queue = self.env["HELPDESK_JOBS_QUEUE"]
-        r.srem("rq:queues", f"rq:queue:{queue}")  # the list of queues (RQ's dashboards read it)
-        for key in r.scan_iter(f"rq:*{queue}*"):  # the queue, its registries
-            r.delete(key)
-        for key in r.scan_iter("rq:job:*"):  # its jobs (left queued ones never expire)
-            if key.count(b":") == 2 and r.hget(key, "origin") == queue.encode():
-                r.delete(key)
+        drop_rq_queue(REDIS_URL, self.env["HELPDESK_JOBS_QUEUE"])
 
     def _log(self, name: str):
         log = open(self.tmp / name, "w")
