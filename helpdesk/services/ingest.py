@@ -92,7 +92,9 @@ _ACTIVE_TICKET = (select(Ticket)
                          # not status IN (...): an IN list is rendered into the SQL at every execution
                          or_(*(Ticket.status == status for status in Status.active())))
                   .order_by(Ticket.last_message_at.desc(), Ticket.id.desc())
-                  .limit(1))
+                  .limit(1)
+                  # with its agent, whom the events show: a follow-up's ticket is usually assigned
+                  .options(joinedload(Ticket.assignee)))
 # The ticket's tags, which its event shows, by ticket_tags' key. Not a joinedload on the query
 # above: with its LIMIT, SQLite materialises the whole ticket_tags join for it (32 ms a message
 # at 100k tagged tickets); and selectinload costs twice this in the ORM.
@@ -143,12 +145,14 @@ def _find_ticket(inbox: Inbox, contact: Contact, inbound: Inbound, new_contact: 
             .where(Message.inbox_id == inbox.id, Message.external_id.in_(hints))
             .order_by(Message.id.desc())
             .limit(1)
+            .options(joinedload(Ticket.assignee))
         )
         ticket = by_message or db.session.scalar(
             select(Ticket)
             .where(Ticket.inbox_id == inbox.id, Ticket.thread_key.in_(hints))
             .order_by(Ticket.id.desc())
             .limit(1)
+            .options(joinedload(Ticket.assignee))
         )
         if ticket is not None and (ticket.status in Status.active() or ticket.status in _REOPENABLE):
             return ticket

@@ -168,6 +168,28 @@ def test_a_new_customers_first_message_reads_only_who_they_are_and_writes_in_one
     assert created.payload["ticket"]["tags"] == []
 
 
+@pytest.mark.config(SENTIMENT_ENABLED=False)
+@pytest.mark.parametrize("threaded", [False, True], ids=["open-ticket", "thread-hint"])
+def test_a_follow_up_to_an_assigned_ticket_reads_its_agent_with_the_ticket(app, threaded):
+    """Most follow-ups land on an assigned ticket, and their events show its agent: loaded
+    with the ticket, not by a read of its own for every message."""
+    inbox = f.inbox()
+    agent = f.agent(inboxes=[inbox], name="佐藤")
+    first = ingest(inbox, f.inbound(user_id="U-assigned")).message
+    update_ticket(first.ticket, agent, assignee_id=agent.id)
+    db.session.commit()
+    db.session.expire_all()
+    hints = (first.external_id,) if threaded else ()
+    with selects_run() as reads:
+        result = ingest(inbox, f.inbound(user_id="U-assigned", thread_hints=hints))
+    assert result.message.ticket_id == first.ticket_id
+    assert "agents" not in [statement.split("FROM", 1)[1].split()[0] for statement, _, _ in reads]
+    assert result.message.ticket.assignee.name == "佐藤"
+    created = db.session.scalars(select(Event).where(Event.name == "message.created")
+                                 .order_by(Event.id.desc()).limit(1)).one()
+    assert created.payload["ticket"]["assignee"] == {"id": agent.id, "name": "佐藤"}
+
+
 def test_a_follow_up_reads_by_index_not_by_scanning_a_table(app, db_url):
     """Every message runs these reads; one that scans a table grows with the desk's history.
     (The tags were once joined in a way SQLite answered by scanning all of ticket_tags.)"""
