@@ -4,12 +4,12 @@ are collected by the integration (or pushed to its callback URL)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Mapping
 
 import requests
 
-from .base import Adapter, ChannelError, Inbound, Outbound, SendResult, TransientSendError, register
+from .base import Adapter, ChannelError, Inbound, Outbound, SendResult, TransientSendError, register, valid_email
 
 MAX_TEXT = 20_000
 
@@ -33,13 +33,17 @@ class ApiAdapter(Adapter):
                 raise ChannelError("body is not valid JSON") from exc
         if not isinstance(raw, Mapping):
             raise ChannelError("body must be a JSON object")
-        missing = [k for k in ("external_id", "user_id", "text") if not raw.get(k)]
-        if missing:
-            raise ChannelError("missing fields: " + ", ".join(missing))
         for key in ("external_id", "user_id", "text", "name", "email", "subject", "thread"):
             if key in raw and raw[key] is not None and not isinstance(raw[key], str):
                 raise ChannelError(f"field {key!r} must be a string")
+        # blank is missing: a message of spaces would open a ticket with nothing in it
+        missing = [k for k in ("external_id", "user_id", "text") if not (raw.get(k) or "").strip()]
+        if missing:
+            raise ChannelError("missing fields: " + ", ".join(missing))
         text = raw["text"]
+        email = (raw.get("email") or "").strip() or None
+        if email is not None and not valid_email(email):
+            raise ChannelError("email is not a valid address")
         if len(text) > MAX_TEXT:
             raise ChannelError(f"text longer than {MAX_TEXT} characters")
         if len(raw["external_id"]) > 255 or len(raw["user_id"]) > 255:
@@ -52,13 +56,15 @@ class ApiAdapter(Adapter):
                 raise ChannelError("sent_at must be ISO 8601") from exc
             if sent_at.tzinfo is None:
                 raise ChannelError("sent_at needs a timezone offset")
+            # a client clock in the future would sort the ticket above everything else, as in email
+            sent_at = min(sent_at, datetime.now(timezone.utc))
         return [
             Inbound(
                 external_id=raw["external_id"],
                 user_id=raw["user_id"],
                 text=text,
                 display_name=(raw.get("name") or "")[:200],
-                email=raw.get("email") or None,
+                email=email,
                 subject=(raw.get("subject") or "")[:300],
                 thread_hints=(raw["thread"],) if raw.get("thread") else (),
                 sent_at=sent_at,

@@ -8,9 +8,49 @@ parses what arrives, and sends what leaves. ``services.ingest`` and
 from __future__ import annotations
 
 import hmac
+import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Mapping
+
+
+log = logging.getLogger(__name__)
+
+# What no database can store in a text column: a lone UTF-16 surrogate (half an emoji, cut by
+# a client's string slicing; UTF-8 has no encoding for it) and NUL (PostgreSQL refuses it).
+_UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
+
+
+def storable(value: Any) -> Any:
+    """``value`` with each character no database can store replaced by U+FFFD, in strings
+    and in the dicts, lists and tuples holding them."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, Mapping):
+        return {k: storable(v) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(storable(v) for v in value)
+    return value
+
+
+_EMAIL = re.compile(r"[^@\s<>\"']{1,64}@[^@\s<>\"']{1,190}\.[A-Za-z0-9-]{2,63}")
+
+
+def valid_email(value: str) -> bool:
+    """A plausible single address (no display name, no spaces or line breaks)."""
+    return bool(value) and len(value) <= 254 and bool(_EMAIL.fullmatch(value))
+
+
+def _make_storable(item: Any) -> None:
+    """Replace, with a log line, what no database can store in a frozen dataclass's fields:
+    the message is kept (a provider would retry a refusal for ever), minus those characters."""
+    for name, value in vars(item).items():
+        if (isinstance(value, str) and _UNSTORABLE.search(value)
+                or value and isinstance(value, (Mapping, tuple)) and storable(value) != value):
+            log.warning("%s %s: replaced characters no database can store (lone surrogates, NUL)",
+                        type(item).__name__, name)
+            object.__setattr__(item, name, storable(value))
 
 
 class ChannelError(Exception):
@@ -37,6 +77,9 @@ class Attachment:
     url: str | None = None  # where our store keeps it, or the provider's URL
     data: bytes | None = field(default=None, repr=False, compare=False)
 
+    def __post_init__(self):
+        _make_storable(self)
+
 
 @dataclass(frozen=True)
 class Inbound:
@@ -58,6 +101,9 @@ class Inbound:
     identity_kind: str | None = None
     # A fresh conversation even if the contact has an open ticket (new email topic).
     new_thread: bool = False
+
+    def __post_init__(self):
+        _make_storable(self)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from .base import Adapter, Attachment, ChannelError, Inbound, Outbound, SendResult, register
+from .base import Adapter, Attachment, ChannelError, Inbound, Outbound, SendResult, register, valid_email
 
 # A chat line longer than this is a paste or an attack, not a question.
 MAX_TEXT = 5000
@@ -29,7 +29,6 @@ MAX_NAME = 100
 MAX_IDENTIFIER = 128
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
-_EMAIL = re.compile(r"[^@\s<>\"']{1,64}@[^@\s<>\"']{1,190}\.[A-Za-z0-9-]{2,63}")
 
 # Content type -> the file name endings allowed for it. The type is decided by
 # the bytes (magic numbers); the name must agree with it.
@@ -101,10 +100,6 @@ def anonymous_key(token: str) -> str:
 def verified_key(inbox_key: str, identifier: str) -> str:
     """The conversation key of a host-site user: scoped to the inbox, as each site has its own users."""
     return f"u:{inbox_key}:{identifier}"
-
-
-def valid_email(value: str) -> bool:
-    return bool(value) and len(value) <= 254 and bool(_EMAIL.fullmatch(value))
 
 
 def clean_name(value: Any) -> str:

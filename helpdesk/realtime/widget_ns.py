@@ -350,8 +350,10 @@ class WidgetNamespace(Namespace):
             name = clean_name(data.get("name"))
             email = (data.get("email") or "").strip() if isinstance(data.get("email"), str) else ""
             if email and not valid_email(email):
+                log.warning("widget visitor %s on inbox %s gave a bad email", visitor.key[:24], visitor.inbox_id)
                 raise WidgetError("bad_email")
             if "name" in data and data.get("name") and not name:
+                log.warning("widget visitor %s on inbox %s gave a bad name", visitor.key[:24], visitor.inbox_id)
                 raise WidgetError("bad_name")
             if name:
                 visitor.name = name
@@ -375,12 +377,17 @@ class WidgetNamespace(Namespace):
                 raise WidgetError("unknown_inbox")
             if isinstance(data.get("email"), str) and data["email"].strip():
                 if not valid_email(data["email"].strip()):
+                    log.warning("widget message refused on inbox %s from %s: bad email", inbox.id, visitor.key[:24])
                     raise WidgetError("bad_email")
                 visitor.email = data["email"].strip()
             if _prechat_needed(inbox, visitor):
+                # the widget shows the pre-chat form and sends the message again after it
+                log.info("widget message held on inbox %s from %s: pre-chat form first", inbox.id, visitor.key[:24])
                 raise WidgetError("prechat_required")
             online = agents_online(inbox.id)
             if not online and not _known_email(visitor):
+                log.info("widget message held on inbox %s from %s: no agent online, email asked first",
+                         inbox.id, visitor.key[:24])
                 raise WidgetError("email_required")
             message = receive(inbox, visitor, {**data, "offline": not online})
             return {"ok": True, "message": message, "agents_online": online}

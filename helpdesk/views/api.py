@@ -32,10 +32,10 @@ _TOKEN_USED = update(ApiToken).where(ApiToken.id == bindparam("token_id")).value
 
 
 def _token_inbox() -> Inbox:
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():  # the scheme is case-insensitive (RFC 9110)
         _deny("missing bearer token")
-    row = db.session.execute(_TOKEN_INBOX, {"token_hash": ApiToken.hash(header[7:].strip())}).first()
+    row = db.session.execute(_TOKEN_INBOX, {"token_hash": ApiToken.hash(token.strip())}).first()
     if row is None:
         _deny("invalid token")
     token_id, last_used_at, inbox = row
@@ -74,8 +74,13 @@ def post_message():
     # for that one indexed lookup, under the rate limit.
     write_now(db.session)
     inbox = _token_inbox()
-    payload = request.get_json(silent=True)
+    try:
+        payload = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the JSON parser goes
+        payload = None
     if payload is None:
+        log.warning("API message refused for inbox %s: the body is not JSON (Content-Type %r)",
+                    inbox.id, request.content_type)
         return jsonify(error="body must be JSON (Content-Type: application/json)"), 400
     try:
         (inbound,) = get_adapter(inbox).parse(payload)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 from sqlalchemy import func, select
 
 from helpdesk.extensions import db
-from helpdesk.models import ApiToken, Message
+from helpdesk.models import ApiToken, ContactIdentity, Message
 from tests import factories as f
 from tests.conftest import login
 
@@ -66,7 +68,8 @@ def test_token_use_is_recorded_coarsely(app, client, api):
     assert db.session.scalar(select(ApiToken.last_used_at)) > first
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic eA=="}])
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic eA=="},
+                                     {"Authorization": "Bearer "}])
 def test_bad_token_is_401(app, client, api, headers, caplog):
     resp = post(client, headers, external_id="e1", user_id="u", text="a")
     assert resp.status_code == 401
@@ -79,6 +82,8 @@ def test_bad_token_is_401(app, client, api, headers, caplog):
     ({"external_id": "e", "user_id": "u", "text": "x" * 20_001}, "longer"),
     ({"external_id": "e", "user_id": "u", "text": "a", "sent_at": "yesterday"}, "ISO"),
     ({"external_id": "e", "user_id": "u", "text": "a", "sent_at": "2026-01-01T00:00:00"}, "timezone"),
+    ({"external_id": "e", "user_id": "u", "text": " \n\u3000 "}, "text"),  # blank, full-width space included
+    ({"external_id": "e", "user_id": "u", "text": "a", "email": "not an email\r\nBcc: a@example.com"}, "email"),
 ])
 def test_invalid_body_is_400_with_reason(app, client, api, body, needle):
     inbox, headers = api
@@ -86,10 +91,42 @@ def test_invalid_body_is_400_with_reason(app, client, api, body, needle):
     assert resp.status_code == 400 and needle in resp.json["error"]
 
 
-def test_non_json_is_400(app, client, api):
+@pytest.mark.parametrize("data", ["not json", '{"a":' * 100_000 + "1" + "}" * 100_000], ids=["text", "nested"])
+def test_non_json_is_400_with_a_log_line(app, client, api, data, caplog):
     inbox, headers = api
-    resp = client.post("/api/v1/messages", data="not json", headers=headers)
-    assert resp.status_code == 400
+    resp = client.post("/api/v1/messages", data=data, headers={**headers, "Content-Type": "application/json"})
+    assert resp.status_code == 400 and "JSON" in resp.json["error"]
+    assert f"API message refused for inbox {inbox.id}: the body is not JSON" in caplog.text
+
+
+def test_the_bearer_scheme_is_case_insensitive(app, client, api):
+    inbox, headers = api
+    token = headers["Authorization"].split(" ", 1)[1]
+    resp = post(client, {"Authorization": f"bearer {token}"}, external_id="e1", user_id="u", text="a")
+    assert resp.status_code == 201
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)  # PostgreSQL refuses NUL
+def test_text_no_database_can_store_is_kept_with_a_replacement_character(app, client, api, caplog):
+    """Half an emoji (a lone surrogate, from a client slicing UTF-16) or a NUL in a message:
+    the message is stored, those characters replaced, where a 500 would have the provider
+    retry it for ever."""
+    inbox, headers = api
+    resp = client.post("/api/v1/messages", headers={**headers, "Content-Type": "application/json"},
+                       data='{"external_id": "e1", "user_id": "u", "name": "\\ud83d\\u0000", '
+                            '"text": "\\ud83d \\u5c4a\\u304d\\u307e\\u305b\\u3093\\u0000"}')
+    assert resp.status_code == 201, resp.json
+    msg = db.session.scalar(select(Message))
+    assert msg.body == "\ufffd 届きません\ufffd"
+    assert db.session.scalar(select(ContactIdentity.display_name)) == "\ufffd\ufffd"
+    assert "replaced characters no database can store" in caplog.text
+
+
+def test_a_sender_clock_in_the_future_is_taken_as_now(app, client, api):
+    inbox, headers = api
+    resp = post(client, headers, external_id="e1", user_id="u", text="a", sent_at="2099-01-01T00:00:00+09:00")
+    assert resp.status_code == 201
+    assert datetime.fromisoformat(resp.json["message"]["sent_at"]) <= datetime.now(timezone.utc)
 
 
 def test_missed_events_need_login(app, client):

@@ -264,11 +264,14 @@ def test_agents_online_only_when_an_agent_who_sees_the_inbox_is_connected(app, s
     assert c.emit("presence", {}, namespace=NS, callback=True)["agents_online"] is True
 
 
-def test_offline_visitor_must_leave_an_email_which_is_kept_on_the_contact(app, sockets, chat_inbox):
+def test_offline_visitor_must_leave_an_email_which_is_kept_on_the_contact(app, sockets, chat_inbox, caplog):
+    caplog.set_level("INFO", logger="helpdesk.realtime.widget_ns")
     c = sockets.visitor(chat_inbox)
     hello(c)
     assert say(c, "誰かいますか")["error"] == "email_required"
     assert say(c, "誰かいますか", email="not-an-email")["error"] == "bad_email"
+    assert f"widget message held on inbox {chat_inbox.id}" in caplog.text and "email asked first" in caplog.text
+    assert f"widget message refused on inbox {chat_inbox.id}" in caplog.text and "bad email" in caplog.text
     r = say(c, "誰かいますか", email="kyaku@example.jp")
     assert r["ok"] and r["agents_online"] is False
     ticket = only_ticket()
@@ -277,7 +280,8 @@ def test_offline_visitor_must_leave_an_email_which_is_kept_on_the_contact(app, s
     assert say(c, "追伸")["ok"]  # the email is known now
 
 
-def test_prechat_form_is_required_when_the_inbox_asks_for_it(app, sockets, agent):
+def test_prechat_form_is_required_when_the_inbox_asks_for_it(app, sockets, agent, caplog):
+    caplog.set_level("INFO", logger="helpdesk.realtime.widget_ns")
     inbox = f.inbox(kind="chat", settings={"prechat": True})
     inbox.members.append(agent)
     db.session.commit()
@@ -287,6 +291,7 @@ def test_prechat_form_is_required_when_the_inbox_asks_for_it(app, sockets, agent
     assert say(c, "こんにちは")["error"] == "prechat_required"
     bad = c.emit("identify", {"name": "鈴木", "email": "nope"}, namespace=NS, callback=True)
     assert bad["error"] == "bad_email"
+    assert "pre-chat form first" in caplog.text and "gave a bad email" in caplog.text
     assert c.emit("identify", {"name": "鈴木", "email": "suzuki@example.jp"}, namespace=NS, callback=True)["ok"]
     assert say(c, "こんにちは")["ok"]
     contact = db.session.scalar(select(Contact))
