@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -131,6 +132,17 @@ def test_text_message_opens_ticket_with_reply_token_in_meta(client, inbox):
 
 
 @pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+def test_half_an_emoji_keeps_its_message_and_the_rest_of_the_batch(client, inbox):
+    """A lone surrogate (half an emoji, as JSON's \\ud83d) once made the whole webhook a 500:
+    LINE redelivered it for ever and the valid event after it was never stored."""
+    raw = json.dumps(webhook(text_event("絵文字が半分 \ud83d"), text_event("二通目です"))).encode()
+    assert "\\ud83d" in raw.decode()
+    resp = client.post(f"/webhooks/line/{inbox.key}", data=raw, content_type="application/json",
+                       headers={"X-Line-Signature": line_mod.signature(SECRET, raw)})
+    assert resp.status_code == 200
+    assert db.session.scalars(select(Message.body).order_by(Message.id)).all() == ["絵文字が半分 \ufffd", "二通目です"]
+
+
 def test_redelivered_event_is_stored_once(client, inbox):
     ev = text_event("一回だけ")
     assert post(client, inbox, webhook(ev)).json["created"] == 1
