@@ -40,17 +40,18 @@ class Scale:
     question: str  # the texts are lazily translated: the survey page shows them in the page's language
     low_label: str
     high_label: str
+    neutral: tuple[int, int]  # the answers that say neither (NPS: its passives, 7-8); below negative, above positive
 
 
 # Sent on the customer's channel in the desk's default language (see render); an inbox may
 # override the question with settings["survey_question"].
 SCALES = {
     "csat": Scale("csat", 1, 5, "満足度", _l("Were you satisfied with our support this time?"),
-                  _l("Dissatisfied"), _l("Satisfied")),
+                  _l("Dissatisfied"), _l("Satisfied"), (3, 3)),
     "nps": Scale("nps", 0, 10, "おすすめ度", _l("How likely are you to recommend us to your family or friends?"),
-                 _l("Would not recommend"), _l("Would definitely recommend")),
+                 _l("Would not recommend"), _l("Would definitely recommend"), (7, 8)),
     "ces": Scale("ces", 1, 7, "かんたんさ", _l("How easy was it to get your problem solved this time?"),
-                 _l("Very difficult"), _l("Very easy")),
+                 _l("Very difficult"), _l("Very easy"), (4, 4)),
 }
 _PREFIXES = {s.prefix: s.kind for s in SCALES.values()} | {k.upper(): k for k in SCALES}
 _ANSWER_RE = re.compile(r"^\s*(" + "|".join(map(re.escape, _PREFIXES)) + r")\s*[:：]?\s*(\d{1,2})\s*$")
@@ -218,6 +219,22 @@ def parse_reply(text: str) -> tuple[str, int] | None:
     if not m:
         return None
     return _PREFIXES[m.group(1)], int(m.group(2))
+
+
+def sentiment_of(text: str) -> tuple[str, float] | None:
+    """(label, score from -1 to 1) of a quick-reply answer such as 「満足度：1」, read from its
+    number: the customer said how they feel, where a model reads the text as neutral. None
+    for any other text. The score is 0 across the scale's neutral answers and runs linearly
+    to -1 at its lowest and 1 at its highest, so its sign always agrees with the label."""
+    parsed = parse_reply(text)
+    if parsed is None or not SCALES[parsed[0]].low <= parsed[1] <= SCALES[parsed[0]].high:
+        return None
+    scale, n = SCALES[parsed[0]], parsed[1]
+    if n < scale.neutral[0]:
+        return "negative", round(-(scale.neutral[0] - n) / (scale.neutral[0] - scale.low), 4)
+    if n > scale.neutral[1]:
+        return "positive", round((n - scale.neutral[1]) / (scale.high - scale.neutral[1]), 4)
+    return "neutral", 0.0
 
 
 def pending_for(inbox_id: int, contact_id: int, kind: str) -> Survey | None:

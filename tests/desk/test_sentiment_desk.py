@@ -152,6 +152,39 @@ def test_contact_aggregate_follows_the_latest_messages_across_tickets(app):
     assert contact.sentiment_trend == "worsening"
 
 
+def test_a_survey_answer_is_labelled_from_its_number_not_by_the_model(app):
+    """「満足度：1」 is the customer saying how they feel. The model read it as neutral text, so a
+    customer who had complained and then rated us 1 in 5 looked like one whose mood improved."""
+    from helpdesk.models import Contact
+
+    inbox = f.inbox()
+    ingest(inbox, f.inbound(user_id="rated", text="返金はまだですか。本当に最悪です。"))
+    rated = ingest(inbox, f.inbound(user_id="rated", text="満足度：１")).message
+    other = ingest(inbox, f.inbound(user_id="fan", text="満足度: 5")).message
+    prose = ingest(inbox, f.inbound(user_id="prose", text="満足度は5です、ありがとうございました")).message
+    for msg in (rated, other, prose):
+        db.session.refresh(msg)
+    assert (rated.sentiment_label, rated.sentiment_score, rated.sentiment_model) == ("negative", -1.0, "survey-answer")
+    assert rated.sentiment_probs == {"negative": 1.0, "neutral": 0.0, "positive": 0.0} and rated.keywords == []
+    assert (other.sentiment_label, other.sentiment_score) == ("positive", 1.0)
+    assert prose.sentiment_model != "survey-answer"  # words around the number: the model reads it
+    contact = db.session.get(Contact, rated.contact_id)
+    assert contact.sentiment_latest_label == "negative" and contact.sentiment_trend != "improving"
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("満足度：1", ("negative", -1.0)), ("満足度：2", ("negative", -0.5)), ("満足度：3", ("neutral", 0.0)),
+    ("CSAT 4", ("positive", 0.5)), ("満足度：6", None),  # off the scale: the model reads it
+    ("おすすめ度：0", ("negative", -1.0)), ("おすすめ度：6", ("negative", -0.1429)),  # NPS: 0-6 detractors
+    ("おすすめ度：8", ("neutral", 0.0)), ("おすすめ度：9", ("positive", 0.5)),
+    ("かんたんさ：4", ("neutral", 0.0)), ("かんたんさ：7", ("positive", 1.0)), ("ありがとう", None),
+])
+def test_survey_answer_sentiment_follows_each_scale(app, text, expected):
+    from helpdesk.services import surveys
+
+    assert surveys.sentiment_of(text) == expected
+
+
 def _mixed_backlog(app, inbox):
     """Two customers with labelled history, then an unlabelled backlog over three tickets,
     some of it sent *before* messages already labelled (a mail import of older mail)."""
