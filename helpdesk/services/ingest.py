@@ -202,7 +202,10 @@ def _store(inbox: Inbox, inbound: Inbound) -> IngestResult:
         db.session.flush()  # its id (and a new contact's), for the message's row: one flush for both
     else:
         changes = {"last_message_at": now}
-        if (ticket.status in _REOPENABLE or ticket.status is Status.pending) and survey is None:
+        # neither a survey answer nor an automatic reply (an out-of-office mail) is the customer
+        # coming back: the ticket stays where the agent left it
+        if ((ticket.status in _REOPENABLE or ticket.status is Status.pending) and survey is None
+                and not inbound.meta.get("auto_submitted")):
             changes.update(status=Status.open, resolved_at=None)
         if inbound.meta.get("reply_to"):
             changes["reply_to"] = str(inbound.meta["reply_to"])

@@ -190,6 +190,25 @@ def test_a_follow_up_to_an_assigned_ticket_reads_its_agent_with_the_ticket(app, 
     assert created.payload["ticket"]["assignee"] == {"id": agent.id, "name": "佐藤"}
 
 
+@pytest.mark.config(SENTIMENT_ENABLED=False)
+@pytest.mark.parametrize("status", [Status.resolved, Status.pending])
+def test_an_automatic_reply_does_not_reopen_its_ticket(app, status):
+    """An out-of-office answer to our reply (or to the survey sent on resolving) is stored on
+    its ticket without reopening it: otherwise each resolve would bring the ticket back."""
+    inbox = f.inbox()
+    first = ingest(inbox, f.inbound(user_id="U-away")).message
+    ticket = first.ticket
+    ticket.status = status
+    db.session.commit()
+    auto = ingest(inbox, f.inbound(user_id="U-away", text="ただいま休暇中です。", thread_hints=(first.external_id,),
+                                   meta={"auto_submitted": "auto-replied"})).message
+    db.session.refresh(ticket)
+    assert auto.ticket_id == ticket.id and ticket.status is status
+    ingest(inbox, f.inbound(user_id="U-away", text="戻りました。まだ届いていません", thread_hints=(first.external_id,)))
+    db.session.refresh(ticket)
+    assert ticket.status is Status.open  # the customer writing again does
+
+
 def test_a_follow_up_reads_by_index_not_by_scanning_a_table(app, db_url):
     """Every message runs these reads; one that scans a table grows with the desk's history.
     (The tags were once joined in a way SQLite answered by scanning all of ticket_tags.)"""
