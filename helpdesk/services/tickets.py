@@ -16,6 +16,7 @@ from ..models import (Agent, AuditLog, Contact, ContactIdentity, Delivery, Direc
 from ..models._types import utcnow
 from ..realtime import events
 from ..realtime.serializers import message_json, ticket_json
+from ..sqlite_writes import write_now
 
 
 class TicketError(ValueError):
@@ -208,7 +209,18 @@ def merge_contacts(survivor: Contact, other: Contact, agent: Agent | None) -> Co
     """Fold ``other`` into ``survivor``: identities, tickets and messages move; nothing is lost."""
     if survivor.id == other.id:
         raise TicketError(_l("A contact cannot be merged into itself."))
+    # Read again under the writer lock (SQLite) or row locks (PostgreSQL): two agents merging
+    # two customers into each other at once would leave each merged into the other, both gone.
+    write_now(db.session)
+    merged_into = dict(db.session.execute(
+        select(Contact.id, Contact.merged_into_id).where(Contact.id.in_([survivor.id, other.id]))
+        .order_by(Contact.id).with_for_update()).all())
+    if merged_into.get(survivor.id) or merged_into.get(other.id):
+        db.session.rollback()
+        raise TicketError(_l("This customer was merged into another one already."))
     moved = [f"{i.kind}:{i.external_id}" for i in other.identities]
+    moved_tickets = db.session.scalars(select(Ticket.id).where(Ticket.contact_id == other.id,
+                                                               Ticket.status.in_(Status.active()))).all()
     db.session.execute(update(ContactIdentity).where(ContactIdentity.contact_id == other.id)
                        .values(contact_id=survivor.id))
     db.session.execute(update(Ticket).where(Ticket.contact_id == other.id).values(contact_id=survivor.id))
@@ -220,6 +232,10 @@ def merge_contacts(survivor: Contact, other: Contact, agent: Agent | None) -> Co
         survivor.name = other.name
     other.merged_into_id = survivor.id
     audit(agent, "contact.merge", "contact", survivor.id, {"merged": other.id, "identities": moved})
-    db.session.commit()
+    db.session.flush()
     db.session.expire_all()
+    # open pages of the moved tickets show their new customer
+    for ticket in db.session.scalars(select(Ticket).where(Ticket.id.in_(moved_tickets))):
+        events.publish(events.TICKET_UPDATED, ticket_json(ticket), inbox_id=ticket.inbox_id, ticket_id=ticket.id)
+    db.session.commit()
     return survivor

@@ -4,10 +4,10 @@ the same customer found twice."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from helpdesk.extensions import db
-from helpdesk.models import AuditLog, Contact, Role, Ticket
+from helpdesk.models import AuditLog, Contact, Event, Role, Ticket
 from helpdesk.services.ingest import ingest
 from tests import factories as f
 from tests.conftest import csrf_token, login
@@ -113,6 +113,40 @@ def test_likely_duplicates_are_offered_and_merged_from_the_customer_page(app, cl
     old = client.get(f"/agent/contacts/{same.id}")
     assert old.status_code == 302 and old.headers["Location"].endswith(f"/agent/contacts/{kimura.id}")
     assert same.id not in listed(client)
+
+
+def test_a_customer_merged_away_is_in_no_second_merge(app, client):
+    """Two agents merging two customers into each other (one from a page opened before the
+    other's merge) left each merged into the other: both gone, their pages redirecting to
+    each other for ever. A merge into, or of, a customer merged away is refused."""
+    inbox = f.inbox(kind="line")
+    a, b, c = (customer(inbox, f"U-{n}", n) for n in ("たけし", "たぬき", "小林"))
+    login(client, f.agent(inboxes=[inbox], locale="en").email)
+    token = csrf_token(client, f"/agent/contacts/{a.id}")
+    assert client.post(f"/agent/contacts/{a.id}/merge", data={"csrf_token": token, "other_id": b.id}).status_code == 302
+    events_before = db.session.scalar(select(func.count()).select_from(Event))
+    for survivor, other in ((b, a), (b, c), (c, b)):  # b was merged into a
+        resp = client.post(f"/agent/contacts/{survivor.id}/merge", data={"csrf_token": token, "other_id": other.id})
+        assert resp.status_code == 302
+        page = client.get(resp.headers["Location"], follow_redirects=True).get_data(as_text=True)
+        assert "This customer was merged into another one already." in page
+    db.session.expire_all()
+    assert [(x.id, x.merged_into_id) for x in (a, b, c)] == [(a.id, None), (b.id, a.id), (c.id, None)]
+    assert db.session.scalar(select(func.count()).select_from(Event)) == events_before
+    assert client.get(f"/agent/contacts/{a.id}").status_code == 200
+    assert listed(client) == {a.id, c.id}
+
+
+def test_a_merge_shows_live_on_the_moved_tickets(app, client):
+    inbox = f.inbox(kind="line")
+    a, b = customer(inbox, "U-a", "たけし"), customer(inbox, "U-b", "たぬき")
+    moved = db.session.scalar(select(Ticket.id).where(Ticket.contact_id == b.id))
+    login(client, f.agent(inboxes=[inbox]).email)
+    token = csrf_token(client, f"/agent/contacts/{a.id}")
+    client.post(f"/agent/contacts/{a.id}/merge", data={"csrf_token": token, "other_id": b.id})
+    ev = db.session.scalars(select(Event).where(Event.name == "ticket.updated").order_by(Event.id.desc())).first()
+    assert ev is not None and ev.ticket_id == moved
+    assert ev.payload["contact"] == {"id": a.id, "name": "たけし"}
 
 
 def test_editing_from_the_customer_page_returns_there(app, client):
