@@ -8,6 +8,9 @@ from sqlalchemy import JSON, DateTime, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 
 
+ROW_ID_MAX = 2**63 - 1  # the largest id a column holds (PostgreSQL's BIGINT, SQLite's INTEGER)
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 

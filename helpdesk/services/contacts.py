@@ -16,10 +16,14 @@ from sqlalchemy.orm import selectinload
 from nlp.text import normalize
 
 from ..extensions import db
+from ..models._types import ROW_ID_MAX
 from ..models import Contact, ContactIdentity, Ticket
 
 _NOT_DIGITS = re.compile(r"\D")
-_PHONE_LIKE = re.compile(r"[\d\-\s()+]+")
+# The dashes people type in a phone number: ASCII and full-width hyphen-minus, the IME's minus
+# sign 「−」 and long vowel mark 「ー」, and the Unicode hyphens and dashes.
+_PHONE_DASHES = "-－−ー‐‑‒–—―"
+_PHONE_LIKE = re.compile(r"[\d\s()+" + _PHONE_DASHES + "]+")
 
 
 def contact_query(visible: set[int], q: str = "") -> Select:
@@ -54,14 +58,14 @@ def _matches(q: str):
     digits = _NOT_DIGITS.sub("", needle)
     if len(digits) >= 3 and _PHONE_LIKE.fullmatch(needle):
         conds.append(_phone_digits(Contact.phone).contains(digits, autoescape=True))
-    if needle.startswith("#") and needle[1:].isdigit():
+    if needle.startswith("#") and needle[1:].isdigit() and int(needle[1:]) <= ROW_ID_MAX:
         conds.append(Contact.id == int(needle[1:]))
     return or_(*conds)
 
 
 def _phone_digits(column):
     """The phone number without the separators people type: 03-1234-5678, (03) 1234 5678."""
-    for sep in ("-", " ", "(", ")", "+", "－"):
+    for sep in (*_PHONE_DASHES, " ", "　", "(", ")", "（", "）", "+"):
         column = func.replace(column, sep, "")
     return column
 

@@ -9,6 +9,7 @@ from sqlalchemy import and_, exists, func, or_, select
 from nlp.text import normalize, search_tokens
 
 from ..extensions import db
+from ..models._types import ROW_ID_MAX
 from ..models import Agent, Contact, Message, Priority, Status, Tag, Ticket
 from ..models.ticket import ticket_tags
 
@@ -110,7 +111,7 @@ def _text_match(q: str):
     conds.append(
         exists().where(Contact.id == Ticket.contact_id, func.lower(Contact.name).contains(needle, autoescape=True))
     )
-    if needle.startswith("#") and needle[1:].isdigit():
+    if needle.startswith("#") and needle[1:].isdigit() and int(needle[1:]) <= ROW_ID_MAX:
         conds.append(Ticket.id == int(needle[1:]))
     return or_(*conds)
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import importlib
 
 from flask import Flask, redirect, url_for
+from werkzeug.routing import IntegerConverter
+
+from ..models._types import ROW_ID_MAX
 
 # Each module defines ``bp``; optional ones may not exist yet in a given build.
 _BLUEPRINTS = ["auth", "agent", "api", "webhooks", "admin", "supervisor", "widget", "survey", "files"]
@@ -17,7 +20,17 @@ def form_error_text(form) -> str:
                     for name, msgs in form.errors.items() for msg in msgs)
 
 
+class RowIdConverter(IntegerConverter):
+    """``<int:...>`` up to the largest row id a database holds: /agent/tickets/<20 digits> is a
+    404, where the number reached SQLite or PostgreSQL and failed there (a 500)."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", ROW_ID_MAX)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def register_blueprints(app: Flask) -> None:
+    app.url_map.converters["int"] = RowIdConverter  # before the routes that use it
     for name in _BLUEPRINTS:
         try:
             module = importlib.import_module(f"{__name__}.{name}")

@@ -11,7 +11,7 @@ import logging
 from flask import Flask, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DataError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from ..extensions import db, login_manager
@@ -52,6 +52,9 @@ def register_error_pages(app: Flask) -> None:
         app.register_error_handler(status, http_error)
     app.register_error_handler(HTTPException, http_error)  # every other status
     app.register_error_handler(OperationalError, database_unavailable)
+    # a value no column can hold (an id of 20 digits in a form or a query string) is bad input
+    app.register_error_handler(OverflowError, value_out_of_range)  # SQLite's driver
+    app.register_error_handler(DataError, value_out_of_range)  # PostgreSQL's
 
 
 def http_error(exc: HTTPException):
@@ -75,6 +78,12 @@ def database_unavailable(exc: OperationalError):
     db.session.rollback()
     log.error("database unavailable (%s %s): %s", request.method, request.path, exc.orig)
     return error_response(503, {"Retry-After": "10"})
+
+
+def value_out_of_range(exc: Exception):
+    db.session.rollback()
+    log.warning("bad value in %s %s: %s", request.method, request.path, getattr(exc, "orig", exc))
+    return error_response(400, {})
 
 
 def wants_json() -> bool:

@@ -35,8 +35,13 @@ def test_search_finds_customers_as_agents_type_them(app, client):
     kana = customer(inbox, "U2", "サトウ ケンジ")
     social = customer(inbox, "sato_hanako", "はなこ", kind="social")
     suzuki = customer(inbox, "U4", "鈴木一郎", phone="03 (1111) 2222")
+    # typed with a Japanese IME: the minus sign 「−」, the long vowel mark 「ー」, full-width brackets
+    ime = customer(inbox, "U5", "伊藤", phone="080−3333ー4444")
+    brackets = customer(inbox, "U6", "加藤", phone="（06）5555‐6666")
     login(client, f.agent(inboxes=[inbox]).email)
-    assert listed(client) == {sato.id, kana.id, social.id, suzuki.id}
+    assert listed(client, "08033334444") == {ime.id} and listed(client, "080-3333-4444") == {ime.id}
+    assert listed(client, "0655556666") == {brackets.id} and listed(client, "06−5555") == {brackets.id}
+    assert listed(client) == {sato.id, kana.id, social.id, suzuki.id, ime.id, brackets.id}
     assert listed(client, "佐藤") == {sato.id}  # part of the name
     assert listed(client, "ｻﾄｳ") == {kana.id}  # half-width katakana, as some systems export it
     assert listed(client, "hanako.sato@EXAMPLE") == {sato.id}  # email, any case

@@ -222,3 +222,25 @@ def test_any_other_http_error_gets_our_page_or_json(app, client):
     html = resp.get_data(as_text=True)
     assert resp.status_code == 501 and "<h1>The request could not be completed</h1>" in html
     assert "Not Implemented" not in html
+
+
+HUGE = "1" * 20  # past the largest id a database column holds
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+def test_ids_no_database_holds_are_bad_input_not_a_server_error(app, client, caplog):
+    """An id of 20 digits once reached the database and failed there: a 500 from a search box
+    or a hand-edited address."""
+    inbox = f.inbox()
+    login(client, f.agent(inboxes=[inbox], role=Role.admin).email)
+    assert client.get(f"/agent/tickets/{HUGE}").status_code == 404  # no route takes it
+    for path in ("/agent/", "/agent/contacts"):  # a search for "#<digits>" finds nothing
+        resp = client.get(path, query_string={"q": f"#{HUGE}"})
+        assert resp.status_code == 200
+    for query in ({"inbox": HUGE}, {"team": HUGE}, {"assignee": HUGE}):
+        resp = client.get("/agent/", query_string=query)
+        assert resp.status_code == 400 and TITLES[400][0] in resp.get_data(as_text=True)
+    resp = client.get("/api/v1/events", query_string={"since": HUGE})
+    assert resp.status_code == 400 and resp.json == {"error": "bad request"}
+    assert "bad value in GET /api/v1/events" in caplog.text
+    assert client.get("/agent/").status_code == 200  # the session is usable again
