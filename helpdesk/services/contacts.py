@@ -16,8 +16,8 @@ from sqlalchemy.orm import selectinload
 from nlp.text import normalize
 
 from ..extensions import db
-from ..models._types import ROW_ID_MAX
 from ..models import Contact, ContactIdentity, Ticket
+from ..models._types import ROW_ID_MAX
 
 _NOT_DIGITS = re.compile(r"\D")
 # The dashes people type in a phone number: ASCII and full-width hyphen-minus, the IME's minus

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flask import current_app
 from sqlalchemy import and_, exists, func, or_, select
 
 from nlp.text import normalize, search_tokens
 
 from ..extensions import db
-from ..models._types import ROW_ID_MAX
 from ..models import Agent, Contact, Message, Priority, Status, Tag, Ticket
+from ..models._types import ROW_ID_MAX
 from ..models.ticket import ticket_tags
 
 SORTS = {
@@ -77,8 +78,9 @@ def inbox_query(agent: Agent, visible: set[int], f: InboxFilter):
         )
     if f.sentiment in {"negative", "neutral", "positive"}:
         stmt = stmt.where(Ticket.sentiment_label == f.sentiment)
-    elif f.sentiment == "angry":
-        stmt = stmt.where(Ticket.sentiment_worst_score <= -0.6)
+    elif f.sentiment == "angry":  # "very negative": now, among the negative ones (not at its worst ever)
+        stmt = stmt.where(Ticket.sentiment_label == "negative",
+                          Ticket.sentiment_score <= current_app.config["ESCALATE_SCORE"])
     if f.q:
         stmt = stmt.where(_text_match(f.q))
     if f.sort == "priority":

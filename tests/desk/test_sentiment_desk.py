@@ -185,6 +185,26 @@ def test_survey_answer_sentiment_follows_each_scale(app, text, expected):
     assert surveys.sentiment_of(text) == expected
 
 
+def test_the_very_negative_filter_shows_tickets_very_negative_now(app, client):
+    """「非常にネガティブ」 once listed every ticket that had ever been very negative, a ticket
+    whose customer had since thanked us (labelled positive) among them: more tickets than
+    「ネガティブ」 itself."""
+    from tests.conftest import login
+
+    inbox = f.inbox()
+    upset = ingest(inbox, f.inbound(user_id="u1", text="何度も問い合わせているのに返事がない。いい加減にしてください")).message
+    calmed = ingest(inbox, f.inbound(user_id="u2", text="届いた商品が壊れていました。最悪です")).message
+    ingest(inbox, f.inbound(user_id="u2", text="交換していただき本当にありがとうございました！助かりました"))
+    login(client, f.agent(inboxes=[inbox]).email)
+
+    def listed(sentiment):
+        html = client.get("/agent/", query_string={"sentiment": sentiment, "status": "all"}).get_data(as_text=True)
+        return {t for t in (upset.ticket_id, calmed.ticket_id) if f'data-ticket-id="{t}"' in html}
+
+    assert listed("positive") == {calmed.ticket_id}
+    assert listed("angry") == {upset.ticket_id} and listed("negative") == {upset.ticket_id}
+
+
 def _mixed_backlog(app, inbox):
     """Two customers with labelled history, then an unlabelled backlog over three tickets,
     some of it sent *before* messages already labelled (a mail import of older mail)."""
