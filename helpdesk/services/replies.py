@@ -161,8 +161,7 @@ def deliver(message_id: int) -> None:
         log.error("message %s not sent: attachment %s is missing from %s", msg.id, exc,
                   current_app.config["UPLOAD_DIR"])
         msg.delivery, msg.delivery_error = Delivery.failed, f"attachment file missing: {exc}"
-        events.publish(events.MESSAGE_UPDATED, message_json(msg), inbox_id=msg.inbox_id, ticket_id=ticket.id)
-        db.session.commit()
+        _delivery_settled(msg, ticket)
         return
     outbound = Outbound(
         text=msg.body,
@@ -204,7 +203,20 @@ def deliver(message_id: int) -> None:
         else:
             log.warning("send of message %s refused: %s", msg.id, result.error)
             msg.delivery, msg.delivery_error = Delivery.failed, result.error or "refused by provider"
+    _delivery_settled(msg, ticket)
+
+
+def _delivery_settled(msg: Message, ticket: Ticket) -> None:
+    """Publish where the message's delivery ended, and commit. An answer that failed for good
+    puts a ticket its agent resolved or set pending with it ("send and resolve") back to open:
+    the customer never got it, and a resolved ticket leaves the agents' open queue. (A failed
+    survey question is no answer and leaves the ticket as it is.)"""
     events.publish(events.MESSAGE_UPDATED, message_json(msg), inbox_id=msg.inbox_id, ticket_id=ticket.id)
+    if (msg.delivery is Delivery.failed and ticket.status in (Status.resolved, Status.pending)
+            and not (msg.meta or {}).get("survey")):
+        log.warning("ticket %s reopened: its reply %s was not delivered", ticket.id, msg.id)
+        ticket.status, ticket.resolved_at = Status.open, None
+        events.publish(events.TICKET_UPDATED, ticket_json(ticket), inbox_id=ticket.inbox_id, ticket_id=ticket.id)
     db.session.commit()
 
 

@@ -90,6 +90,32 @@ def test_permanent_failure_shown_to_agent(app):
     assert msg.delivery_error == "recipient blocked the account"
 
 
+@pytest.mark.parametrize("status", [Status.resolved, Status.pending])
+def test_an_answer_that_fails_for_good_reopens_the_ticket_it_resolved(app, status):
+    """"Send and resolve" with a reply that never arrives: the ticket left the open queue while
+    the customer got nothing. It comes back as open, live."""
+    ticket, agent = _ticket(settings={"fail": "permanent"})
+    ticket.status = status
+    db.session.commit()
+    msg = post_reply(ticket, agent, "解決しましたのでクローズいたします")
+    db.session.refresh(msg)
+    db.session.refresh(ticket)
+    assert msg.delivery is Delivery.failed
+    assert ticket.status is Status.open and ticket.resolved_at is None
+    ev = db.session.scalars(select(Event).order_by(Event.id.desc())).first()
+    assert (ev.name, ev.payload["id"], ev.payload["status"]) == ("ticket.updated", ticket.id, "open")
+
+
+def test_a_failed_survey_question_leaves_its_ticket_resolved(app):
+    ticket, agent = _ticket(settings={"fail": "permanent"})
+    ticket.status = Status.resolved
+    db.session.commit()
+    msg = post_reply(ticket, None, "満足度を教えてください", meta={"survey": {"id": 1, "kind": "csat"}})
+    db.session.refresh(msg)
+    db.session.refresh(ticket)
+    assert msg.delivery is Delivery.failed and ticket.status is Status.resolved
+
+
 def test_deliver_twice_sends_once(app):
     ticket, agent = _ticket()
     msg = post_reply(ticket, agent, "一度だけ")
