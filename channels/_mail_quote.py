@@ -11,12 +11,15 @@ from __future__ import annotations
 import re
 import unicodedata
 
+# "2026年11月1日(日) 10:00 山田 <a@b>:" (Gmail), "2026/11/01 10:05、山田 <a@b>のメール:" (iPhone)
+_DATED_HEADER = re.compile(
+    r"^\d{4}\s*[年/.\-]\s*\d{1,2}\s*[月/.\-]\s*\d{1,2}.{0,200}(wrote|書きました|のメール|のメッセージ|[>＞]|@.*)\s*[:：]\s*$",
+    re.I)
 _HEADER_LINES = [
     re.compile(r"^-{2,}\s*(original message|元のメッセージ|オリジナル メッセージ|オリジナルメッセージ)\s*-{2,}\s*$", re.I),
     re.compile(r"^.{1,160}(は|が)書きました\s*[:：]?\s*$"),
     re.compile(r"^(on|am|le|el)\b.{0,200}\b(wrote|schrieb|a écrit|escribió)\s*[:：]\s*$", re.I),
-    re.compile(r"^\d{4}\s*[年/.\-]\s*\d{1,2}\s*[月/.\-]\s*\d{1,2}.{0,200}(wrote|書きました|のメール|のメッセージ|[>＞]|@.*)\s*[:：]\s*$",
-               re.I),
+    _DATED_HEADER,
     re.compile(r"^.{1,160}(のメール|のメッセージ|からのメール)\s*[:：]\s*$"),
 ]
 _OUTLOOK_FROM = re.compile(r"^\s*\**\s*(差出人|送信者|from)\s*\**\s*[:：]", re.I)
@@ -37,10 +40,10 @@ def _is_header_at(lines: list[str], i: int) -> bool:
         return False
     if any(p.match(line) for p in _HEADER_LINES):
         return True
-    # Gmail wraps long "On ... <address>\nwrote:" headers over two lines.
-    if i + 1 < len(lines):
+    # Gmail wraps long headers over two lines: "On ... <address>\nwrote:", "2026年…山田 <\naddress>:".
+    if i + 1 < len(lines) and len(line) > 10:
         joined = line + " " + _norm(lines[i + 1])
-        if re.match(r"^(on|\d{4}).{0,240}\b(wrote|書きました)\s*[:：]\s*$", joined, re.I) and len(line) > 10:
+        if re.match(r"^(on|\d{4}).{0,240}\b(wrote|書きました)\s*[:：]\s*$", joined, re.I) or _DATED_HEADER.match(joined):
             return True
     if _OUTLOOK_FROM.match(line):
         keys = sum(1 for ln in lines[i + 1:i + 6] if _OUTLOOK_OTHER.match(_norm(ln)))
@@ -74,14 +77,28 @@ def _trailing_quote(lines: list[str]) -> int | None:
 
 
 def _signature_start(lines: list[str]) -> int | None:
-    """First separator line after which only a short block (the signature) remains."""
-    for i, line in enumerate(lines):
-        if i == 0 or not _SIGNATURE.match(line.rstrip("\r")):
+    """First separator line after which only a short block (the signature) remains.
+
+    Customers rule off their own text too ("──────\n注文番号: 12345\n──────\n届いていません。"):
+    a ruled block with more text after its closing rule is part of the message, and so are
+    the rules framing it. A signature's closing rule has nothing but blank or quoted lines after it.
+    """
+    rules = [i for i, line in enumerate(lines) if i > 0 and _SIGNATURE.match(line.rstrip("\r"))]
+    n = 0
+    while n < len(rules):
+        i = rules[n]
+        if n + 1 < len(rules) and _has_text(lines[rules[n + 1] + 1:]):
+            n += 2
             continue
         rest = [ln for ln in lines[i + 1:] if ln.strip()]
         if len(rest) <= _MAX_SIGNATURE_LINES and any(ln.strip() for ln in lines[:i]):
             return i
+        n += 1
     return None
+
+
+def _has_text(lines: list[str]) -> bool:
+    return any(ln.strip() and not _QUOTE_LINE.match(ln) for ln in lines)
 
 
 def split_reply(text: str, *, forward: bool = False) -> tuple[str, str | None]:

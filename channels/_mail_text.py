@@ -263,14 +263,29 @@ def guess_decode(data: bytes) -> str:
     return data.decode("cp932", errors="replace")
 
 
+def _utf8_over_sjis(data: bytes, sjis_text: str) -> str:
+    """UTF-8 labelled Shift_JIS (misconfigured PHP forms): cp932 garbles it without an error.
+    Multibyte data that is strict UTF-8 is almost never real Shift_JIS, whose hiragana and
+    punctuation lead bytes (0x81-0x9F) cannot start a UTF-8 character; the rare short word
+    that is both (羞恥) keeps its Shift_JIS reading because that one reads better."""
+    if data.isascii():
+        return sjis_text
+    try:
+        utf8_text = _decode_utf8(data)
+    except UnicodeDecodeError:
+        return sjis_text
+    return utf8_text if _plausibility(utf8_text) >= _plausibility(sjis_text) else sjis_text
+
+
 def decode_bytes(data: bytes, charset: str | None) -> str:
     """Decode with the declared charset when it fits the bytes, else guess; never garble decodable bytes."""
     family = _family(charset or "")
     if family in _DECODERS:
         try:
-            return _DECODERS[family](data)
+            text = _DECODERS[family](data)
         except UnicodeDecodeError:
             return guess_decode(data)  # mis-declared (SJIS labelled ISO-2022-JP, UTF-8 labelled SJIS...)
+        return _utf8_over_sjis(data, text) if family == "sjis" else text
     if family == "other":
         try:
             text = data.decode(charset.strip().strip('"'))

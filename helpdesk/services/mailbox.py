@@ -25,11 +25,12 @@ from flask import Flask, current_app
 from sqlalchemy import select
 
 from channels import get_adapter
-from channels.base import ChannelError
+from channels.base import ChannelError, Inbound
 
 from ..extensions import db
-from ..models import AuditLog, Inbox
-from .ingest import ingest
+from ..models import AuditLog, Delivery, Direction, Inbox, Message
+from .ingest import IngestResult, ingest
+from .replies import delivery_settled
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +49,14 @@ class PollReport:
     imported: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    dropped: int = 0  # bounces and our own mail: read, but no customer's message
     errors: list[str] = field(default_factory=list)
     # UIDs copied away and flagged \Deleted on servers without MOVE; expunged at the end.
     copied: list[str] = field(default_factory=list, repr=False)
 
     def __str__(self) -> str:
         text = (f"inbox {self.inbox_id}: {self.imported} imported, {self.duplicates} already imported, "
-                f"{self.quarantined} quarantined")
+                f"{self.quarantined} quarantined, {self.dropped} dropped")
         return text + (f", errors: {'; '.join(self.errors)}" if self.errors else "")
 
 
@@ -81,6 +83,41 @@ def poll_all(inbox_id: int | None = None) -> list[PollReport]:
             log.exception("polling inbox %s failed", inbox.id)
             reports.append(PollReport(inbox.id, errors=[f"{exc.__class__.__name__}: {exc}"]))
     return reports
+
+
+# ------------------------------------------------------------------ both ways in
+
+
+def receive(inbox: Inbox, inbound: Inbound) -> IngestResult | None:
+    """Ingest a parsed mail, unless it is no customer's: a bounce marks the reply it returns as
+    failed, and our own mail coming back (a loop) is dropped. None when nothing was ingested."""
+    meta = inbound.meta or {}
+    if "bounce" in meta:
+        _apply_bounce(inbox, inbound.external_id, meta["bounce"])
+        return None
+    if meta.get("from_us"):
+        log.warning("inbox %s: dropped mail %s from our own address %s (a mail loop?)", inbox.id,
+                    inbound.external_id, inbound.email)
+        return None
+    return ingest(inbox, inbound)
+
+
+def _apply_bounce(inbox: Inbox, external_id: str, bounce: dict[str, Any]) -> None:
+    """Show a bounce's error on the reply it returns, the way a refused send is shown."""
+    error = bounce.get("error")
+    if error is None:
+        log.info("inbox %s: delivery report %s announces no failure (a delay); dropped", inbox.id, external_id)
+        return
+    ids = bounce.get("message_ids") or []
+    sent = {m.external_id: m for m in db.session.scalars(select(Message).where(
+        Message.inbox_id == inbox.id, Message.direction == Direction.outbound, Message.external_id.in_(ids)))}
+    msg = next((sent[i] for i in ids if i in sent), None)  # the returned mail's own id comes first
+    if msg is None:
+        log.warning("inbox %s: bounce %s names no mail we sent; dropped (%s)", inbox.id, external_id, error)
+        return
+    log.warning("inbox %s: message %s bounced: %s", inbox.id, msg.id, error)
+    msg.delivery, msg.delivery_error = Delivery.failed, error
+    delivery_settled(msg, msg.ticket)
 
 
 # ------------------------------------------------------------------ IMAP
@@ -231,8 +268,10 @@ def _import_one(imap, inbox: Inbox, adapter, settings: dict[str, Any], uid: str,
         _quarantine(imap, inbox, uid, raw, quarantine, f"internal error: {exc.__class__.__name__}", report)
         return
     # Database trouble propagates: the mail stays unmarked and the next poll tries again.
-    result = ingest(inbox, inbound)
-    if result.created:
+    result = receive(inbox, inbound)
+    if result is None:
+        report.dropped += 1
+    elif result.created:
         report.imported += 1
     else:
         report.duplicates += 1
@@ -399,7 +438,7 @@ class DeskSMTPHandler:
                         log.exception("SMTP listener: parsing mail for inbox %s crashed", inbox_id)
                         self._record(inbox, raw, f"internal error: {exc.__class__.__name__}", peer)
                         return "554 5.6.0 Message refused: could not be read"
-                    ingest(inbox, inbound)
+                    receive(inbox, inbound)
                 return "250 2.0.0 Message accepted"
             except Exception:
                 db.session.rollback()

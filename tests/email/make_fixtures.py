@@ -329,6 +329,28 @@ def hostile_html_name() -> bytes:
     ], b"<script>alert(3)</script> hello\r\n")
 
 
+def raw_8bit_attachment_names() -> bytes:
+    """Older Japanese mailers: attachment names as raw 8-bit bytes, neither RFC 2231 nor 2047
+    (UTF-8 in Content-Disposition, Shift_JIS in Content-Type's name)."""
+    b = b"raw8bit"
+    body = (b"--" + b + b"\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n" + "見積書を送ります。".encode()
+            + b"\r\n--" + b + b"\r\nContent-Type: application/pdf\r\n"
+            b'Content-Disposition: attachment; filename="' + "見積書①.pdf".encode() + b'"\r\n'
+            b"Content-Transfer-Encoding: base64\r\n\r\n" + b64lines(PDF_BYTES) + b"\r\n"
+            b'--' + b + b'\r\nContent-Type: text/csv; name="' + "注文一覧.csv".encode("cp932") + b'"\r\n'
+            b"Content-Transfer-Encoding: base64\r\n\r\n" + b64lines(CSV_BYTES) + b"\r\n"
+            b"--" + b + b"--\r\n")
+    return mail([
+        ("From", "sales@old-mailer.co.jp"),
+        ("To", "support@example.jp"),
+        ("Subject", b64word("UTF-8", "見積書".encode())),
+        ("Date", "Mon, 2 Nov 2026 09:30:00 +0900"),
+        ("Message-ID", "<raw8bit.0001@old-mailer.co.jp>"),
+        ("MIME-Version", "1.0"),
+        ("Content-Type", b'multipart/mixed; boundary="' + b + b'"'),
+    ], body)
+
+
 FIXTURES = {
     "outlook_iso2022jp_nec": outlook_iso2022jp_nec,
     "gmail_utf8_reply": gmail_utf8_reply,
@@ -345,6 +367,7 @@ FIXTURES = {
     "no_message_id": no_message_id,
     "malformed_mime": malformed_mime,
     "hostile_html_name": hostile_html_name,
+    "raw_8bit_attachment_names": raw_8bit_attachment_names,
 }
 
 
@@ -361,6 +384,36 @@ def nested_bomb(depth: int) -> bytes:
     head = (b"From: bomb@example.com\r\nTo: support@example.jp\r\nSubject: bomb\r\n"
             b"Message-ID: <bomb.%d@example.com>\r\nMIME-Version: 1.0\r\n" % depth)
     return head + body
+
+
+def dsn(original_message_id: str, action: str = "failed") -> bytes:
+    """Postfix's delivery status notification for a mail we sent (built at test time: the id
+    of the returned mail is only known once it is sent)."""
+    b = b"dsn.boundary"
+    body = (b"--" + b + b"\r\nContent-Description: Notification\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+            b"This is the mail system at host mx.customer.jp.\r\n\r\n"
+            b"<taro@customer.jp>: host mx.customer.jp said: 550 5.1.1 User unknown\r\n"
+            b"\r\n--" + b + b"\r\nContent-Description: Delivery report\r\nContent-Type: message/delivery-status\r\n\r\n"
+            b"Reporting-MTA: dns; mx.customer.jp\r\nArrival-Date: Mon,  2 Nov 2026 10:00:00 +0900 (JST)\r\n\r\n"
+            b"Final-Recipient: rfc822; taro@customer.jp\r\nOriginal-Recipient: rfc822;taro@customer.jp\r\n"
+            b"Action: " + action.encode() + b"\r\nStatus: 5.1.1\r\nRemote-MTA: dns; mx.customer.jp\r\n"
+            b"Diagnostic-Code: smtp; 550 5.1.1 <taro@customer.jp>: Recipient address\r\n    rejected: User unknown\r\n"
+            b"\r\n--" + b + b"\r\nContent-Description: Undelivered Message Headers\r\n"
+            b"Content-Type: text/rfc822-headers\r\n\r\n"
+            b"From: support@example.jp\r\nTo: taro@customer.jp\r\n"
+            b"Subject: =?UTF-8?B?UmU6IOazqOaWhw==?=\r\nMessage-ID: " + original_message_id.encode() + b"\r\n"
+            b"In-Reply-To: <m1@customer.jp>\r\n"
+            b"\r\n--" + b + b"--\r\n")
+    return mail([
+        ("From", "MAILER-DAEMON@mx.customer.jp (Mail Delivery System)"),
+        ("To", "support@example.jp"),
+        ("Subject", "Undelivered Mail Returned to Sender"),
+        ("Date", "Mon, 2 Nov 2026 10:00:01 +0900 (JST)"),
+        ("Message-ID", "<20261102010001.DSN1@mx.customer.jp>"),
+        ("Auto-Submitted", "auto-replied"),
+        ("MIME-Version", "1.0"),
+        ("Content-Type", b'multipart/report; report-type=delivery-status; boundary="' + b + b'"'),
+    ], body)
 
 
 def huge(size_bytes: int) -> bytes:

@@ -117,3 +117,18 @@ def test_public_webhook_route_refuses_email(app, client):
     resp = client.post(f"/webhooks/email/{inbox.key}", data=raw, content_type="message/rfc822")
     assert resp.status_code == 401
     assert stored() == []
+
+
+def test_mail_from_our_own_address_is_dropped_with_a_log_line(app, listener, caplog):
+    email_inbox()
+    raw = (FIXTURES / "docomo_sjis.eml").read_bytes().replace(b"keitai.user@docomo.ne.jp", b"support@example.jp")
+    send(listener, raw)  # accepted: refusing it would only bounce it back to us
+    assert stored() == []
+    assert "from our own address support@example.jp" in caplog.text
+
+
+def test_bounce_of_no_mail_of_ours_is_dropped_with_a_log_line(app, listener, caplog):
+    email_inbox()
+    send(listener, make_fixtures.dsn("<somebody-else@example.org>"))
+    assert stored() == []
+    assert "names no mail we sent" in caplog.text

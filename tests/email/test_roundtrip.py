@@ -172,3 +172,30 @@ def test_customer_quoted_text_is_available_on_demand(desk, client):
     msg = db.session.scalars(select(Message)).one()
     data = client.get(f"/agent/messages/{msg.id}/quoted").get_json()
     assert data["quoted"].startswith("2026年11月1日(日) 10:05 サポート <support@example.jp>:")
+
+
+def test_bounce_of_a_reply_marks_it_failed_live_and_opens_no_ticket(desk):
+    from tests.email import make_fixtures
+
+    server, user, password, inbox, agent, sink, sio = desk
+    server.append(user, password, (FIXTURES / "docomo_sjis.eml").read_bytes())
+    mb.poll_inbox(inbox)
+    ticket = db.session.scalars(select(Ticket)).one()
+    reply = post_reply(ticket, agent, "ご確認ください。")
+    db.session.refresh(reply)
+    assert reply.delivery is Delivery.sent
+    sio.get_received("/agent")
+
+    # The customer's server accepted the mail, then returned it.
+    server.append(user, password, make_fixtures.dsn(reply.external_id))
+    report = mb.poll_inbox(inbox)
+    assert (report.imported, report.dropped) == (0, 1)
+    db.session.expire_all()
+    assert reply.delivery is Delivery.failed
+    assert reply.delivery_error == ("bounced: taro@customer.jp: 550 5.1.1 <taro@customer.jp>: "
+                                    "Recipient address rejected: User unknown")
+    (updated,) = events(sio, "message.updated")
+    assert updated["id"] == reply.id and updated["delivery"] == "failed"
+    assert db.session.scalars(select(Ticket)).all() == [ticket]
+    assert len(db.session.scalars(select(Message)).all()) == 2
+    assert mb.poll_inbox(inbox).dropped == 0  # marked done in the mailbox like any imported mail

@@ -107,6 +107,26 @@ def test_iso2022jp_falls_back_to_utf8_for_emoji(smtp_server):
     assert msg.get_content().startswith("ありがとうございます😊")
 
 
+def test_iso2022jp_paragraph_longer_than_an_smtp_line_goes_as_utf8(smtp_server):
+    sink, server = smtp_server
+    paragraph = "このたびはご迷惑をおかけして申し訳ございません。" * 30  # one line from a textarea: 1,400+ JIS bytes
+    result = adapter(server, outbound_charset="iso-2022-jp").send("taro@customer.jp", outbound(text=paragraph))
+    assert result.ok, result.error
+    msg = sink.parsed()
+    assert msg.get_content_charset() == "utf-8" and msg["Content-Transfer-Encoding"] == "base64"
+    assert msg.get_content().startswith(paragraph + "\r\n\r\n")
+    assert all(len(line) <= 998 for line in sink.messages[0]["data"].split(b"\r\n"))
+
+
+def test_iso2022jp_paragraph_that_fits_an_smtp_line_stays_iso2022jp(smtp_server):
+    sink, server = smtp_server
+    paragraph = "このたびはご迷惑をおかけして申し訳ございません。" * 20  # 966 JIS bytes with its escapes
+    adapter(server, outbound_charset="iso-2022-jp").send("taro@customer.jp", outbound(text=paragraph))
+    msg = email.message_from_bytes(sink.messages[0]["data"], policy=policy.compat32)
+    assert msg.get_content_charset() == "iso-2022-jp"
+    assert decode_iso2022jp(msg.get_payload(decode=True)).startswith(paragraph + "\r\n")
+
+
 def test_long_subject_in_iso2022jp_stays_decodable():
     subject = "【重要】" + "お問い合わせいただいた件につきまして" * 4
     words = __import__("channels.email", fromlist=["_jis_words"])._jis_words(subject)
