@@ -161,7 +161,7 @@ def deliver(message_id: int) -> None:
         log.error("message %s not sent: attachment %s is missing from %s", msg.id, exc,
                   current_app.config["UPLOAD_DIR"])
         msg.delivery, msg.delivery_error = Delivery.failed, f"attachment file missing: {exc}"
-        _delivery_settled(msg, ticket)
+        delivery_settled(msg, ticket)
         return
     outbound = Outbound(
         text=msg.body,
@@ -203,10 +203,10 @@ def deliver(message_id: int) -> None:
         else:
             log.warning("send of message %s refused: %s", msg.id, result.error)
             msg.delivery, msg.delivery_error = Delivery.failed, result.error or "refused by provider"
-    _delivery_settled(msg, ticket)
+    delivery_settled(msg, ticket)
 
 
-def _delivery_settled(msg: Message, ticket: Ticket) -> None:
+def delivery_settled(msg: Message, ticket: Ticket) -> None:
     """Publish where the message's delivery ended, and commit. An answer that failed for good
     puts a ticket its agent resolved or set pending with it ("send and resolve") back to open:
     the customer never got it, and a resolved ticket leaves the agents' open queue. (A failed
@@ -222,13 +222,15 @@ def _delivery_settled(msg: Message, ticket: Ticket) -> None:
 
 def last_inbound(ticket: Ticket) -> Message | None:
     """The customer's latest message on a ticket: what a reply answers (reply token, public
-    comment or DM, messaging window)."""
-    return db.session.scalar(
+    comment or DM, messaging window). Not an automatic reply (an out-of-office mail) while the
+    customer's own message is among the latest ten: a reply to that would thread under it."""
+    latest = db.session.scalars(
         select(Message)
         .where(Message.ticket_id == ticket.id, Message.direction == Direction.inbound)
         .order_by(Message.id.desc())
-        .limit(1)
-    )
+        .limit(10)
+    ).all()
+    return next((m for m in latest if not (m.meta or {}).get("auto_submitted")), latest[0] if latest else None)
 
 
 def _answers_in_public(ticket: Ticket) -> bool:

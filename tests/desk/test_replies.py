@@ -116,6 +116,16 @@ def test_a_failed_survey_question_leaves_its_ticket_resolved(app):
     assert msg.delivery is Delivery.failed and ticket.status is Status.resolved
 
 
+def test_a_reply_answers_the_customer_not_their_out_of_office_mail(app):
+    ticket, agent = _ticket()
+    customer_id = ticket_first_external_id(ticket)
+    ingest(ticket.inbox, f.inbound(user_id="U-42", text="不在にしております。", thread_hints=(customer_id,),
+                                   meta={"auto_submitted": "auto-replied"}))
+    post_reply(ticket, agent, "ご連絡ありがとうございます")
+    (sent,) = test_channel.TestingAdapter.delivered()
+    assert sent["context"]["last_inbound_external_id"] == customer_id
+
+
 def test_deliver_twice_sends_once(app):
     ticket, agent = _ticket()
     msg = post_reply(ticket, agent, "一度だけ")
