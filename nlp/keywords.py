@@ -22,6 +22,7 @@ STOPWORDS = frozenset(
     やる 見る 見える 分かる わかる しまう おく 置く 欲しい ほしい ない 無い いい 良い よい
     願う 御座る ござる 過ぎる すぎる 致す 頂く 為さる なさる 参る 伺う 御願い
     やつ 奴 捲る まくる
+    加減
     """.split()
 )
 # Addresses are not topics: links, email addresses and @mentions (whose parts would
@@ -83,11 +84,16 @@ def extract_keywords(text: str) -> list[str]:
                 out.append(term)
             compound.clear()
 
+    after_number = False
     for w in words:
         if w.white_space:
             close()  # 「注文番号 A-10234」: a space ends a compound
         f = w.feature
         pos1, pos2 = getattr(f, "pos1", ""), getattr(f, "pos2", "")
+        counter = after_number and not compound and getattr(f, "pos3", "") == "助数詞可能"
+        after_number = pos2 == "数詞"
+        if counter:
+            continue  # a number's counter: 「二度」と, 「3回」目, 「2個」: how much, not what
         if pos1 == "名詞" and pos2 in _NOUN_POS2:
             compound.append(w.surface)
             compound_kinds.append(getattr(f, "pos3", ""))

@@ -49,3 +49,11 @@ def test_when_is_not_what():
     # before a loanword too, which UniDic may split into plain nouns (ログ + イン)
     assert extract_keywords("最近ログインできない") == ["ログイン"]
     assert extract_keywords("今月キャンペーンのクーポンが使えない") == ["キャンペーン", "クーポン", "使う"]
+
+
+def test_how_much_and_how_strongly_are_not_what():
+    """「二度と使わない」 gave 「度」 and 「いい加減にしろ」 gave 「加減」 as top terms of angry
+    customers: a number's counter and an emphasis phrase, not topics."""
+    assert extract_keywords("ふざけるな、二度と使わない!返金しろ。いい加減にしろ") == ["ふざける", "使う", "返金"]
+    assert extract_keywords("3回問い合わせました。商品が2個届きません") == ["問い合わせる", "商品", "届く"]
+    assert extract_keywords("回数券の残り回数") == ["回数券", "残り回数"]  # counter nouns without a number stay
