@@ -33,6 +33,10 @@ LABELS = ("negative", "neutral", "positive")
 BUCKETS = ("hour", "day", "week")
 MAX_DAYS = 400
 MAX_HOUR_DAYS = 31
+# Far enough from the calendar's ends that a range, its previous period and the look-backs of the
+# reports stay valid dates (year 1 or 9999 made datetime overflow).
+EARLIEST_DAY = date(1970, 1, 1)
+LATEST_DAY = date(9998, 12, 31)
 
 
 class ReportError(ValueError):
@@ -64,9 +68,13 @@ class Filters:
         today = today or datetime.now(tz).date()
         try:
             last = date.fromisoformat(args["to"]) if args.get("to") else today
-            first = date.fromisoformat(args["from"]) if args.get("from") else last - timedelta(days=6)
+            first = date.fromisoformat(args["from"]) if args.get("from") else None
         except ValueError:
             raise ReportError(_("Dates must look like 2024-04-01.")) from None
+        if not all(EARLIEST_DAY <= day <= LATEST_DAY for day in (first, last) if day is not None):
+            raise ReportError(_("Dates must be between %(first)s and %(last)s.",
+                                first=EARLIEST_DAY.isoformat(), last=LATEST_DAY.isoformat()))
+        first = first or last - timedelta(days=6)
         if first > last:
             raise ReportError(_("The start date is after the end date."))
         if (last - first).days >= MAX_DAYS:
@@ -222,6 +230,17 @@ def _r(x: float | None, nd: int = 3) -> float | None:
 
 def label_names() -> dict[str, str]:
     return {"negative": _("Negative"), "neutral": _("Neutral"), "positive": _("Positive")}
+
+
+def rule_names() -> dict[str, str]:
+    """Escalation rules as the alert list shows them."""
+    return {"angry": _("Angry customer"), "strongly_negative": _("Strongly negative"),
+            "negative_streak": _("Negative streak")}
+
+
+def _local_time(dt: datetime, f: Filters) -> str:
+    """A stored UTC time as the dashboard shows it: in its zone, to the minute."""
+    return dt.astimezone(f.tz).strftime("%Y-%m-%d %H:%M")
 
 
 # ---- sentiment over time ----------------------------------------------------------------------
@@ -608,11 +627,13 @@ def keyword_messages(f: Filters, term: str, label: str = "negative", limit: int 
         stmt = stmt.where(Message.sentiment_label == label)
     stmt = stmt.order_by(Message.sent_at.desc(), Message.id.desc()).limit(limit)
     rows = [{"id": mid, "ticket_id": tid, "excerpt": (body or "")[:200],
-             "sent_at": sent.astimezone(f.tz).strftime("%Y-%m-%d %H:%M"), "label": lab, "score": _r(score)}
+             "sent_at": _local_time(sent, f), "label": lab, "score": _r(score)}
             for mid, tid, body, sent, lab, score in db.session.execute(stmt)]
+    names = label_names()
     return {"term": term, "messages": rows,
             "table": _table([_("Ticket"), _("Sent at"), _("Sentiment"), _("Score"), _("Message")],
-                            [[r["ticket_id"], r["sent_at"], r["label"], r["score"], r["excerpt"]] for r in rows])}
+                            [[r["ticket_id"], r["sent_at"], names.get(r["label"], r["label"]), r["score"],
+                              r["excerpt"]] for r in rows])}
 
 
 # ---- customers: at risk and loyal ---------------------------------------------------------------
@@ -797,15 +818,20 @@ def alert_json(alert: Alert, ticket: Ticket | None = None) -> dict[str, Any]:
             "acknowledged_at": alert.acknowledged_at.isoformat() if alert.acknowledged_at else None}
 
 
-def alerts(limit: int = 50, include_acknowledged: bool = True) -> dict[str, Any]:
-    stmt = select(Alert).order_by(Alert.acknowledged_at.is_not(None), Alert.created_at.desc(), Alert.id.desc())
+def alerts(f: Filters, limit: int = 50, include_acknowledged: bool = True) -> dict[str, Any]:
+    """The alerts raised in the range, unacknowledged first."""
+    stmt = (select(Alert).where(Alert.created_at >= f.start, Alert.created_at < f.end)
+            .order_by(Alert.acknowledged_at.is_not(None), Alert.created_at.desc(), Alert.id.desc()))
     if not include_acknowledged:
         stmt = stmt.where(Alert.acknowledged_at.is_(None))
-    rows = [alert_json(a) for a in db.session.scalars(stmt.limit(limit))]
+    found = list(db.session.scalars(stmt.limit(limit)))
+    rows = [alert_json(a) for a in found]
+    rules = rule_names()
     return {"alerts": rows,
             "table": _table([_("Ticket"), _("Rule"), _("Customer"), _("Assignee"), _("Raised"), _("Acknowledged by")],
-                            [[r["ticket_id"], r["rule"], r["contact"], (r["assignee"] or {}).get("name", ""),
-                              r["created_at"], (r["acknowledged_by"] or {}).get("name", "")] for r in rows])}
+                            [[r["ticket_id"], rules.get(r["rule"], r["rule"]), r["contact"],
+                              (r["assignee"] or {}).get("name", ""), _local_time(a.created_at, f),
+                              (r["acknowledged_by"] or {}).get("name", "")] for a, r in zip(found, rows)])}
 
 
 def acknowledge(alert: Alert, agent: Agent) -> bool:

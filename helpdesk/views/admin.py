@@ -49,10 +49,38 @@ def _json_object(form, field):
         raise ValidationError(_("Must be a JSON object."))
 
 
+def _existing_team(form, field):
+    """A team chosen by id: it may have been deleted since the form was opened."""
+    raw = field.data or ""
+    if raw and (not raw.isdigit() or db.session.get(Team, int(raw)) is None):
+        raise ValidationError(_("No such team."))
+
+
+def _api_inbox(form, field):
+    """Tokens authenticate /api/v1 only, which only an inbox of the API channel accepts."""
+    raw = field.data or ""
+    inbox = db.session.get(Inbox, int(raw)) if raw.isdigit() else None
+    if inbox is None or inbox.kind != "api":
+        raise ValidationError(_("Choose an inbox of the API channel."))
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+def _shortcut(value):
+    """Shortcuts are shown and typed as /sorry but stored as sorry."""
+    return value.strip().lstrip("/").strip() if isinstance(value, str) else value
+
+
+# WTForms' own message for this is not in its Japanese catalogue.
+NOT_A_CHOICE = _l("Not one of the choices: '%(value)s'")
+
+
 class InboxForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
     kind = SelectField(_l("Channel"), choices=[])
-    team_id = SelectField(_l("Team"), choices=[], validate_choice=False, validators=[Optional()])
+    team_id = SelectField(_l("Team"), choices=[], validate_choice=False, validators=[_existing_team])
     settings = TextAreaField(_l("Settings (JSON)"), default="{}", validators=[_json_object])
     secrets = TextAreaField(_l("Secrets (JSON; leave empty to keep)"), default="", validators=[Optional(), _json_object])
 
@@ -61,7 +89,7 @@ class InboxEditForm(InboxForm):
     kind = None  # an inbox keeps its channel
     active = BooleanField(_l("Active (accepts new messages)"))
     # Agents who see the inbox beside its team's members (and admins and supervisors, who see all).
-    members = SelectMultipleField(_l("Members"), coerce=int, choices=[])
+    members = SelectMultipleField(_l("Members"), coerce=int, choices=[], invalid_choice_message=NOT_A_CHOICE)
     # Email inboxes: kept in settings["signature"], edited here rather than as a JSON string.
     signature = TextAreaField(_l("Email signature"), validators=[Optional(), Length(max=2000)])
 
@@ -78,27 +106,27 @@ class AgentEditForm(FlaskForm):
     email = EmailField(_l("Email address"), validators=[DataRequired(), Email(), Length(max=254)])
     role = SelectField(_l("Role"), choices=[SelectChoice(r.value) for r in Role])
     active = BooleanField(_l("Active (may log in)"))
-    teams = SelectMultipleField(_l("Teams"), coerce=int, choices=[])
+    teams = SelectMultipleField(_l("Teams"), coerce=int, choices=[], invalid_choice_message=NOT_A_CHOICE)
     password = PasswordField(_l("New password (leave empty to keep)"), validators=[Optional(), Length(min=10, max=200)])
 
 
 class TeamForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
+    name = StringField(_l("Name"), filters=[_strip], validators=[DataRequired(), Length(max=120)])
 
 
 class TeamEditForm(TeamForm):
-    members = SelectMultipleField(_l("Members"), coerce=int, choices=[])
+    members = SelectMultipleField(_l("Members"), coerce=int, choices=[], invalid_choice_message=NOT_A_CHOICE)
 
 
 class CannedForm(FlaskForm):
-    shortcut = StringField(_l("Shortcut"), validators=[DataRequired(), Length(max=40)])
+    shortcut = StringField(_l("Shortcut"), filters=[_shortcut], validators=[DataRequired(), Length(max=40)])
     title = StringField(_l("Title"), validators=[DataRequired(), Length(max=120)])
     body = TextAreaField(_l("Body"), validators=[DataRequired(), Length(max=5000)])
 
 
 class TokenForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
-    inbox_id = SelectField(_l("Inbox"), choices=[], validate_choice=False)
+    inbox_id = SelectField(_l("Inbox"), choices=[], validate_choice=False, validators=[_api_inbox])
 
 
 @bp.route("/", methods=["GET"])
@@ -110,7 +138,7 @@ def index():
     inbox_form.team_id.choices = [SelectChoice("", "-")] + [SelectChoice(str(t.id), t.name) for t in teams]
     inboxes = db.session.scalars(select(Inbox).order_by(Inbox.id)).all()
     token_form = TokenForm()
-    token_form.inbox_id.choices = [SelectChoice(str(i.id), i.name) for i in inboxes]
+    token_form.inbox_id.choices = [SelectChoice(str(i.id), i.name) for i in inboxes if i.kind == "api"]
     return render_template(
         "admin/index.html",
         inboxes=inboxes,
@@ -191,7 +219,10 @@ def create_canned():
     if db.session.scalar(select(CannedReply).where(CannedReply.shortcut == form.shortcut.data)):
         flash(_("A canned reply with that shortcut already exists."), "error")
         return redirect(url_for(".index"))
-    db.session.add(CannedReply(shortcut=form.shortcut.data, title=form.title.data, body=form.body.data))
+    canned = CannedReply(shortcut=form.shortcut.data, title=form.title.data, body=form.body.data)
+    db.session.add(canned)
+    db.session.flush()
+    audit(current_user, "canned.create", "canned_reply", canned.id, {"shortcut": canned.shortcut})
     db.session.commit()
     flash(_("Canned reply saved."), "ok")
     return redirect(url_for(".index"))
@@ -204,8 +235,6 @@ def create_token():
     if not form.validate_on_submit():
         flash(_("Token not created: %(errors)s", errors=form_error_text(form)), "error")
         return redirect(url_for(".index"))
-    if not (form.inbox_id.data or "").isdigit() or db.session.get(Inbox, int(form.inbox_id.data)) is None:
-        abort(400)  # not one of the offered choices: a hand-made request
     token, secret = ApiToken.issue(form.name.data, int(form.inbox_id.data))
     db.session.add(token)
     db.session.flush()

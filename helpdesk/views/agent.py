@@ -255,7 +255,7 @@ def update(ticket_id: int):
         abort(400)
     assignee = request.form.get("assignee", "")
     team = request.form.get("team", "")
-    if not (team == "" or team.isdigit()):
+    if not (team == "" or team.isdigit()) or not (assignee in ("", "none") or assignee.isdigit()):
         abort(400)  # not one of the offered choices: a hand-made request
     try:
         update_ticket(

@@ -10,6 +10,7 @@ import csv
 import io
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
 from flask_babel import gettext as _
@@ -52,18 +53,39 @@ _REPORTS = {
     "keyword-messages": lambda f, a: reports.keyword_messages(f, a.get("term", ""), a.get("label", "negative")),
     "customers": lambda f, a: reports.customers(f, a.get("segment", "at_risk")),
     "agents": lambda f, a: reports.agent_scorecard(f),
-    "alerts": lambda f, a: reports.alerts(),
+    "alerts": lambda f, a: reports.alerts(f),
 }
+# What ?format=csv may export: the tables of a report, nothing else of its data.
+CSV_TABLES = ("table", "group_table")
+FILTER_ARGS = ("from", "to", "bucket", "channel", "inbox", "team", "agent", "tag")
+
+
+def _requested(args) -> SimpleNamespace:
+    """A refused filter as it was asked for (defaults where nothing was given), so the form
+    shows what the reports were asked for rather than a range no one chose."""
+    default = Filters.from_args({})
+
+    def _id(name: str) -> int | None:
+        raw = args.get(name, "")
+        return int(raw) if raw.isdigit() else None
+
+    return SimpleNamespace(first_day=args.get("from") or default.first_day,
+                           last_day=args.get("to") or default.last_day,
+                           bucket=args.get("bucket") or default.bucket, channel=args.get("channel") or None,
+                           inbox_id=_id("inbox"), team_id=_id("team"), agent_id=_id("agent"),
+                           tag=args.get("tag") or None, tz=default.tz,
+                           as_args=lambda: {k: v for k, v in args.items() if k in FILTER_ARGS})
 
 
 def _page(template: str):
     try:
-        f = Filters.from_args(request.args)
+        f, error = Filters.from_args(request.args), None
     except ReportError as exc:
         log.info("bad dashboard filter %s: %s", request.query_string, exc)
-        f = Filters.from_args({})
-    return render_template(template, f=f, choices=reports.filter_choices(),
+        f, error = _requested(request.args), str(exc)
+    page = render_template(template, f=f, filter_error=error, choices=reports.filter_choices(),
                            tz=str(f.tz), labels=reports.label_names())
+    return page, 400 if error else 200
 
 
 @bp.get("/")
@@ -88,8 +110,10 @@ def report(name: str):
         log.info("report %s refused %s: %s", name, request.query_string, exc)
         return jsonify(error=str(exc)), 400
     if request.args.get("format") == "csv":
-        table = data.get(request.args.get("table", "table")) or data["table"]
-        return csv_response(table, f"{name}-{f.first_day}-{f.last_day}.csv")
+        table = request.args.get("table", "table")
+        if table not in CSV_TABLES or table not in data:
+            return jsonify(error=_("This report has no such table.")), 400
+        return csv_response(data[table], f"{name}-{f.first_day}-{f.last_day}.csv")
     return jsonify(data)
 
 

@@ -213,7 +213,10 @@
   }
 
   // ---- alerts ------------------------------------------------------------------------------
+  // The feed and its CSV cover the page's range, as the other reports do.
   const alertList = document.getElementById("alert-list");
+  const alertsFeed = document.getElementById("alerts-feed");
+  if (alertsFeed) alertsFeed.querySelector("a.csv").href = urlFor(alertsFeed, true);
   function alertItem(a) {
     const li = el("li", "alert-item" + (a.acknowledged_at ? " acked" : ""));
     li.id = "alert-" + a.id;
@@ -256,7 +259,7 @@
   }
   async function loadAlerts() {
     if (!alertList) return;
-    const r = await fetch(cfg.apiBase + "alerts", {credentials: "same-origin"});
+    const r = await fetch(urlFor(alertsFeed, false), {credentials: "same-origin"});
     if (!r.ok) return;
     const d = await r.json();
     alertList.replaceChildren();

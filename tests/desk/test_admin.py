@@ -4,13 +4,14 @@ an agent may see reaches their open pages at once."""
 
 from __future__ import annotations
 
+import html
 import json
 
 import pytest
 from sqlalchemy import select
 
 from helpdesk.extensions import db, socketio
-from helpdesk.models import Agent, ApiToken, AuditLog, CannedReply, Inbox, Role
+from helpdesk.models import Agent, ApiToken, AuditLog, CannedReply, Inbox, Role, Team
 from helpdesk.services.ingest import ingest
 from tests import factories as f
 from tests.conftest import csrf_token, login
@@ -142,6 +143,20 @@ def test_bad_settings_json_saves_nothing(app, client, admin):
     assert audit_actions() == []
 
 
+def test_an_inbox_with_a_team_that_no_longer_exists_is_refused(app, client, admin):
+    # An admin deleted the team in another tab, then saved a form opened before.
+    resp = post(client, "/admin/inboxes", {"name": "新しい窓口", "kind": "api", "settings": "{}", "team_id": "999"},
+                page="/admin/")
+    assert resp.status_code == 302
+    assert "受信箱を保存できませんでした: チーム: そのチームはありません。" in client.get("/admin/").get_data(as_text=True)
+    assert db.session.scalar(select(Inbox).where(Inbox.name == "新しい窓口")) is None
+    inbox = f.inbox(kind="api", name="API連携")
+    resp = post(client, f"/admin/inboxes/{inbox.id}", inbox_form(inbox, team_id="999"))
+    assert resp.status_code == 400 and "そのチームはありません。" in resp.get_data(as_text=True)
+    db.session.expire_all()
+    assert inbox.team_id is None and audit_actions() == []
+
+
 def test_deactivated_inbox_refuses_api_posts(app, client, admin):
     inbox = f.inbox(kind="api")
     token = f.api_token(inbox)
@@ -211,6 +226,21 @@ def test_agent_role_teams_and_password_change(app, client, admin):
     assert action == "agent.update"
     assert changes == {"role": "supervisor", "teams": [team.id], "password": "changed"}
     assert "new password" not in json.dumps(changes)
+
+
+def test_a_team_or_member_that_is_not_offered_is_refused_in_the_ui_language(app, client, admin):
+    agent, team = f.agent(), f.team(name="一次対応")
+    resp = post(client, f"/admin/agents/{agent.id}", agent_form(agent, teams=["999"]))
+    page = html.unescape(resp.get_data(as_text=True))
+    assert resp.status_code == 400 and "チーム: 選択肢にない値です: '999'" in page
+    resp = post(client, f"/admin/teams/{team.id}", {"name": team.name, "members": ["999"]})
+    page = html.unescape(resp.get_data(as_text=True))
+    assert resp.status_code == 400 and "メンバー: 選択肢にない値です: '999'" in page
+    client.get("/admin/?lang=en")
+    resp = post(client, f"/admin/agents/{agent.id}", agent_form(agent, teams=["999"]))
+    assert "Teams: Not one of the choices: '999'" in html.unescape(resp.get_data(as_text=True))
+    db.session.expire_all()
+    assert agent.teams == [] and team.members == []
 
 
 def test_last_admin_cannot_be_demoted_or_deactivated(app, client, admin):
@@ -301,6 +331,17 @@ def test_team_names_stay_unique(app, client, admin):
     assert billing2.name == "請求2"
 
 
+def test_a_team_name_with_spaces_around_it_is_no_new_team(app, client, admin):
+    f.team(name="一次対応")
+    post(client, "/admin/teams", {"name": "一次対応 "}, page="/admin/")
+    assert "この名前のチームはすでに存在します。" in client.get("/admin/").get_data(as_text=True)
+    post(client, "/admin/teams", {"name": "　請求 "}, page="/admin/")  # a full-width space too
+    assert sorted(t.name for t in db.session.scalars(select(Team))) == ["一次対応", "請求"]
+    billing = db.session.scalar(select(Team).where(Team.name == "請求"))
+    resp = post(client, f"/admin/teams/{billing.id}", team_form(billing, name=" 一次対応"))
+    assert resp.status_code == 400 and "この名前のチームはすでに存在します。" in resp.get_data(as_text=True)
+
+
 def test_deleting_a_team_keeps_its_inboxes_tickets_and_agents(app, client, admin):
     from helpdesk.models import Team, Ticket
 
@@ -364,3 +405,47 @@ def test_revoked_token_is_refused(app, client, admin):
     db.session.expire_all()
     assert row.revoked
     assert [a for a, _ in audit_actions()] == ["token.revoke"]
+
+
+def test_canned_shortcuts_are_kept_without_the_slash_they_are_shown_with(app, client, admin):
+    canned = {"title": "お詫び", "body": "申し訳ございません"}
+    post(client, "/admin/canned", {**canned, "shortcut": " /sorry "}, page="/admin/")
+    assert "定型文を保存しました。" in client.get("/admin/").get_data(as_text=True)
+    for typed in ("/sorry", "sorry ", "//sorry"):
+        post(client, "/admin/canned", {**canned, "shortcut": typed}, page="/admin/")
+        assert "このショートカットの定型文はすでに存在します。" in client.get("/admin/").get_data(as_text=True)
+    post(client, "/admin/canned", {**canned, "shortcut": "/"}, page="/admin/")
+    assert "ショートカット: " in client.get("/admin/").get_data(as_text=True)  # nothing left of it
+    post(client, "/admin/canned", {**canned, "shortcut": "/thanks", "title": "お礼"}, page="/admin/")
+    thanks = db.session.scalar(select(CannedReply).where(CannedReply.shortcut == "thanks"))
+    resp = post(client, f"/admin/canned/{thanks.id}", {**canned, "shortcut": "/sorry "})
+    assert resp.status_code == 400 and "このショートカットの定型文はすでに存在します。" in resp.get_data(as_text=True)
+    assert post(client, f"/admin/canned/{thanks.id}", {**canned, "shortcut": "/thanks2"}).status_code == 302
+    db.session.expire_all()
+    assert sorted(c.shortcut for c in db.session.scalars(select(CannedReply))) == ["sorry", "thanks2"]
+
+
+def test_creating_a_canned_reply_is_audited(app, client, admin):
+    post(client, "/admin/canned", {"shortcut": "thanks", "title": "お礼", "body": "ありがとうございました"},
+         page="/admin/")
+    canned = db.session.scalar(select(CannedReply))
+    log = db.session.scalar(select(AuditLog))
+    assert (log.action, log.object_type, log.object_id, log.changes, log.agent_id) == (
+        "canned.create", "canned_reply", canned.id, {"shortcut": "thanks"}, admin.id)
+
+
+def test_api_tokens_are_issued_for_api_inboxes_only(app, client, admin):
+    mail = f.inbox(kind="email", name="サポートメール")
+    assert 'id="no-api-inbox"' in client.get("/admin/").get_data(as_text=True)
+    api = f.inbox(kind="api", name="API連携")
+    page = client.get("/admin/").get_data(as_text=True)
+    offered = page.split('name="inbox_id"')[1].split("</select>")[0]
+    assert "API連携" in offered and "サポートメール" not in offered
+    # A token for the email inbox could never post (that channel takes raw mail): refused.
+    resp = post(client, "/admin/tokens", {"name": "crm", "inbox_id": str(mail.id)}, page="/admin/")
+    assert resp.status_code == 302
+    assert "トークンを発行できませんでした: 受信箱: API チャネルの受信箱を選んでください。" \
+        in client.get("/admin/").get_data(as_text=True)
+    assert db.session.scalar(select(ApiToken)) is None
+    post(client, "/admin/tokens", {"name": "crm", "inbox_id": str(api.id)}, page="/admin/")
+    assert [t.inbox_id for t in db.session.scalars(select(ApiToken))] == [api.id]

@@ -291,6 +291,24 @@ def test_cannot_assign_to_agent_without_access(app, client, desk):
     assert db.session.get(Ticket, ticket.id).assignee_id is None
 
 
+def test_a_hand_made_assignee_is_a_400(app, client, desk):
+    inbox, agent, other = desk
+    ticket = ingest(inbox, f.inbound()).message.ticket
+
+    def assign(assignee: str):
+        token = csrf_token(client, f"/agent/tickets/{ticket.id}")
+        return client.post(f"/agent/tickets/{ticket.id}/update", data={"assignee": assignee, "csrf_token": token})
+
+    assert assign("abc").status_code == 400
+    assert assign("1; drop").status_code == 400
+    db.session.expire_all()
+    assert db.session.get(Ticket, ticket.id).assignee_id is None
+    assert assign(str(other.id)).status_code == 302
+    assert assign("none").status_code == 302  # unassigned
+    db.session.expire_all()
+    assert db.session.get(Ticket, ticket.id).assignee_id is None
+
+
 def test_contact_history_spans_channels_and_merge(app, client, desk):
     inbox, *_ = desk
     line = f.inbox(kind="api")

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from helpdesk.extensions import db, socketio
-from helpdesk.models import Alert, Event, Role
+from helpdesk.models import Alert, Event, Role, Ticket
 from tests import factories as f
 from tests.conftest import csrf_token, login
 from tests.supervisor import builders as b
@@ -73,7 +73,8 @@ def test_bad_filters_are_a_400_with_a_message(app, sv_client):
     assert r.status_code == 400 and r.get_json()["error"]
     assert sv_client.get("/supervisor/api/nope").status_code == 404
     assert sv_client.get("/supervisor/api/breakdown?by=planet").status_code == 400
-    assert sv_client.get("/supervisor/?from=garbage").status_code == 200  # the page falls back to defaults
+    page = sv_client.get("/supervisor/?from=garbage")
+    assert page.status_code == 400 and "日付は 2024-04-01 の形式で指定してください。" in page.get_data(as_text=True)
 
 
 def test_csv_export_is_utf8_with_bom_for_excel(app, sv_client):
@@ -133,11 +134,91 @@ def test_alert_feed_lists_who_is_on_it(app, sv_client):
     alert = _alert()
     agent = f.agent(name="担当 次郎")
     alert_ticket = alert.ticket_id
-    from helpdesk.models import Ticket
-
     db.session.get(Ticket, alert_ticket).assignee_id = agent.id
     db.session.commit()
     data = sv_client.get("/supervisor/api/alerts").get_json()
     [row] = data["alerts"]
     assert (row["ticket_id"], row["rule"], row["assignee"]["name"]) == (alert_ticket, "angry", "担当 次郎")
     assert row["excerpt"] == "ふざけるな"
+
+
+# Every report, with the parameters it needs.
+REPORTS = ["sentiment", "breakdown", "operations", "surveys", "keywords", "keyword-messages?term=返金", "customers",
+           "agents", "alerts"]
+OUT_OF_CALENDAR = "日付は 1970-01-01 から 9998-12-31 までの範囲で指定してください。"
+
+
+@pytest.mark.parametrize("dates", ["from=9999-12-25&to=9999-12-31", "from=0001-01-01&to=0001-01-02",
+                                   "to=0001-01-03"])
+def test_dates_at_the_ends_of_the_calendar_are_a_400_with_a_message(app, sv_client, dates):
+    for report in REPORTS:
+        sep = "&" if "?" in report else "?"
+        r = sv_client.get(f"/supervisor/api/{report}{sep}{dates}")
+        assert (r.status_code, r.get_json()) == (400, {"error": OUT_OF_CALENDAR}), report
+    for path in PAGES:
+        r = sv_client.get(f"{path}?{dates}")
+        assert r.status_code == 400 and OUT_OF_CALENDAR in r.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("query", ["breakdown?table=groups", "sentiment?table=buckets", "sentiment?table=summary",
+                                   "sentiment?table=chart", "sentiment?table=nope", "surveys?table=summary",
+                                   "agents?table=agents"])
+def test_csv_export_of_something_that_is_no_table_is_a_400(app, sv_client, query):
+    r = sv_client.get(f"/supervisor/api/{query}&format=csv")
+    assert (r.status_code, r.get_json()) == (400, {"error": "このレポートにそのような表はありません。"})
+
+
+def test_csv_export_of_a_second_table(app, sv_client):
+    r = sv_client.get("/supervisor/api/surveys?by=team&table=group_table&format=csv&from=2026-03-01&to=2026-03-07")
+    assert r.status_code == 200
+    assert r.get_data().decode("utf-8-sig").split("\r\n")[0] == "チーム,CSAT（%）,CSAT回答数,NPS,NPS回答数,CES,CES回答数"
+
+
+def _inputs(html: str) -> dict:
+    """The filter form's date inputs and chosen bucket, as the browser shows them."""
+    form = html.split('class="filters sv-filters"')[1].split("</form>")[0]
+    return {"from": form.split('name="from" value="')[1].split('"')[0],
+            "to": form.split('name="to" value="')[1].split('"')[0],
+            "bucket": [o.split('"')[0] for o in form.split('<option value="')[1:] if '" selected>' in o][0]}
+
+
+def test_a_refused_filter_is_shown_as_it_was_asked_for(app, sv_client):
+    r = sv_client.get("/supervisor/?from=2026-11-30&to=2026-11-01")
+    html = r.get_data(as_text=True)
+    assert r.status_code == 400 and "開始日が終了日より後になっています。" in html
+    assert _inputs(html) == {"from": "2026-11-30", "to": "2026-11-01", "bucket": "day"}
+    r = sv_client.get("/supervisor/insight?from=2026-03-01&to=2026-03-07&bucket=month")
+    assert r.status_code == 400 and "不明な集計単位です。" in r.get_data(as_text=True)
+    assert _inputs(r.get_data(as_text=True)) == {"from": "2026-03-01", "to": "2026-03-07", "bucket": "month"}
+    # Accepted filters: shown as they are used, with no error.
+    r = sv_client.get("/supervisor/?from=2026-03-01&to=2026-03-07&bucket=week")
+    assert r.status_code == 200 and 'role="alert">' not in r.get_data(as_text=True).split("</form>")[0]
+    assert _inputs(r.get_data(as_text=True)) == {"from": "2026-03-01", "to": "2026-03-07", "bucket": "week"}
+
+
+def test_alerts_csv_shows_rule_names_local_times_and_only_the_range(app, sv_client):
+    alert = _alert()
+    ticket = db.session.get(Ticket, alert.ticket_id)
+    customer = ticket.contact.display_name
+    alert.created_at = b.utc(2026, 3, 1, 15, 30, 12, 345678)  # 3/2 00:30 in Tokyo
+    db.session.add_all([Alert(ticket_id=ticket.id, rule="strongly_negative", created_at=b.utc(2026, 3, 2, 3, 0)),
+                        Alert(ticket_id=ticket.id, rule="negative_streak", created_at=b.utc(2026, 3, 1, 14, 59))])
+    db.session.commit()
+    r = sv_client.get("/supervisor/api/alerts?from=2026-03-02&to=2026-03-02&format=csv")
+    assert 'filename="alerts-2026-03-02-2026-03-02.csv"' in r.headers["Content-Disposition"]
+    assert r.get_data().decode("utf-8-sig").split("\r\n") == [
+        "チケット,ルール,顧客,担当者,発生日時,確認者",
+        f"{ticket.id},強いネガティブ,{customer},,2026-03-02 12:00,",
+        f"{ticket.id},怒っている顧客,{customer},,2026-03-02 00:30,",
+        ""]  # the negative streak raised on 3/1 in Tokyo is outside the range
+    english = sv_client.get("/supervisor/api/alerts?from=2026-03-02&to=2026-03-02&format=csv&lang=en")
+    assert english.get_data().decode("utf-8-sig").split("\r\n")[1] == \
+        f"{ticket.id},Strongly negative,{customer},,2026-03-02 12:00,"
+
+
+def test_keyword_messages_csv_names_the_sentiment(app, sv_client):
+    t = b.ticket(f.inbox(), created=b.jst(2026, 3, 2, 9))
+    b.message(t, at=b.jst(2026, 3, 2, 10, 5, 30), label="negative", score=-0.8, keywords=["返金"], body="返金して")
+    db.session.commit()
+    r = sv_client.get("/supervisor/api/keyword-messages?from=2026-03-02&to=2026-03-02&term=返金&format=csv")
+    assert r.get_data().decode("utf-8-sig").split("\r\n")[1] == f"{t.id},2026-03-02 10:05,ネガティブ,-0.8,返金して"
