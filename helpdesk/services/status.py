@@ -12,6 +12,7 @@ from ..extensions import db
 from ..models import ContactIdentity, Delivery, Direction, Inbox, Message
 from ..realtime import events
 from ..realtime.serializers import message_json
+from .ingest import resolve_contact
 from .replies import mark_delivery
 
 log = logging.getLogger(__name__)
@@ -39,11 +40,12 @@ def apply_status(inbox: Inbox, update: StatusUpdate) -> int:
             select(ContactIdentity).where(ContactIdentity.kind == inbox.kind,
                                           ContactIdentity.external_id == update.user_id)
         )
-        if ident is None:
+        if ident is None and update.kind == "unfollow":
+            log.info("unfollow on inbox %s from %s, a user we never met: ignored", inbox.id, update.user_id)
             return 0
-        attrs = dict(ident.contact.attributes or {})
-        attrs[f"{inbox.kind}_following"] = update.kind == "follow"
-        ident.contact.attributes = attrs
+        # a new follower is a customer already (a ticket opens with their first message)
+        contact = ident.contact if ident is not None else resolve_contact(inbox.kind, update.user_id)
+        contact.attributes = {**(contact.attributes or {}), f"{inbox.kind}_following": update.kind == "follow"}
         db.session.commit()
         return 1
     log.info("status update %r on inbox %s ignored", update.kind, inbox.id)

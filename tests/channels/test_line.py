@@ -235,6 +235,17 @@ def test_follow_and_unfollow_update_the_contact(client, inbox):
     assert count(Message) == 1
 
 
+def test_a_new_follower_is_a_customer_before_their_first_message(client, inbox, caplog):
+    post(client, inbox, webhook(event("unfollow", user="U-never")))
+    assert count(Contact) == 0  # nobody to remember
+    post(client, inbox, webhook(event("follow", user="U-new", follow={"isUnblocked": False})))
+    ident = db.session.scalars(select(ContactIdentity)).one()
+    assert (ident.kind, ident.external_id) == ("line", "U-new")
+    assert ident.contact.attributes["line_following"] is True and count(Ticket) == 0
+    post(client, inbox, webhook(text_event(user="U-new")))
+    assert count(Contact) == 1 and count(Ticket) == 1  # their message lands on the same customer
+
+
 def test_postback_becomes_a_message_with_its_label(client, inbox):
     ev = event("postback", postback={"data": "action=survey&label=とても満足"})
     post(client, inbox, webhook(ev))
