@@ -7,6 +7,17 @@
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const ticketEl = document.getElementById("ticket");
   const ticketId = ticketEl ? Number(ticketEl.dataset.ticketId) : null;
+  // The page shows its customer's whole history: every ticket of theirs, with its channel.
+  let contactId = ticketEl ? Number(ticketEl.dataset.contactId) : null;
+  const customerTickets = new Map();
+  if (ticketEl) {
+    customerTickets.set(ticketId, ticketEl.dataset.channel);
+    document.querySelectorAll(".past li[data-ticket-id]").forEach((li) => {
+      customerTickets.set(Number(li.dataset.ticketId), li.dataset.channel);
+    });
+  }
+  const replyCfgEl = document.getElementById("reply-config");
+  const rc = replyCfgEl ? JSON.parse(replyCfgEl.textContent) : null;
   const table = document.getElementById("tickets");
   const seen = new Set();
   const pageEventId = Number(cfg.lastEventId) || 0;
@@ -36,10 +47,18 @@
 
   // ---- ticket view -------------------------------------------------------
   function renderMessage(m) {
-    const li = el("li", "msg dir-" + m.direction + (m.unsent ? " unsent" : ""));
+    const mine = m.ticket_id === ticketId;
+    const li = el("li", "msg dir-" + m.direction + (mine ? "" : " other-ticket") + (m.unsent ? " unsent" : ""));
     li.id = "m" + m.id;
     li.dataset.messageId = m.id;
     const head = el("div", "msg-head");
+    const channel = customerTickets.get(m.ticket_id);
+    if (channel) head.append(el("span", "badge ch ch-" + channel, t.channels[channel] || channel));
+    if (!mine) {
+      const a = el("a", "ticket-link", "#" + m.ticket_id);
+      a.href = cfg.ticketUrl + m.ticket_id;
+      head.append(a);
+    }
     const who = m.direction === "in" ? (document.querySelector(".contact-name") || {}).textContent || t.customer
                                       : (m.agent ? m.agent.name : "");
     head.append(el("span", "who", who));
@@ -57,6 +76,7 @@
     }
     li.append(head, el("div", "body", m.body));
     if (m.delivery === "failed" && m.delivery_error) li.append(el("div", "error", m.delivery_error));
+    if (m.unsent) li.append(el("div", "muted", t.unsent));
     if (m.attachments && m.attachments.length) {
       const ul = el("ul", "attachments");
       m.attachments.forEach((a, i) => {
@@ -64,20 +84,56 @@
         const item = el("li");
         if (a.url) item.textContent = a.filename;
         else { const link = el("a", null, a.filename); link.href = "/agent/attachments/" + m.id + "/" + i; item.append(link); }
+        if (a.content_type) item.append(" ", el("span", "muted", a.content_type));
         ul.append(item);
       });
       li.append(ul);
     }
     return li;
   }
+  function noteCustomerTicket(tk) {
+    if (ticketEl && tk && tk.contact && tk.contact.id === contactId) customerTickets.set(tk.id, tk.channel);
+  }
   function upsertMessage(m) {
-    if (!ticketEl || m.ticket_id !== ticketId) return;
+    if (!ticketEl) return;
+    noteCustomerTicket(m.ticket);
+    // Any ticket of this customer's, on any channel: the thread is their whole history.
+    if (!customerTickets.has(m.ticket_id)) return;
     const thread = document.getElementById("thread");
     const old = document.getElementById("m" + m.id);
     const fresh = renderMessage(m);
     if (old) old.replaceWith(fresh); else { thread.append(fresh); fresh.scrollIntoView({block: "nearest"}); }
   }
+  function showCustomerName(name) {
+    const link = document.querySelector(".contact-card .contact-name a");
+    if (link) link.textContent = name;
+    document.querySelectorAll("#thread .msg.dir-in .who").forEach((w) => { w.textContent = name; });
+    const input = document.querySelector(".contact-card .contact-edit input[name=name]");
+    if (input && input.value === input.defaultValue) input.defaultValue = input.value = name;  // unless being edited
+    if (!rc) return;
+    rc.customer = name;  // what a canned reply's {customer} becomes
+    const via = document.querySelector(".reply-via");
+    const badge = via && via.querySelector(".badge.ch");
+    if (!badge) return;
+    via.replaceChildren(...rc.replyVia.split(/(\{channel\}|\{name\})/).filter(Boolean)
+      .map((part) => part === "{channel}" ? badge : part === "{name}" ? name : part));
+  }
+  function applyCustomer(tk) {
+    // A customer renamed (any of their tickets says so), or this ticket moved to another customer.
+    if (!ticketEl || !tk.contact) return;
+    if (tk.id === ticketId && tk.contact.id !== contactId) {
+      contactId = tk.contact.id;
+      const link = document.querySelector(".contact-card .contact-name a");
+      if (link) link.href = link.getAttribute("href").replace(/\d+$/, String(contactId));
+      showBanner("contact-merged-banner", t.contact_merged);
+    }
+    if (tk.contact.id !== contactId) return;
+    const shown = document.querySelector(".contact-card .contact-name a");
+    if (shown && shown.textContent !== tk.contact.name) showCustomerName(tk.contact.name);
+  }
   function applyTicketHeader(tk) {
+    noteCustomerTicket(tk);
+    applyCustomer(tk);
     if (!ticketEl || tk.id !== ticketId) return;
     const st = document.querySelector(".status-badge");
     if (st) { st.dataset.status = tk.status; st.textContent = t[tk.status]; }
@@ -103,6 +159,8 @@
   function rowFor(tk) {
     const tr = el("tr", "prio-" + tk.priority);
     tr.dataset.ticketId = tk.id;
+    tr.dataset.created = tk.created_at;
+    tr.dataset.score = tk.sentiment.score === null || tk.sentiment.score === undefined ? "" : tk.sentiment.score;
     const link = (text) => { const a = el("a", null, text); a.href = cfg.ticketUrl + tk.id; return a; };
     const td = (cls, child) => { const c = el("td", cls); if (child instanceof Node) c.append(child); else if (child !== undefined) c.textContent = child; return c; };
     const ch = el("span", "badge ch ch-" + tk.channel, t.channels[tk.channel] || tk.channel);
@@ -113,7 +171,7 @@
       box.setAttribute("aria-label", fmt(t.select_ticket, {id: tk.id}));
       tr.append(td("pick", box));
     }
-    tr.append(td(null, link(String(tk.id))), td(null, ch), td("contact", tk.contact.name),
+    tr.append(td("id", link(String(tk.id))), td("channel", ch), td("contact", tk.contact.name),
               td("subject", link(tk.subject || t.no_subject)), td("status", t[tk.status]),
               td("priority", t[tk.priority]), td("assignee", tk.assignee ? tk.assignee.name : "—"),
               td("sentiment", sentimentBadge(tk.sentiment, tk.sentiment.trend)));
@@ -123,6 +181,45 @@
     tr.querySelector(".status").dataset.status = tk.status;
     return tr;
   }
+  // The list's sort (search.py SORTS) as a key per row: a changed row moves only if its key did.
+  const PRIORITIES = ["low", "normal", "high", "urgent"];
+  function sortKey(tr) {
+    const id = Number(tr.dataset.ticketId);
+    const last = Date.parse(tr.querySelector("td.time time").dateTime);
+    const score = tr.dataset.score === "" ? null : Number(tr.dataset.score);
+    switch (table.dataset.sort) {
+      case "oldest": return [last, id];
+      case "created": return [-Date.parse(tr.dataset.created), -id];
+      case "priority": return [-PRIORITIES.indexOf(tr.className.match(/prio-(\w+)/)[1]), -last, -id];
+      case "sentiment": return [score === null ? 1 : 0, score || 0, -id];
+      default: return [-last, -id];  // recent
+    }
+  }
+  function before(a, b) {
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] < b[i];
+    return false;
+  }
+  function placeRow(tr) {
+    const key = sortKey(tr);
+    const next = Array.from(tr.parentNode.rows).find((r) => r !== tr && r.dataset.ticketId && before(key, sortKey(r)));
+    if (next) next.before(tr); else tr.parentNode.append(tr);
+  }
+  function showTotal(total) {
+    // "Page 1 of 2 · 26 tickets", and a next page once there is one.
+    const pager = document.querySelector(".pager");
+    const info = pager && pager.querySelector(".page-info");
+    if (!info) return;
+    table.dataset.total = total;
+    const page = Number(table.dataset.page), pages = Math.max(1, Math.ceil(total / Number(table.dataset.pageSize)));
+    info.textContent = fmt(t.page_of, {n: page, m: pages}) + " · " + fmt(t.tickets_total, {n: total});
+    if (pages > page && !pager.querySelector("a.next")) {
+      const url = new URL(location.href);
+      url.searchParams.set("page", page + 1);
+      const a = el("a", "next", t.next + " ›");
+      a.href = url.pathname + url.search;
+      pager.append(a);
+    }
+  }
   function upsertRow(tk, isNew) {
     if (!table) return;
     const body = table.tBodies[0];
@@ -131,7 +228,7 @@
     fresh.classList.add("fresh");
     const wasPicked = old && old.querySelector("td.pick input:checked");
     if (wasPicked) fresh.querySelector("td.pick input").checked = true;  // a live update keeps the selection
-    if (old) { old.replaceWith(fresh); if (table.dataset.unfiltered === "yes") body.prepend(fresh); return; }
+    if (old) { old.replaceWith(fresh); placeRow(fresh); return; }
     const active = ["new", "open", "pending"].includes(tk.status);
     const wanted = table.dataset.filterStatus;
     const matches = wanted === "all" || (wanted === "active" ? active : wanted === tk.status);
@@ -139,6 +236,10 @@
       const empty = body.querySelector("tr.empty");
       if (empty) empty.remove();
       body.prepend(fresh);
+      // The page keeps its size: the oldest row moves on to the next page.
+      const rows = body.querySelectorAll("tr[data-ticket-id]");
+      if (rows.length > Number(table.dataset.pageSize)) rows[rows.length - 1].remove();
+      if (isNew) showTotal(Number(table.dataset.total) + 1);
     } else if (isNew) {
       document.title = "● " + document.title.replace(/^● /, "");
     }
@@ -173,7 +274,10 @@
       if (p.ticket) ticketChanged(p.ticket);  // its aggregates (and an escalation's priority)
     },
     "ticket.created": (p) => upsertRow(p, true),
-    "ticket.updated": (p) => { ticketChanged(p); if (p.merged_into === ticketId && p.id === ticketId) showMerged(); },
+    "ticket.updated": (p) => {
+      ticketChanged(p);
+      if (p.merged_into === ticketId && p.id === ticketId) showBanner("merged-banner", t.merged);
+    },
     "ticket.assigned": (p) => ticketChanged(p),
     "sentiment.alert": (p) => showAlert(p),
   };
@@ -188,23 +292,70 @@
     if (fn) fn(payload);
     document.dispatchEvent(new CustomEvent("desk:" + name, {detail: payload}));
   }
-  function showMerged() {
-    // Another ticket's messages moved into this one: offer a reload rather than lose a draft.
-    if (document.getElementById("merged-banner")) return;
-    const bar = el("div", "flash info", t.merged + " ");
-    bar.id = "merged-banner";
+  function showBanner(id, text) {
+    // Another ticket's messages moved into this one (or its customer into another): offer a
+    // reload rather than lose a draft.
+    if (document.getElementById(id)) return;
+    const bar = el("div", "flash info", text + " ");
+    bar.id = id;
     bar.setAttribute("role", "status");
     const a = el("a", null, t.reload);
     a.href = location.pathname;
     bar.append(a);
     document.getElementById("thread").before(bar);
   }
-  function showAlert(p) {
+  // Supervisors' alerts: the newest few, one per ticket, above the page (never over its controls);
+  // older ones are only counted, and the dashboard lists them all.
+  const MAX_ALERTS = 3;
+  let olderAlerts = 0;
+  function alertBox() {
     let box = document.getElementById("alerts");
-    if (!box) { box = el("div", "alerts"); box.id = "alerts"; box.setAttribute("role", "alert"); document.body.append(box); }
-    const a = el("a", "alert", fmt(t.alert_text, {id: p.ticket_id, contact: p.contact || "", excerpt: p.excerpt || ""}));
+    if (box) return box;
+    box = el("div", "alerts");
+    box.id = "alerts";
+    const list = el("div", "alert-items");
+    list.setAttribute("role", "alert");
+    const more = el("p", "alerts-more");
+    more.hidden = true;
+    const count = el("span", "alerts-count");
+    more.append(count);
+    if (cfg.alertsUrl) { const a = el("a", null, t.dashboard); a.href = cfg.alertsUrl; more.append(" ", a); }
+    const all = el("button", "link", t.dismiss_alerts);
+    all.type = "button";
+    all.addEventListener("click", () => { olderAlerts = 0; list.replaceChildren(); updateAlerts(); });
+    more.append(" ", all);
+    box.append(list, more);
+    document.querySelector("main").prepend(box);
+    return box;
+  }
+  function updateAlerts() {
+    const box = alertBox();
+    const list = box.querySelector(".alert-items");
+    while (list.children.length > MAX_ALERTS) { list.lastElementChild.remove(); olderAlerts++; }
+    const count = box.querySelector(".alerts-count");
+    count.textContent = fmt(t.more_alerts, {n: olderAlerts});
+    count.hidden = olderAlerts === 0;
+    box.querySelector(".alerts-more").hidden = olderAlerts === 0 && list.children.length < 2;
+    box.hidden = list.children.length === 0 && olderAlerts === 0;
+  }
+  function showAlert(p) {
+    const list = alertBox().querySelector(".alert-items");
+    const same = list.querySelector('[data-ticket-id="' + p.ticket_id + '"]');
+    if (same) same.remove();  // the ticket's newest alert replaces its last one
+    const item = el("div", "alert");
+    item.dataset.ticketId = p.ticket_id;
+    const text = fmt(t.alert_text, {id: p.ticket_id, contact: p.contact || "", excerpt: p.excerpt || ""});
+    const a = el("a", null, text);
     a.href = cfg.ticketUrl + p.ticket_id;
-    box.prepend(a);
+    a.title = text;
+    const close = el("button", "alert-close", "×");
+    close.type = "button";
+    close.setAttribute("aria-label", t.dismiss_alert);
+    close.title = t.dismiss_alert;
+    close.addEventListener("click", () => { item.remove(); updateAlerts(); });
+    item.append(a, close);
+    list.prepend(item);
+    updateAlerts();
   }
 
   async function resync() {
@@ -272,9 +423,7 @@
   // ---- reply box: files, then send without leaving the page -------------------
   // Sent with fetch so a refused reply keeps the text and files and shows why in the box.
   const composer = document.getElementById("composer");
-  const replyCfgEl = document.getElementById("reply-config");
-  if (composer && replyCfgEl && ticketId) {
-    const rc = JSON.parse(replyCfgEl.textContent);
+  if (composer && rc && ticketId) {
     const canned = document.getElementById("canned");
     if (canned) canned.addEventListener("change", () => {
       if (canned.value) {

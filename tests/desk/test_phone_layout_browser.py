@@ -64,3 +64,51 @@ def test_dashboard_and_admin_fit_a_phone_screen(app, tmp_path):
             page.wait_for_load_state("networkidle")
             page.screenshot(path=str(tmp_path / f"{path.strip('/').replace('/', '-')}-phone.png"), full_page=True)
             assert page.evaluate(OVERFLOW) <= 0, path  # wide tables scroll inside their card
+
+
+# Each row's visible cells: their widths and heights, measured in the page.
+ROW_CELLS = """(id) => {
+  const row = document.querySelector(`tr[data-ticket-id="${id}"]`);
+  const out = {};
+  for (const td of row.cells) {
+    const r = td.getBoundingClientRect();
+    out[td.className || "?"] = {left: r.left, right: r.right, width: r.width, height: r.height,
+                                shown: getComputedStyle(td).display !== "none"};
+  }
+  return out;
+}"""
+
+
+def test_inbox_rows_are_readable_on_a_375px_phone(app, tmp_path):
+    """The subject gets the row's width and the customer a whole line, instead of ~38 px each
+    beside the badge columns (a subject broken every two or three characters)."""
+    narrow = {"width": 375, "height": 740}
+    inbox = f.inbox(kind="line")
+    agent = f.agent(inboxes=[inbox], name="田中")
+    subjects = {"p-1": "注文した商品がまだ届きません", "p-2": "返金の手続きについて教えてください。" * 3,
+                "p-3": "example_support_request_about_invoice_number_1234567890"}
+    ids = [ingest(inbox, f.inbound(user_id=user, text=text, display_name="株式会社サンプル商事 購買部 佐藤 様")
+                  ).message.ticket_id for user, text in subjects.items()]
+    with live_server(app) as server, chromium() as browser:
+        page = browser.new_page(locale="ja-JP", viewport=narrow)
+        log_in(page, server, agent.email, f.PASSWORD)
+        page.screenshot(path=str(tmp_path / "inbox-375.png"), full_page=True)
+        assert page.evaluate(OVERFLOW) <= 0
+        assert page.evaluate("() => document.getElementById('tickets').getBoundingClientRect().right") <= 375
+        line = page.evaluate("() => parseFloat(getComputedStyle(document.body).lineHeight)")
+        for ticket_id in ids:
+            cells = page.evaluate(ROW_CELLS, ticket_id)
+            shown = {name for name, c in cells.items() if c["shown"]}
+            assert shown == {"pick", "channel", "contact", "subject", "status", "sentiment"}, shown
+            for name in shown:
+                assert 0 <= cells[name]["left"] and cells[name]["right"] <= 375 + 0.5, (ticket_id, name)
+            assert cells["subject"]["width"] >= 375 * 0.75, cells["subject"]  # most of the width
+            assert cells["contact"]["width"] >= 150, cells["contact"]
+            for name in ("contact", "channel", "status", "sentiment"):  # one line each, not one per character
+                assert cells[name]["height"] < line * 1.6, (name, cells[name])
+        # The short subject reads on one line; the long one takes a few, not dozens.
+        first, long = page.evaluate(ROW_CELLS, ids[0]), page.evaluate(ROW_CELLS, ids[1])
+        assert first["subject"]["height"] < line * 1.6
+        assert long["subject"]["height"] < line * 5.5
+        # Selecting every row on the page still works from the header's box.
+        assert page.locator("#pick-all").is_visible()

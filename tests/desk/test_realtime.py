@@ -178,3 +178,25 @@ def test_an_event_alone_takes_the_sqlite_writer_lock_until_commit(app):
     assert not lock_is_free()
     db.session.commit()
     assert lock_is_free()
+
+
+@pytest.mark.config(SENTIMENT_ENABLED=False)
+def test_events_name_the_customer_for_open_ticket_pages(app, client):
+    """What desk.js needs to keep a ticket page's customer history and name live: a message's
+    event carries its ticket with the customer's id, and a rename sends the new name."""
+    from helpdesk.services.tickets import update_contact
+
+    inbox = f.inbox()
+    agent = f.agent(inboxes=[inbox])
+    first = ingest(inbox, f.inbound(user_id="masaki", display_name="まさき")).message
+    contact = first.ticket.contact
+    login(client, agent.email)
+    sio = connect(app, client)
+    ingest(inbox, f.inbound(user_id="masaki", text="追記です", new_thread=True))
+    (created,) = [p["args"][0] for p in events(sio, "message.created")]
+    assert first.contact_id and created["ticket"]["contact"]["id"] == first.contact_id
+    assert created["ticket_id"] != first.ticket_id
+    update_contact(contact, agent, name="山本 正樹", email=None, phone=None, note="")
+    renamed = [e["args"][0] for e in events(sio, "ticket.updated")]
+    assert {p["id"] for p in renamed} == {first.ticket_id, created["ticket_id"]}  # each open ticket of theirs
+    assert all(p["contact"] == {"id": first.contact_id, "name": "山本 正樹"} for p in renamed)
