@@ -211,7 +211,7 @@
     if (!info) return;
     table.dataset.total = total;
     const page = Number(table.dataset.page), pages = Math.max(1, Math.ceil(total / Number(table.dataset.pageSize)));
-    info.textContent = fmt(t.page_of, {n: page, m: pages}) + " · " + fmt(t.tickets_total, {n: total});
+    info.textContent = fmt(t.page_of, {n: page, m: pages}) + " · " + fmt(total === 1 ? t.tickets_total_one : t.tickets_total, {n: total});
     if (pages > page && !pager.querySelector("a.next")) {
       const url = new URL(location.href);
       url.searchParams.set("page", page + 1);

@@ -107,6 +107,24 @@ def test_live_labels_for_desk_js(app, client, lang, email, unassigned, alert):
     assert t["unassigned"] == unassigned and t["alert_text"] == alert
 
 
+@pytest.mark.parametrize("lang, one, two, live_one, live_two, customers", [
+    ("ja", "全1件", "全2件", "全{n}件", "全{n}件", "全1人"),
+    ("en", "1 ticket", "2 tickets", "{n} ticket", "{n} tickets", "1 customer"),
+])
+def test_counts_agree_with_their_number(app, client, lang, one, two, live_one, live_two, customers):
+    """English said "1 tickets" and "1 customers"."""
+    inbox = f.inbox()
+    login(client, f.agent(inboxes=[inbox]).email)
+    ingest(inbox, f.inbound(user_id="u1"))
+    page = client.get(f"/agent/?lang={lang}").get_data(as_text=True)
+    assert one in page and "1 tickets" not in page
+    t = desk_config(page)["i18n"]
+    assert (t["tickets_total_one"], t["tickets_total"]) == (live_one, live_two)
+    assert customers in client.get("/agent/contacts").get_data(as_text=True)
+    ingest(inbox, f.inbound(user_id="u2"))
+    assert two in client.get("/agent/").get_data(as_text=True)
+
+
 # ---- admin ----------------------------------------------------------------------------------
 
 @pytest.fixture
