@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy.exc import DataError, OperationalError, SQLAlchemyError
@@ -98,6 +98,7 @@ def error_response(status: int, headers: dict[str, str], page: tuple | None = No
     _signed_in_agent_or_visitor()
     # Customers reach only /files/ (and surveys, which answer with their own pages): no desk link for them.
     for_customers = request.path.startswith("/files/")
+    g.error_page = True  # the layout's language links then keep nothing of the request (_macros.html)
     return render_template("error.html", status=status, title=title, sentence=sentence,
                            for_customers=for_customers), status, headers
 
