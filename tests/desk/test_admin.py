@@ -449,3 +449,15 @@ def test_api_tokens_are_issued_for_api_inboxes_only(app, client, admin):
     assert db.session.scalar(select(ApiToken)) is None
     post(client, "/admin/tokens", {"name": "crm", "inbox_id": str(api.id)}, page="/admin/")
     assert [t.inbox_id for t in db.session.scalars(select(ApiToken))] == [api.id]
+
+
+def test_the_admin_page_has_each_id_once(app, client, admin):
+    """Five forms on one page each rendered id="name" and id="csrf_token": a label or a script
+    finding a field by id found the first form's."""
+    import collections
+    import re
+
+    f.inbox(kind="api")
+    html = client.get("/admin/").get_data(as_text=True)
+    ids = collections.Counter(re.findall(r'(?<![\w-])id="([^"]+)"', html))
+    assert ids and not {k: n for k, n in ids.items() if n > 1}

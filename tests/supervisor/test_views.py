@@ -66,6 +66,9 @@ def test_supervisor_and_admin_see_the_dashboard(app, client, role):
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert 'data-report="sentiment"' in html and "chart.js/dist/chart.umd" in html
+    # each page has one heading for screen readers (the tabs name it for the eye)
+    assert html.count("<h1") == 1 and '<h1 class="sr-only">ダッシュボード</h1>' in html
+    assert client.get("/supervisor/insight").get_data(as_text=True).count("<h1") == 1
 
 
 def test_bad_filters_are_a_400_with_a_message(app, sv_client):
