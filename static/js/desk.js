@@ -440,7 +440,8 @@
     const replyError = document.getElementById("reply-error");
     const sendBtn = document.getElementById("send-reply");
     const showReplyError = (text) => { replyError.textContent = text || ""; replyError.hidden = !text; };
-    const sizeText = (n) => n >= 1048576 ? (n / 1048576).toFixed(1) + " MB" : Math.max(1, Math.round(n / 1024)) + " KB";
+    const sizeText = (n) => n >= 1048576 ? (n / 1048576).toFixed(1) + " MB" : n >= 1024 ? Math.round(n / 1024) + " KB"
+      : n + " B";  // an empty file is "0 B", not "1 KB" beside the error that says it is empty
     function fileProblem() {
       const picked = Array.from(fileInput.files);
       if (picked.length > rc.maxFiles) return rc.i18n.too_many;

@@ -35,6 +35,7 @@ def test_agent_attaches_files_sends_and_sees_them_in_the_thread(app, tmp_path):
         page.fill("#reply-body", "請求書をお送りします。")
         page.set_input_files("#reply-files", files=[{"name": "空.pdf", "mimeType": "application/pdf", "buffer": b""}])
         assert page.is_visible("#reply-error") and "空.pdf" in page.inner_text("#reply-error")
+        assert page.inner_text("#reply-file-list") == "空.pdf (0 B)"
         page.click("#send-reply")
         assert page.locator("#thread .msg.dir-out").count() == 0
 
