@@ -78,7 +78,7 @@ NOT_A_CHOICE = _l("Not one of the choices: '%(value)s'")
 
 
 class InboxForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
+    name = StringField(_l("Name"), filters=[_strip], validators=[DataRequired(), Length(max=120)])
     kind = SelectField(_l("Channel"), choices=[])
     team_id = SelectField(_l("Team"), choices=[], validate_choice=False, validators=[_existing_team])
     settings = TextAreaField(_l("Settings (JSON)"), default="{}", validators=[_json_object])
@@ -95,15 +95,15 @@ class InboxEditForm(InboxForm):
 
 
 class AgentForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
-    email = EmailField(_l("Email address"), validators=[DataRequired(), Email(), Length(max=254)])
+    name = StringField(_l("Name"), filters=[_strip], validators=[DataRequired(), Length(max=120)])
+    email = EmailField(_l("Email address"), filters=[_strip], validators=[DataRequired(), Email(), Length(max=254)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(min=10, max=200)])
     role = SelectField(_l("Role"), choices=[SelectChoice(r.value) for r in Role])
 
 
 class AgentEditForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
-    email = EmailField(_l("Email address"), validators=[DataRequired(), Email(), Length(max=254)])
+    name = StringField(_l("Name"), filters=[_strip], validators=[DataRequired(), Length(max=120)])
+    email = EmailField(_l("Email address"), filters=[_strip], validators=[DataRequired(), Email(), Length(max=254)])
     role = SelectField(_l("Role"), choices=[SelectChoice(r.value) for r in Role])
     active = BooleanField(_l("Active (may log in)"))
     teams = SelectMultipleField(_l("Teams"), coerce=int, choices=[], invalid_choice_message=NOT_A_CHOICE)
@@ -120,12 +120,12 @@ class TeamEditForm(TeamForm):
 
 class CannedForm(FlaskForm):
     shortcut = StringField(_l("Shortcut"), filters=[_shortcut], validators=[DataRequired(), Length(max=40)])
-    title = StringField(_l("Title"), validators=[DataRequired(), Length(max=120)])
+    title = StringField(_l("Title"), filters=[_strip], validators=[DataRequired(), Length(max=120)])
     body = TextAreaField(_l("Body"), validators=[DataRequired(), Length(max=5000)])
 
 
 class TokenForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
+    name = StringField(_l("Name"), filters=[_strip], validators=[DataRequired(), Length(max=120)])
     inbox_id = SelectField(_l("Inbox"), choices=[], validate_choice=False, validators=[_api_inbox])
 
 

@@ -8,7 +8,7 @@ import html
 import json
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from helpdesk.extensions import db, socketio
 from helpdesk.models import Agent, ApiToken, AuditLog, CannedReply, Inbox, Role, Team
@@ -461,3 +461,16 @@ def test_the_admin_page_has_each_id_once(app, client, admin):
     html = client.get("/admin/").get_data(as_text=True)
     ids = collections.Counter(re.findall(r'(?<![\w-])id="([^"]+)"', html))
     assert ids and not {k: n for k, n in ids.items() if n > 1}
+
+
+def test_names_are_kept_without_the_spaces_around_them(app, client, admin):
+    """An inbox 「サポート窓口 」 beside 「サポート窓口」 looks like one listed twice; a name of
+    spaces is no name."""
+    post(client, "/admin/inboxes", {"name": "　サポート窓口 ", "kind": "api", "settings": "{}"}, page="/admin/")
+    assert db.session.scalar(select(Inbox.name)) == "サポート窓口"
+    post(client, "/admin/agents", {"name": " 佐藤 花子 ", "email": " sato@example.jp ", "password": "long-password-1",
+                                   "role": "agent"}, page="/admin/")
+    agent = db.session.scalar(select(Agent).where(Agent.email == "sato@example.jp"))
+    assert agent is not None and agent.name == "佐藤 花子"
+    resp = post(client, "/admin/inboxes", {"name": "   ", "kind": "api", "settings": "{}"}, page="/admin/")
+    assert resp.status_code == 302 and db.session.scalar(select(func.count()).select_from(Inbox)) == 1
