@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, request, session
+from flask import Flask, Response, has_request_context, request, session
 from flask_login import current_user
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config
 from .extensions import babel, csrf, db, limiter, login_manager, migrate, socketio
@@ -15,12 +16,24 @@ from .jobs import jobs
 __version__ = "0.1.0"
 
 
+class HelpdeskResponse(Response):
+    """Every cookie set in answer to an HTTPS request is Secure (the session, remember-me),
+    also where the config does not say so (HELPDESK_PUBLIC_URL left at http): behind nginx the
+    request is HTTPS through X-Forwarded-Proto, which HELPDESK_PROXY_FIX makes the desk trust."""
+
+    def set_cookie(self, key: str, *args: Any, **kwargs: Any) -> None:
+        if has_request_context() and request.is_secure:
+            kwargs["secure"] = True
+        super().set_cookie(key, *args, **kwargs)
+
+
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app = Flask(
         __name__,
         static_folder=str(config.ROOT / "static"),
         template_folder=str(config.ROOT / "templates"),
     )
+    app.response_class = HelpdeskResponse
     # Before anything logs: the app's logger is "helpdesk", the parent of every module's, and
     # Flask gives it a handler of its own if none is configured when it is first used, so
     # each line of the desk's would be printed twice (by that handler, then by the root's).
@@ -48,6 +61,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS", "*"),
         max_http_buffer_size=2 * 1024 * 1024,
     )
+    if app.config["PROXY_FIX"]:
+        # Outermost, around Socket.IO's middleware too: the client's address and scheme as nginx
+        # passes them (X-Forwarded-For, -Proto), for rate limits, logs and Secure cookies.
+        app.wsgi_app = ProxyFix(app.wsgi_app, **app.config["PROXY_FIX"])  # type: ignore[method-assign]
 
     from . import models  # noqa: F401  (register tables with the metadata)
     from . import sqlite_writes  # noqa: F401  (session hooks)

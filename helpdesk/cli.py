@@ -49,9 +49,27 @@ def reset_db(yes: bool):
     click.echo("database reset")
 
 
+def _checked_email(ctx, param, value: str) -> str:
+    from channels.base import valid_email
+
+    value = value.strip()
+    if not valid_email(value):
+        raise click.BadParameter(f"{value!r} is not an email address (name@example.jp)")
+    return value
+
+
+def _checked_name(ctx, param, value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise click.BadParameter("the name must not be empty")
+    if len(value) > 120:  # the column's, as in the admin form
+        raise click.BadParameter("use at most 120 characters")
+    return value
+
+
 @click.command("create-agent")
-@click.option("--email", required=True)
-@click.option("--name", required=True)
+@click.option("--email", required=True, callback=_checked_email)
+@click.option("--name", required=True, callback=_checked_name)
 @click.option("--role", type=click.Choice([r.value for r in Role]), default="agent")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 @with_appcontext
@@ -103,11 +121,21 @@ def backfill_sentiment(everything: bool):
     click.echo(f"re-labelled {n} messages")
 
 
+# A worker killed with kill -9 leaves RQ's scheduler lock (which moves due delayed jobs, the
+# sweep among them, onto the queue) held for about 60 s. The workers left, or the restarted
+# one, try to take it over at their maintenance runs, and an idle worker gets to those only
+# when its wait for a job times out (worker TTL - 15 s): RQ's defaults, 600 s and 420 s,
+# stopped the sweep for up to ten minutes. Both are cheap: a few Redis commands.
+WORKER_TTL = 30
+WORKER_MAINTENANCE_SECONDS = 15
+
+
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
 @with_appcontext
 def worker(burst: bool):
-    """Run an RQ worker for background jobs (production: HELPDESK_JOBS=rq).
+    """Run an RQ worker for background jobs (production: HELPDESK_JOBS=rq): sentiment,
+    outbound sends, email polling, surveys, and the sweep every 30 s.
 
     A SimpleWorker (no fork per job) keeps the sentiment model loaded between jobs;
     jobs are idempotent, so a worker killed mid-job loses nothing but time.
@@ -115,18 +143,21 @@ def worker(burst: bool):
     from rq import SimpleWorker
 
     from .jobs import jobs
+    from .tasks import schedule_sweep
 
     if current_app.config["JOBS"] != "rq":
         raise click.UsageError("set HELPDESK_JOBS=rq and HELPDESK_REDIS_URL to run separate workers")
     jobs.enqueue("label_sentiment")  # pick up what a dead worker left pending
     _requeue_pending_sends()
-    jobs.enqueue("sweep", delay=30, job_id="helpdesk-sweep")
+    jobs.enqueue("poll_email")  # now, not at the first sweep
+    schedule_sweep()  # the one chain of sweeps, if no other worker has scheduled it
     # The RQ scheduler is a forked child: it must not inherit our database connection,
     # or a killed worker's open transaction (and its row locks) would outlive it.
     db.session.remove()
     db.engine.dispose()
     q = jobs.queue()
-    SimpleWorker([q], connection=q.connection).work(burst=burst, with_scheduler=True)
+    SimpleWorker([q], connection=q.connection, worker_ttl=WORKER_TTL,
+                 maintenance_interval=WORKER_MAINTENANCE_SECONDS).work(burst=burst, with_scheduler=True)
 
 
 def _requeue_pending_sends() -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import click
+
 from .sqlite_writes import sqlite_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +26,10 @@ class Defaults:
     # "thread": in-process worker thread (embedded); "rq": Redis queue workers;
     # "inline": run right after commit in the caller (tests).
     JOBS = "thread"
+    # Behind a reverse proxy (docs/nginx.conf): how many proxies set X-Forwarded-For and
+    # X-Forwarded-Proto (1 for one nginx), or a JSON object of werkzeug ProxyFix's counts
+    # ({"x_for": 2, "x_proto": 1}). 0: the headers are ignored, since anyone could send them.
+    PROXY_FIX = 0
     SENTIMENT_MODEL = str(ROOT / "nlp" / "models" / "ja-sentiment")
     # Messages labelled per write transaction. On SQLite a batch holds the writer lock while
     # it writes, and in the embedded desk it holds the GIL in long stretches: with 16 instead
@@ -57,6 +63,15 @@ class Defaults:
     PUBLIC_URL = "http://127.0.0.1:5000"
 
 
+JOB_MODES = ("thread", "rq", "inline")
+_PROXY_FIX_KEYS = {"x_for", "x_proto", "x_host", "x_port", "x_prefix"}
+
+
+class ConfigError(click.ClickException):
+    """A setting the desk cannot start with. A ClickException, so that ``flask ...`` commands
+    print the message alone (no traceback); under gunicorn the worker does not boot."""
+
+
 def load(app, overrides: dict | None = None) -> None:
     """Defaults, then HELPDESK_* from the environment, then explicit overrides (tests)."""
     app.config.from_object(Defaults)
@@ -64,6 +79,11 @@ def load(app, overrides: dict | None = None) -> None:
     if overrides:
         app.config.update(overrides)
     cfg = app.config
+    if cfg["JOBS"] not in JOB_MODES:
+        raise ConfigError(f"HELPDESK_JOBS must be one of {', '.join(JOB_MODES)}, not {cfg['JOBS']!r}")
+    if cfg["JOBS"] == "rq" and not cfg["REDIS_URL"]:
+        raise ConfigError("HELPDESK_JOBS=rq needs HELPDESK_REDIS_URL (the queue the workers read)")
+    cfg["PROXY_FIX"] = _proxy_fix_options(cfg["PROXY_FIX"])
     cfg["SQLALCHEMY_DATABASE_URI"] = _normalise_db_url(cfg["DATABASE_URL"])
     options: dict = {}
     if not cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
@@ -85,8 +105,46 @@ def load(app, overrides: dict | None = None) -> None:
         cfg["REMEMBER_COOKIE_SECURE"] = True
     if cfg["REDIS_URL"] and cfg["RATELIMIT_STORAGE_URI"] == "memory://":
         cfg["RATELIMIT_STORAGE_URI"] = cfg["REDIS_URL"]
-    if cfg["SECRET_KEY"] == Defaults.SECRET_KEY and not (app.debug or app.testing):
-        app.logger.warning("HELPDESK_SECRET_KEY is not set; using the development key")
+    _check_secret_key(app)
+
+
+def _check_secret_key(app) -> None:
+    """The key signs sessions and the links we hand out (files, surveys, the widget's visitors):
+    with the development key, which is public, anyone could forge them. A desk configured for
+    production does not start with it; the embedded desk on this machine warns."""
+    cfg = app.config
+    how = ("set HELPDESK_SECRET_KEY to a long random value, "
+           "e.g. python -c 'import secrets; print(secrets.token_hex(32))'")
+    if not cfg.get("SECRET_KEY"):
+        raise ConfigError(f"HELPDESK_SECRET_KEY is empty: {how}")
+    if cfg["SECRET_KEY"] != Defaults.SECRET_KEY or app.debug or app.testing:
+        return
+    if _production(cfg):
+        raise ConfigError("HELPDESK_SECRET_KEY is not set, and the development key would let anyone forge "
+                          f"sessions and signed links: {how}")
+    app.logger.warning("HELPDESK_SECRET_KEY is not set; using the development key")
+
+
+def _production(cfg) -> bool:
+    """The README's production layout (Redis, RQ workers), or a desk reached over HTTPS or through a proxy."""
+    return bool(cfg["REDIS_URL"] or cfg["JOBS"] == "rq" or cfg["PROXY_FIX"]
+                or str(cfg.get("PUBLIC_URL", "")).lower().startswith("https://"))
+
+
+def _proxy_fix_options(value) -> dict[str, int]:
+    """HELPDESK_PROXY_FIX as werkzeug ProxyFix's keyword arguments ({} when off)."""
+    if value is True:
+        value = 1
+    if value in (None, False, "", 0):
+        return {}
+    if isinstance(value, int) and value > 0:
+        # Only what docs/nginx.conf sets: it passes a client's own X-Forwarded-Host through.
+        return {"x_for": value, "x_proto": value}
+    if (isinstance(value, dict) and value and set(value) <= _PROXY_FIX_KEYS
+            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in value.values())):
+        return dict(value)
+    raise ConfigError("HELPDESK_PROXY_FIX must be the number of proxies in front (1 for one nginx) or a JSON "
+                      f"object of counts for {', '.join(sorted(_PROXY_FIX_KEYS))}, not {value!r}")
 
 
 def _normalise_db_url(url: str) -> str:

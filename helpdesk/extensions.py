@@ -31,4 +31,8 @@ socketio = SocketIO()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
-limiter = Limiter(key_func=get_remote_address)
+# The client's address: behind nginx, only with HELPDESK_PROXY_FIX (create_app), or every client
+# would share the proxy's. Redis down: the limits go on per process in memory (Flask-Limiter logs
+# "Rate limit storage unreachable - falling back to in-memory storage" and goes back once Redis
+# answers), and whatever else fails in the limiter is logged, never a 500 that loses a message.
+limiter = Limiter(key_func=get_remote_address, in_memory_fallback_enabled=True, swallow_errors=True)

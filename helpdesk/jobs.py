@@ -12,6 +12,7 @@ import heapq
 import itertools
 import logging
 import os
+import re
 import threading
 import time
 from typing import Any, Callable
@@ -138,9 +139,7 @@ def _rq_entry(name: str, *args: Any) -> Any:
 
 class Jobs:
     def init_app(self, app: Flask) -> None:
-        mode = app.config["JOBS"]
-        if mode not in {"thread", "rq", "inline"}:
-            raise ValueError(f"HELPDESK_JOBS must be thread, rq or inline, not {mode!r}")
+        mode = app.config["JOBS"]  # one of config.JOB_MODES (checked when the config loads)
         state: dict[str, Any] = {"mode": mode}
         if mode == "thread":
             state["runners"] = {}
@@ -162,6 +161,10 @@ class Jobs:
         return state["queue"]
 
     def enqueue(self, name: str, *args: Any, delay: float = 0.0, job_id: str | None = None) -> bool:
+        """Queue a job by name. ``job_id`` (RQ only) makes it one of a kind: while a job of that
+        id exists, scheduled, queued, running or finished within RQ's result TTL, another
+        enqueue of it is dropped (RQ's unique jobs). A job must not re-enqueue itself under its
+        own id, then: give each run its own (``tasks.schedule_sweep``). Ids are kept per queue."""
         if name not in JOBS:
             from . import tasks  # noqa: F401
         if name not in JOBS:
@@ -181,14 +184,18 @@ class Jobs:
 
             from redis.exceptions import ConnectionError as RedisConnectionError
             from redis.exceptions import TimeoutError as RedisTimeoutError
+            from rq.exceptions import DuplicateJobError
 
             q = self.queue()
-            kwargs = {"job_id": job_id} if job_id else {}
+            # Job ids are global on the Redis server, which several desks may share.
+            kwargs = {"job_id": re.sub(r"[^A-Za-z0-9_-]", "_", f"{q.name}-{job_id}"), "unique": True} if job_id else {}
             try:
                 if delay > 0:
                     q.enqueue_in(timedelta(seconds=delay), _rq_entry, name, *args, **kwargs)
                 else:
                     q.enqueue(_rq_entry, name, *args, **kwargs)
+            except DuplicateJobError:
+                log.debug("job %s (%s) is already queued", name, job_id)
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 # Callers enqueue after their commit: the work is recorded in the database
                 # (pending label, pending delivery) and the workers' sweep picks it up.

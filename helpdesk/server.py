@@ -45,7 +45,7 @@ class EmbeddedServer(GunicornApp):
         from .jobs import jobs
 
         if self.app.config["JOBS"] == "rq":
-            return
+            return  # `flask worker` processes label, send, poll email and sweep (cli.worker)
         with self.app.app_context():
             jobs.enqueue("label_sentiment")  # anything left pending by the last run
             jobs.enqueue("poll_email")  # self-rescheduling IMAP polling (services/mailbox.py)

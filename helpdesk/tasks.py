@@ -120,20 +120,46 @@ def poll_social(inbox_id: int | None = None) -> int:
 
 @job
 def poll_email() -> float:
-    """Poll due IMAP mailboxes, then re-enqueue itself (embedded setup needs no cron)."""
-    from .services.mailbox import run_scheduled_poll
+    """Poll due IMAP mailboxes. The embedded runner's job re-enqueues itself (no cron needed);
+    with RQ workers every sweep queues one, so polling lives as long as the sweep does."""
+    from flask import current_app
 
+    from .services.mailbox import poll_due, run_scheduled_poll
+
+    if current_app.config["JOBS"] == "rq":
+        return poll_due()
     return run_scheduled_poll()
 
 
 SWEEP_SECONDS = 30
 
 
+def schedule_sweep(after: int | None = None) -> None:
+    """Queue the next sweep, at the next multiple of SWEEP_SECONDS (Unix time) from now, or
+    from ``after``, the time of the run that asks (a worker's clock may lag the scheduler's).
+
+    Each run has its own job id, named after its time: whoever schedules it (every worker as it
+    starts, every sweep as it begins) names the same job, and RQ keeps one (``unique``), so there
+    is one chain however many workers there are. A run killed with its worker (kill -9) has
+    already scheduled the next one, and RQ's record of the killed run (failed, abandoned) is
+    that run's alone. With one fixed id, the re-scheduled job shared its hash with the run
+    before it, whose 500 s result TTL then expired it while no scheduler was alive, and RQ's
+    clean-up of a killed run marked whatever run held the id failed."""
+    import time
+
+    from .jobs import jobs
+
+    now = time.time()
+    due = (max(int(now), after or 0) // SWEEP_SECONDS + 1) * SWEEP_SECONDS
+    jobs.enqueue("sweep", due, delay=due - now, job_id=f"sweep-{due}")
+
+
 @job
-def sweep() -> None:
+def sweep(slot: int | None = None) -> None:
     """Production safety net, every 30 s on the RQ scheduler: work recorded in the
     database whose job was lost (Redis down when it was queued, a worker killed) is
-    queued again. Handlers are idempotent, so queueing twice is harmless."""
+    queued again, and the email inboxes are polled. Handlers are idempotent, so queueing
+    twice is harmless."""
     from datetime import timedelta
 
     from sqlalchemy import exists, select
@@ -143,6 +169,8 @@ def sweep() -> None:
     from .models import Delivery, Direction, Message
     from .models._types import utcnow
 
+    schedule_sweep(after=slot)  # first: this run may die with its worker
+    jobs.enqueue("poll_email")
     stale = utcnow() - timedelta(seconds=SWEEP_SECONDS)
     for message_id in db.session.scalars(
         select(Message.id).where(Message.direction == Direction.outbound, Message.delivery == Delivery.pending,
@@ -152,5 +180,3 @@ def sweep() -> None:
     if db.session.scalar(select(exists().where(Message.direction == Direction.inbound,
                                                 Message.sentiment_label.is_(None)))):
         jobs.enqueue("label_sentiment")
-    # One chain however many workers start it: the fixed id replaces the scheduled job.
-    jobs.enqueue("sweep", delay=SWEEP_SECONDS, job_id="helpdesk-sweep")

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFError
 from sqlalchemy import func, select
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
@@ -20,6 +21,7 @@ from ..models import Agent
 from ..models._types import utcnow
 from ..realtime.agent_ns import drop_agent_sockets
 from ..services.tickets import audit
+from .errors import http_error
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
@@ -55,8 +57,15 @@ def safe_next(target: str | None) -> str:
     return url_for("agent.inbox")
 
 
+def _failed_login(response) -> bool:
+    """What the login throttle counts: every answer to a POST but a successful login (a redirect).
+    An office behind one address must not lock itself out by logging in."""
+    return response.status_code != 302
+
+
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit("10 per minute", methods=["POST"], on_breach=lambda limit: _throttled(limit))
+@limiter.limit("10 per minute", methods=["POST"], deduct_when=_failed_login,
+               on_breach=lambda limit: _throttled(limit))
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("agent.inbox"))
@@ -89,6 +98,30 @@ def _throttled(limit):
     return resp
 
 
+@bp.errorhandler(CSRFError)
+def csrf_refused(exc: CSRFError):
+    """A form of these pages refused by the CSRF check. On the login page the person is told
+    why and gets a fresh form (the generic 400 page only said to reload, which does not help
+    when the page is opened over plain HTTP and the session cookie is Secure)."""
+    plain_http = not request.is_secure and current_app.config.get("SESSION_COOKIE_SECURE")
+    log.warning("%s %s refused by the CSRF check (%s) from %s%s", request.method, request.path, exc.description,
+                request.remote_addr,
+                "; the page was opened over plain HTTP and the session cookie is Secure (HTTPS only): "
+                "open it at HELPDESK_PUBLIC_URL" if plain_http else "")
+    if request.endpoint != "auth.login":
+        return http_error(exc)
+    if plain_http:
+        url = str(current_app.config["PUBLIC_URL"]).rstrip("/") + url_for("auth.login")
+        flash(_("This helpdesk can only be used over HTTPS, so logging in over plain HTTP does not work. "
+                "Please open %(url)s", url=url), "error")
+    elif "referrer" in exc.description.lower():
+        flash(_("The login was refused because the browser did not confirm that the form came from this "
+                "site. Please reload the page and try again."), "error")
+    else:
+        flash(_("The login form had expired. Please try again."), "error")
+    return render_template("auth/login.html", form=LoginForm()), 400
+
+
 @bp.post("/logout")
 @login_required
 def logout():
@@ -100,7 +133,8 @@ class AccountForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
     locale = SelectField(_l("Language"), choices=[])
     current_password = PasswordField(_l("Current password"), validators=[Optional(), Length(max=200)])
-    new_password = PasswordField(_l("New password (leave empty to keep)"), validators=[Optional(), Length(min=10, max=200)])
+    new_password = PasswordField(_l("New password (leave empty to keep)"),
+                                 validators=[Optional(), Length(min=10, max=200)])
     confirm = PasswordField(_l("New password again"),
                             validators=[EqualTo("new_password", message=_l("The two new passwords differ."))])
 

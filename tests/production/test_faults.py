@@ -17,7 +17,7 @@ import requests
 
 from tests.conftest import PG_BASE, pg_available
 from tests.live import free_port
-from tests.procs import Cluster, agent_session, agent_socket, kill_hard, redis_available, wait_until
+from tests.procs import REDIS_URL, Cluster, agent_session, agent_socket, kill_hard, redis_available, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -67,6 +67,30 @@ def sql(cluster, query: str):
     with psycopg.connect(cluster.db_url) as conn:
         cur = conn.execute(query)
         return cur.fetchall() if cur.description else cur.rowcount
+
+
+def lost_reply(cluster) -> int:
+    """An agent's reply stored while its job could not be queued (Redis down at that moment),
+    an hour ago: only the sweep sends it."""
+    out = cluster.python(
+        "from helpdesk import create_app\nfrom helpdesk.extensions import db\nfrom helpdesk.jobs import jobs\n"
+        "from helpdesk.models import Agent, Ticket\nfrom helpdesk.services.replies import post_reply\n"
+        "from sqlalchemy import select, text\napp = create_app()\njobs.enqueue = lambda *args, **kwargs: False\n"
+        "with app.app_context():\n"
+        "    m = post_reply(db.session.scalar(select(Ticket)), db.session.scalar(select(Agent)), 'お待たせしました')\n"
+        "    db.session.execute(text(\"update messages set created_at = created_at - interval '1 hour' "
+        "where id = :id\"), {'id': m.id})\n"
+        "    db.session.commit()\n    print(m.id)\n")
+    return int(out.split()[-1])
+
+
+def rq_registries(cluster) -> tuple[list[str], list[str]]:
+    from redis import Redis
+    from rq import Queue
+    from rq.registry import FailedJobRegistry, ScheduledJobRegistry
+
+    queue = Queue(cluster.env["HELPDESK_JOBS_QUEUE"], connection=Redis.from_url(REDIS_URL))
+    return ScheduledJobRegistry(queue=queue).get_job_ids(), FailedJobRegistry(queue=queue).get_job_ids()
 
 
 def post_many(url: str, token: str, n: int, prefix: str) -> list[int]:
@@ -120,6 +144,15 @@ def test_worker_killed_mid_batch_loses_and_doubles_nothing(cluster):
         dupes = sql(cluster, "select count(*) from (select external_id from messages where direction='inbound' "
                              "group by inbox_id, external_id having count(*) > 1) d")[0][0]
         assert dupes == 0
+        # The sweep goes on after the kill (it once stopped: its fixed job id expired while the dead
+        # worker's scheduler lock was held): a reply whose job was lost is sent by a sweep of the
+        # restarted worker, and RQ lists no job that is still to run as failed.
+        lost = lost_reply(cluster)
+        assert wait_until(lambda: sql(cluster, f"select delivery from messages where id = {lost}")[0][0] == "sent",
+                          150), "no sweep ran after the worker was started again"
+        scheduled, failed = rq_registries(cluster)
+        assert len([job_id for job_id in scheduled if "sweep" in job_id]) == 1, scheduled  # one chain
+        assert not set(failed) & set(scheduled), "a job RQ lists as failed is the one scheduled to run"
         print(f"\nkill at {at_kill}/1000 labelled; sends attempted {receiver.attempts}, delivered "
               f"{len(receiver.delivered)}, lost 0, duplicated 0")
     finally:

@@ -1,0 +1,106 @@
+"""What the RQ workers do on their own: one chain of sweeps every 30 s (which queues again the
+work whose job was lost; after a worker is killed with kill -9: tests/production/test_faults.py),
+and IMAP polling with real processes (README: ``flask worker`` polls email)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import psycopg
+import pytest
+
+from tests.conftest import pg_available
+from tests.email.conftest import dovecot_server, mailbox, tls_cert  # noqa: F401  (fixtures here too: Dovecot)
+from tests.procs import REDIS_URL, Cluster, redis_available, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    if not (pg_available() and redis_available()):
+        pytest.skip("needs PostgreSQL and Redis")
+    with Cluster(tmp_path, SENTIMENT_ENABLED="false") as c:
+        yield c
+
+
+def sql(cluster, query: str, *params):
+    with psycopg.connect(cluster.db_url) as conn:
+        cur = conn.execute(query, params)
+        return cur.fetchall() if cur.description else cur.rowcount
+
+
+APP = ("from helpdesk import create_app\nfrom helpdesk.extensions import db\nfrom helpdesk.jobs import jobs\n"
+       "from sqlalchemy import select, text\napp = create_app()\n")
+
+
+def test_one_sweep_is_scheduled_however_many_workers_start_and_each_run_schedules_the_next(tmp_path):
+    """Without processes: the chain's bookkeeping on the real Redis."""
+    if not redis_available():
+        pytest.skip("needs Redis")
+    import uuid
+
+    from helpdesk.extensions import db
+    from helpdesk.tasks import SWEEP_SECONDS, schedule_sweep, sweep
+    from tests.conftest import make_app
+    from tests.procs import drop_rq_queue
+
+    queue = f"hd-sweep-{uuid.uuid4().hex[:8]}"
+    app = make_app(f"sqlite:///{tmp_path / 'desk.db'}", tmp_path, JOBS="rq", REDIS_URL=REDIS_URL, JOBS_QUEUE=queue,
+                   SOCKETIO_CHANNEL=queue)
+    try:
+        with app.app_context():
+            db.create_all()
+            for _ in range(3):  # three workers start
+                schedule_sweep()
+            (first,) = scheduled_sweeps(queue)
+            due = int(first.rsplit("-", 1)[1])
+            assert due % SWEEP_SECONDS == 0 and 0 < due - time.time() <= SWEEP_SECONDS
+            sweep(due)  # the run at that time (called here, before its time)
+            assert scheduled_sweeps(queue) == [first, f"{queue}-sweep-{due + SWEEP_SECONDS}"]
+            # A run on a worker whose clock lags still schedules the one after itself, not itself.
+            later = due + 10 * SWEEP_SECONDS
+            sweep(later)
+            assert scheduled_sweeps(queue)[-1] == f"{queue}-sweep-{later + SWEEP_SECONDS}"
+            db.session.remove()
+    finally:
+        drop_rq_queue(REDIS_URL, queue)
+
+
+def scheduled_sweeps(queue_name: str) -> list[str]:
+    from redis import Redis
+    from rq import Queue
+    from rq.registry import ScheduledJobRegistry
+
+    queue = Queue(queue_name, connection=Redis.from_url(REDIS_URL))
+    return sorted(job_id for job_id in ScheduledJobRegistry(queue=queue).get_job_ids() if "sweep" in job_id)
+
+
+RAW_MAIL = ("From: =?utf-8?b?5bGx55Sw?= <yamada@example.com>\r\nTo: {to}\r\nSubject: {subject}\r\n"
+            "Message-ID: <{mid}@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            "Content-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n")
+
+
+def test_worker_polls_the_email_inboxes(cluster, mailbox):  # noqa: F811
+    server, user, password, settings, secrets = mailbox
+    cluster.setup()
+    settings = {**settings, "from_address": user, "poll_interval": 5}
+    cluster.python(APP + "import json\nfrom helpdesk.models import Inbox\nwith app.app_context():\n"
+                         f"    settings = json.loads({json.dumps(settings)!r})\n"
+                         f"    secrets = json.loads({json.dumps(secrets)!r})\n"
+                         "    db.session.add(Inbox(name='mail', kind='email', settings=settings, secrets=secrets))\n"
+                         "    db.session.commit()\n")
+
+    def inbound() -> list[str]:
+        return [r[0] for r in sql(cluster, "select body from messages where direction = 'inbound' order by id")]
+
+    server.append(user, password, RAW_MAIL.format(to=user, subject="注文について", mid="poll-1",
+                                                  body="注文した商品が届きません。").encode())
+    cluster.start_worker()
+    assert wait_until(lambda: len(inbound()) == 1, 60), "the worker did not poll the mailbox"
+    # And again later: each sweep (every 30 s) polls the inboxes that are due.
+    server.append(user, password, RAW_MAIL.format(to=user, subject="追加", mid="poll-2",
+                                                  body="追加で質問があります。").encode())
+    assert wait_until(lambda: len(inbound()) == 2, 75), "the worker polled the mailbox only once"
+    assert "届きません" in inbound()[0] and "追加で質問" in inbound()[1]
