@@ -29,6 +29,9 @@ MAX_NAME = 100
 MAX_IDENTIFIER = 128
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+# A site that may embed the widget, as a browser names it (CSP frame-ancestors): scheme, host, port.
+_ORIGIN = re.compile(r"(https?)://((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+                     r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?::(\d{1,5}))?/?")
 
 # Content type -> the file name endings allowed for it. The type is decided by
 # the bytes (magic numbers); the name must agree with it.
@@ -79,6 +82,19 @@ def check_attachment(filename: str, data: bytes, max_bytes: int = MAX_ATTACHMENT
     return Attachment(filename=name, content_type=ctype, size=len(data), data=data)
 
 
+def clean_origin(value: Any) -> str | None:
+    """An ``allowed_origins`` entry as the frame's CSP lists it (``https://shop.example.jp``, a
+    trailing slash dropped), or None when it is not an http(s) origin: a path, a wildcard, a
+    ``javascript:`` URL and anything else that is no site are refused, never read as "any site"."""
+    if not isinstance(value, str):
+        return None
+    match = _ORIGIN.fullmatch(value.strip())
+    if match is None or (match.group(3) and not 0 < int(match.group(3)) <= 65535):
+        return None
+    scheme, host, port = match.groups()
+    return f"{scheme}://{host}" + (f":{port}" if port else "")
+
+
 def identity_hash(secret: str, identifier: str) -> str:
     """What the host site computes server-side: hex HMAC-SHA256(identity_secret, identifier)."""
     return hmac.new(secret.encode(), identifier.encode(), hashlib.sha256).hexdigest()
@@ -113,7 +129,7 @@ def clean_name(value: Any) -> str:
 class ChatAdapter(Adapter):
     """Settings: ``prechat`` (bool: ask name and email before the first message),
     ``email_inbox_id`` (an email inbox for replies to visitors who left),
-    ``allowed_origins`` (list of sites that may embed the widget; empty = any),
+    ``allowed_origins`` (list of sites that may embed the widget; empty = any; see ``clean_origin``),
     ``title`` / ``greeting`` (widget texts). Secrets: ``identity_secret``."""
 
     kind = "chat"
@@ -187,6 +203,8 @@ class ChatAdapter(Adapter):
             "attachments": [{"index": i, "filename": a.filename, "content_type": a.content_type, "size": a.size,
                              "url": urlsplit(a.url).path if a.url else None}
                             for i, a in enumerate(outbound.attachments)],
+            # a survey's answer buttons and page, as in the history
+            **widget_ns.visitor_extras(outbound.meta),
         }
         events.publish_to(events.visitor_room(recipient), "message.created", payload, events.WIDGET_NS)
         meta: dict[str, Any] = {}

@@ -46,7 +46,8 @@ class SurveyAnswer(db.Model):
     score: Mapped[int]
     comment: Mapped[str] = mapped_column(Text, default="")
     via: Mapped[str] = mapped_column(String(10))  # link | reply
-    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    # indexed: labelling looks up which of its messages are recorded answers
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), index=True)
     answered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     survey: Mapped[Survey] = relationship(back_populates="answer")

@@ -47,6 +47,8 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]{32,64}")
 DEFAULT_RATE = "8 per 10 seconds; 30 per minute"
 PASS_MAX_AGE = 24 * 3600
 HISTORY_LIMIT = 200
+MAX_QUICK_REPLIES = 13  # LINE's limit, the strictest channel's: a survey offers at most 11 (NPS)
+MAX_QUICK_REPLY = 100
 
 # English texts for logs and API callers; the widget shows its own translation of the code.
 ERRORS = {
@@ -142,7 +144,7 @@ def allow(visitor_key: str, inbox_id: int) -> bool:
     if not spec:
         return True
     from limits import parse_many
-    from limits.storage import storage_from_string
+    from limits.storage import MemoryStorage, storage_from_string
     from limits.strategies import MovingWindowRateLimiter
 
     ext = current_app.extensions
@@ -150,7 +152,14 @@ def allow(visitor_key: str, inbox_id: int) -> bool:
         ext["helpdesk.widget_limiter"] = MovingWindowRateLimiter(
             storage_from_string(current_app.config["RATELIMIT_STORAGE_URI"]))
     limiter = ext["helpdesk.widget_limiter"]
-    return all(limiter.hit(item, "widget", str(inbox_id), visitor_key) for item in parse_many(spec))
+    try:
+        return all(limiter.hit(item, "widget", str(inbox_id), visitor_key) for item in parse_many(spec))
+    except limiter.storage.base_exceptions as exc:
+        # Redis down: the visitor's message must not be lost to its flood control. This
+        # process counts alone meanwhile, as the app's limiter does (extensions.py).
+        log.warning("widget rate limit storage unreachable (%s): counting in this process's memory", exc)
+        memory = ext.setdefault("helpdesk.widget_limiter_memory", MovingWindowRateLimiter(MemoryStorage()))
+        return all(memory.hit(item, "widget", str(inbox_id), visitor_key) for item in parse_many(spec))
 
 
 def _identity(key: str) -> ContactIdentity | None:
@@ -170,7 +179,27 @@ def visitor_message_json(msg: Message) -> dict:
             {"index": i, "filename": a.get("filename"), "content_type": a.get("content_type"), "size": a.get("size")}
             for i, a in enumerate(msg.attachments or []) if a.get("stored")
         ],
+        **(visitor_extras(msg.meta) if msg.direction is Direction.outbound else {}),
     }
+
+
+def visitor_extras(meta) -> dict:
+    """What an outbound message offers beside its text, for the widget to draw: quick-reply
+    buttons (a survey's answers, sent back as the visitor's message, as LINE and Messenger do)
+    and a survey's page. Only present keys, so an ordinary reply looks as it always did."""
+    meta = meta if isinstance(meta, dict) else {}
+    quick = []
+    for item in meta.get("quick_replies") or []:
+        if not isinstance(item, dict):
+            continue
+        text = str(item.get("text") or item.get("label") or "").strip()[:MAX_QUICK_REPLY]
+        if text:
+            quick.append({"label": str(item.get("label") or text).strip()[:MAX_QUICK_REPLY], "text": text})
+    extras: dict = {"quick_replies": quick[:MAX_QUICK_REPLIES]} if quick else {}
+    url = (meta.get("survey") or {}).get("url") if isinstance(meta.get("survey"), dict) else None
+    if isinstance(url, str) and url.startswith(("https://", "http://")):
+        extras["survey_url"] = url
+    return extras
 
 
 def history(visitor: Visitor) -> list[dict]:
@@ -229,6 +258,41 @@ def receive(inbox: Inbox, visitor: Visitor, data: dict, attachments: tuple[Attac
     return payload
 
 
+def admit(inbox: Inbox, visitor: Visitor, data: dict) -> bool:
+    """The checks every visitor message passes before ``receive``, a line of text or a file: a
+    given email must be valid (and is kept), the pre-chat form comes first where the inbox asks
+    for it, and with nobody online an email to answer to. An answer to a survey we asked is let
+    through: it needs no answer. Returns whether an agent is online. Raises WidgetError."""
+    email = data.get("email")
+    if isinstance(email, str) and email.strip():
+        if not valid_email(email.strip()):
+            log.warning("widget message refused on inbox %s from %s: bad email", inbox.id, visitor.key[:24])
+            raise WidgetError("bad_email")
+        visitor.email = email.strip()
+    online = agents_online(inbox.id)
+    if _answers_survey(inbox, visitor, data):
+        return online
+    if _prechat_needed(inbox, visitor):
+        # the widget shows the pre-chat form and sends the message again after it
+        log.info("widget message held on inbox %s from %s: pre-chat form first", inbox.id, visitor.key[:24])
+        raise WidgetError("prechat_required")
+    if not online and not _known_email(visitor):
+        log.info("widget message held on inbox %s from %s: no agent online, email asked first",
+                 inbox.id, visitor.key[:24])
+        raise WidgetError("email_required")
+    return online
+
+
+def _answers_survey(inbox: Inbox, visitor: Visitor, data: dict) -> bool:
+    from ..services import surveys
+
+    text = data.get("text")
+    if not isinstance(text, str) or not surveys.may_answer(text):
+        return False
+    ident = _identity(visitor.key)
+    return ident is not None and surveys.match_reply(inbox.id, ident.contact_id, text) is not None
+
+
 def _prechat_needed(inbox: Inbox, visitor: Visitor) -> bool:
     if not (inbox.settings or {}).get("prechat") or visitor.verified:
         return False
@@ -243,6 +307,27 @@ def _known_email(visitor: Visitor) -> str | None:
         return visitor.email
     ident = _identity(visitor.key)
     return ident.contact.email if ident else None
+
+
+def _remember(visitor: Visitor, name: str, email: str) -> None:
+    """Keep what the pre-chat or offline form said on the visitor's contact (created now if this
+    is their first word), not only on this socket: after a reload, another page of the site or a
+    dropped connection they are not asked again, and the desk knows whom it talks to.
+    The contact's name and address only fill blanks: an anonymous form must not rewrite a known
+    customer's."""
+    from ..services.ingest import resolve_contact
+
+    for attempt in range(2):
+        try:
+            contact = resolve_contact("chat", visitor.key, name, email or None)
+            if name and not contact.name:
+                contact.name = name
+            db.session.commit()
+            return
+        except IntegrityError:  # the same visitor's other tab created the contact first
+            db.session.rollback()
+            if attempt:
+                raise
 
 
 def _mark_verified(visitor: Visitor) -> None:
@@ -359,11 +444,8 @@ class WidgetNamespace(Namespace):
                 visitor.name = name
             if email:
                 visitor.email = email
-                ident = _identity(visitor.key)
-                # Only fills a blank: an anonymous form must not rewrite a known customer's address.
-                if ident is not None and not ident.contact.email:
-                    ident.contact.email = email
-                    db.session.commit()
+            if name or email:
+                _remember(visitor, name, email)
             return {"ok": True, "email_known": bool(_known_email(visitor))}
         except WidgetError as exc:
             return self._fail(exc)
@@ -375,20 +457,7 @@ class WidgetNamespace(Namespace):
             inbox = db.session.get(Inbox, visitor.inbox_id)
             if inbox is None or not inbox.active:
                 raise WidgetError("unknown_inbox")
-            if isinstance(data.get("email"), str) and data["email"].strip():
-                if not valid_email(data["email"].strip()):
-                    log.warning("widget message refused on inbox %s from %s: bad email", inbox.id, visitor.key[:24])
-                    raise WidgetError("bad_email")
-                visitor.email = data["email"].strip()
-            if _prechat_needed(inbox, visitor):
-                # the widget shows the pre-chat form and sends the message again after it
-                log.info("widget message held on inbox %s from %s: pre-chat form first", inbox.id, visitor.key[:24])
-                raise WidgetError("prechat_required")
-            online = agents_online(inbox.id)
-            if not online and not _known_email(visitor):
-                log.info("widget message held on inbox %s from %s: no agent online, email asked first",
-                         inbox.id, visitor.key[:24])
-                raise WidgetError("email_required")
+            online = admit(inbox, visitor, data)
             message = receive(inbox, visitor, {**data, "offline": not online})
             return {"ok": True, "message": message, "agents_online": online}
         except WidgetError as exc:

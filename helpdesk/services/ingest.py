@@ -43,6 +43,8 @@ class IngestResult:
     ticket_created: bool = False
     # The message as serialized before commit, so callers can answer without a reload.
     payload: dict | None = None
+    # The survey the message answers (surveys.match_reply), recorded after the commit.
+    survey_reply: surveys.Reply | None = None
 
     def message_payload(self) -> dict:
         return self.payload if self.payload is not None else message_json(self.message)
@@ -71,10 +73,11 @@ def ingest(inbox: Inbox, inbound: Inbound) -> IngestResult:
             log.info("conflict storing %s message %s on inbox %s; checking again", inbox.kind,
                      inbound.external_id, inbox.id)
             continue
+        if result.survey_reply is not None:  # without touching the committed (expired) row
+            # before labelling is queued: the label of an answer is read from its recorded score
+            surveys.record_reply(result.survey_reply, result.message_payload()["id"])
         if current_app.config["SENTIMENT_ENABLED"]:
             jobs.enqueue("label_sentiment")
-        if surveys.parse_reply(inbound.text) is not None:  # without touching the committed (expired) row
-            surveys.record_from_message(result.message)
         return result
     raise RuntimeError(f"could not store message {inbound.external_id!r} after 3 attempts")
 
@@ -176,8 +179,8 @@ def _store(inbox: Inbox, inbound: Inbound) -> IngestResult:
     contact = resolve_contact(kind, inbound.user_id, inbound.display_name, inbound.email)
     new_contact = contact.id is None
     # A survey answer stays on its ticket (a customer met just now was never asked one).
-    survey = None if new_contact else surveys.match_reply(inbox.id, contact.id, inbound.text)
-    ticket = survey.ticket if survey else _find_ticket(inbox, contact, inbound, new_contact)
+    reply = None if new_contact else surveys.match_reply(inbox.id, contact.id, inbound.text, inbound.meta)
+    ticket = reply.survey.ticket if reply else _find_ticket(inbox, contact, inbound, new_contact)
     # What the events will show: the contact's name and the ticket's tags (_TICKET_TAGS).
     contact.display_name  # noqa: B018 (may load the identities)
     if ticket is not None and "tags" in inspect(ticket).unloaded:
@@ -204,7 +207,7 @@ def _store(inbox: Inbox, inbound: Inbound) -> IngestResult:
         changes = {"last_message_at": now}
         # neither a survey answer nor an automatic reply (an out-of-office mail) is the customer
         # coming back: the ticket stays where the agent left it
-        if ((ticket.status in _REOPENABLE or ticket.status is Status.pending) and survey is None
+        if ((ticket.status in _REOPENABLE or ticket.status is Status.pending) and reply is None
                 and not inbound.meta.get("auto_submitted")):
             changes.update(status=Status.open, resolved_at=None)
         if inbound.meta.get("reply_to"):
@@ -234,7 +237,7 @@ def _store(inbox: Inbox, inbound: Inbound) -> IngestResult:
     # The message's event carries its ticket as the message left it: no ticket.updated of its own.
     events.publish(events.MESSAGE_CREATED, {**payload, "ticket": ticket_payload}, inbox_id=inbox.id,
                    ticket_id=ticket.id)
-    return IngestResult(msg, created=True, ticket_created=ticket_created, payload=payload)
+    return IngestResult(msg, created=True, ticket_created=ticket_created, payload=payload, survey_reply=reply)
 
 
 # The message and a known ticket's changes are written with plain statements instead of

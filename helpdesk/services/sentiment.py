@@ -17,7 +17,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from .. import sqlite_writes
 from ..extensions import db
-from ..models import Alert, Contact, Direction, Message, Ticket
+from ..models import Alert, Contact, Direction, Message, Survey, SurveyAnswer, Ticket
 from ..models._types import utcnow
 from ..realtime import events
 from ..realtime.serializers import sentiment_json, ticket_json
@@ -89,7 +89,8 @@ def label_messages(msgs: list[Message]) -> None:
     # below the GIL and the writer lock (sqlite_writes.yield_to_requests). Once before the
     # model, once before the database: a burst may begin while the model runs.
     sqlite_writes.yield_to_requests()
-    rated = {msg.id: _survey_answer_label(msg) for msg in msgs}
+    answers = _survey_answers([msg.id for msg in msgs if surveys.may_answer(msg.body or "")])
+    rated = {msg.id: _survey_answer_label(msg, answers.get(msg.id)) for msg in msgs}
     for_model = [msg for msg in msgs if rated[msg.id] is None]
     predicted = dict(zip([msg.id for msg in for_model], model().predict([_text_for(msg) for msg in for_model])
                          if for_model else []))
@@ -138,13 +139,25 @@ def label_messages(msgs: list[Message]) -> None:
     db.session.commit()
 
 
-def _survey_answer_label(msg: Message):
-    """A survey answer typed as a quick reply (「満足度：1」) is labelled from its number, not by
-    the model: to the model 「1」 is neutral text, and a customer who rated us 1 in 5 looked
-    like a customer whose mood was improving."""
+def _survey_answers(message_ids: list[int]) -> dict[int, tuple[str, int]]:
+    """The (kind, score) of each of these messages that was recorded as a survey answer."""
+    if not message_ids:
+        return {}
+    rows = db.session.execute(
+        select(SurveyAnswer.message_id, Survey.kind, SurveyAnswer.score)
+        .join(Survey, Survey.id == SurveyAnswer.survey_id)
+        .where(SurveyAnswer.message_id.in_(message_ids))
+    )
+    return {message_id: (kind, score) for message_id, kind, score in rows}
+
+
+def _survey_answer_label(msg: Message, answer: tuple[str, int] | None):
+    """A survey answer (a quick reply such as 「満足度：1」, or a bare 「1」 recorded as the answer)
+    is labelled from its number, not by the model: to the model 「1」 is neutral text, and a
+    customer who rated us 1 in 5 looked like a customer whose mood was improving."""
     from nlp.sentiment import LABELS, Prediction
 
-    rating = surveys.sentiment_of(msg.body or "")
+    rating = surveys.sentiment_of(msg.body or "") or (surveys.rating_sentiment(*answer) if answer else None)
     if rating is None:
         return None
     label, score = rating

@@ -3,7 +3,9 @@
 When a ticket is resolved we ask one question (per inbox setting ``survey``: csat | nps | ces |
 none; default csat) through the one outbound path, ``replies.post_reply``. The customer answers by
 a signed, expiring link (``/survey/<token>``) or, on chat channels, by replying with a quick-reply
-text such as 「満足度: 5」, which ``record_from_message`` picks up after ingest.
+text such as 「満足度: 5」 (or a bare 「5」 while the survey's ticket still waits for it): ingest keeps such a
+reply on the survey's ticket (``match_reply``) and records it after its commit (``record_reply``).
+A later answer replaces the earlier one: the customer changed their mind, and the messages keep both.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
-from ..models import Message, Survey, SurveyAnswer, Ticket
+from ..models import Status, Survey, SurveyAnswer, Ticket
 from ..models._types import utcnow
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ SCALES = {
 }
 _PREFIXES = {s.prefix: s.kind for s in SCALES.values()} | {k.upper(): k for k in SCALES}
 _ANSWER_RE = re.compile(r"^\s*(" + "|".join(map(re.escape, _PREFIXES)) + r")\s*[:：]?\s*(\d{1,2})\s*$")
+_BARE_RE = re.compile(r"^\s*(\d{1,2})\s*$")
 
 
 class SurveyError(ValueError):
@@ -227,9 +230,14 @@ def sentiment_of(text: str) -> tuple[str, float] | None:
     for any other text. The score is 0 across the scale's neutral answers and runs linearly
     to -1 at its lowest and 1 at its highest, so its sign always agrees with the label."""
     parsed = parse_reply(text)
-    if parsed is None or not SCALES[parsed[0]].low <= parsed[1] <= SCALES[parsed[0]].high:
+    return None if parsed is None else rating_sentiment(*parsed)
+
+
+def rating_sentiment(kind: str, n: int) -> tuple[str, float] | None:
+    """``sentiment_of`` for an answer known by its survey's kind and its number (a bare 「5」)."""
+    scale = SCALES[kind]
+    if not scale.low <= n <= scale.high:
         return None
-    scale, n = SCALES[parsed[0]], parsed[1]
     if n < scale.neutral[0]:
         return "negative", round(-(scale.neutral[0] - n) / (scale.neutral[0] - scale.low), 4)
     if n > scale.neutral[1]:
@@ -237,46 +245,97 @@ def sentiment_of(text: str) -> tuple[str, float] | None:
     return "neutral", 0.0
 
 
-def pending_for(inbox_id: int, contact_id: int, kind: str) -> Survey | None:
-    """The newest unanswered, unexpired survey of this kind for a contact on an inbox."""
+def _newest(inbox_id: int, contact_id: int):
+    """A query for the newest of this contact's unexpired surveys on an inbox (callers narrow it)."""
     since = utcnow() - timedelta(seconds=max_age_s())
-    return db.session.scalar(
-        select(Survey)
-        .outerjoin(SurveyAnswer, SurveyAnswer.survey_id == Survey.id)
-        .where(Survey.inbox_id == inbox_id, Survey.contact_id == contact_id, Survey.kind == kind,
-               SurveyAnswer.id.is_(None), Survey.created_at >= since)
-        .order_by(Survey.id.desc())
-        .limit(1)
-    )
+    return (select(Survey)
+            .where(Survey.inbox_id == inbox_id, Survey.contact_id == contact_id, Survey.created_at >= since)
+            .order_by(Survey.id.desc())
+            .limit(1))
 
 
-def match_reply(inbox_id: int, contact_id: int, text: str) -> Survey | None:
-    """Before a reply is stored: the survey it answers, so ingest keeps it on that ticket
-    instead of reopening it or opening a new one."""
-    parsed = parse_reply(text)
-    if parsed is None:
+def awaiting(inbox_id: int, contact_id: int) -> Survey | None:
+    """The survey a bare number from this contact answers: their newest unexpired one, while its
+    ticket is still resolved (or closed) and no newer conversation began. Anything else the customer
+    said would have reopened that ticket, so a number now can only be about the question."""
+    survey = db.session.scalar(_newest(inbox_id, contact_id))
+    if survey is None or survey.ticket.status in Status.active():
         return None
-    return pending_for(inbox_id, contact_id, parsed[0])
+    newer = db.session.scalar(select(Ticket.id).where(Ticket.inbox_id == inbox_id, Ticket.contact_id == contact_id,
+                                                      Ticket.id > survey.ticket_id).limit(1))
+    return None if newer else survey
 
 
-def record_from_message(message: Message) -> SurveyAnswer | None:
-    """After ingest committed a customer message: if it answers a pending survey, record it.
-    Never raises: the message itself is already safely stored."""
-    try:
-        parsed = parse_reply(message.body)
-        if parsed is None or message.contact_id is None:
-            return None
+@dataclass(frozen=True)
+class Reply:
+    """A customer message that answers a survey, found before the message is stored."""
+
+    survey: Survey
+    score: int
+
+
+def may_answer(text: str) -> bool:
+    """Whether a text has the shape of a survey answer (a quick reply or a bare number), asked
+    without a query, before looking for the survey it would answer."""
+    norm = unicodedata.normalize("NFKC", text or "")
+    return bool(_ANSWER_RE.match(norm) or _BARE_RE.match(norm))
+
+
+def match_reply(inbox_id: int, contact_id: int, text: str, meta=None) -> Reply | None:
+    """Before a reply is stored: the survey it answers, so ingest keeps it on that ticket instead
+    of reopening it or opening a new one. A quick-reply answer (「満足度: 5」, or the payload of a
+    Messenger button, whose text is only its label) answers the newest survey of its kind, answered
+    or not (the buttons belong to the newest question); a bare number (「5」, 「５」) only the survey
+    still waiting for it (``awaiting``)."""
+    payload = (meta or {}).get("quick_reply_payload")
+    parsed = parse_reply(payload) if isinstance(payload, str) else None
+    parsed = parsed or parse_reply(text)
+    if parsed is not None:
         kind, score = parsed
-        survey = db.session.scalar(
-            select(Survey).where(Survey.ticket_id == message.ticket_id, Survey.kind == kind)
-        ) or pending_for(message.inbox_id, message.contact_id, kind)
-        if survey is None or survey.answer is not None:
-            return None
-        return record(survey, score, via="reply", message_id=message.id)
+        survey = db.session.scalar(_newest(inbox_id, contact_id).where(Survey.kind == kind))
+        return Reply(survey, score) if survey is not None else None
+    bare = _BARE_RE.match(unicodedata.normalize("NFKC", text or ""))
+    if bare is None:
+        return None
+    score = int(bare.group(1))
+    survey = awaiting(inbox_id, contact_id)
+    if survey is None or not SCALES[survey.kind].low <= score <= SCALES[survey.kind].high:
+        return None  # 「0」 to a 1-5 question is not an answer: the customer means something else
+    return Reply(survey, score)
+
+
+def record_reply(reply: Reply, message_id: int) -> SurveyAnswer | None:
+    """After ingest committed the customer's answer: record it, or let it replace their earlier
+    one. Never raises: the message itself is already safely stored."""
+    try:
+        survey_id = reply.survey.id
+        survey = db.session.get(Survey, survey_id)
+        if survey.answer is None:
+            try:
+                return record(survey, reply.score, via="reply", message_id=message_id)
+            except SurveyError as exc:
+                if exc.reason != "answered":  # else a concurrent first answer won: ours replaces it
+                    raise
+                survey = db.session.get(Survey, survey_id)
+        return _change(survey, reply.score, message_id)
     except SurveyError as exc:
-        log.info("survey reply on message %s not recorded: %s", message.id, exc.reason)
+        log.info("survey reply on message %s not recorded: %s", message_id, exc.reason)
         return None
     except Exception:
         db.session.rollback()
-        log.exception("survey reply on message %s could not be recorded", message.id)
+        log.exception("survey reply on message %s could not be recorded", message_id)
         return None
+
+
+def _change(survey: Survey, score: int, message_id: int) -> SurveyAnswer:
+    """A second answer by reply: the latest is what the customer thinks now. The reports and the
+    live dashboards follow (``survey.answered`` again); the earlier answer stays in the messages."""
+    score = parse_score(SCALES[survey.kind], score)
+    answer = survey.answer
+    before = answer.score
+    answer.score, answer.via, answer.message_id, answer.answered_at = score, "reply", message_id, utcnow()
+    db.session.flush()
+    _publish(survey, answer)
+    db.session.commit()
+    log.info("survey %s answered again via reply: %s -> %s", survey.id, before, score)
+    return answer

@@ -17,6 +17,7 @@ from wtforms import BooleanField, EmailField, PasswordField, SelectField, Select
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
 from channels import kinds
+from channels.chat import clean_origin
 
 from ..extensions import db
 from ..models import Agent, ApiToken, CannedReply, Inbox, Role, Status, Team, Ticket
@@ -47,6 +48,26 @@ def _json_object(form, field):
         raise ValidationError(_("Must be a JSON object.")) from None
     if not isinstance(value, dict):
         raise ValidationError(_("Must be a JSON object."))
+
+
+def _allowed_origins(form, field):
+    """A chat inbox's ``allowed_origins``: the sites that may embed its widget. An entry the
+    widget could not use is refused here, where the admin sees why, rather than ignored later."""
+    try:
+        settings = json.loads(field.data or "{}")
+    except ValueError:
+        return  # _json_object says so
+    listed = settings.get("allowed_origins") if isinstance(settings, dict) else None
+    if listed is None or listed == []:
+        return  # every site may embed it
+    if not isinstance(listed, list):
+        raise ValidationError(_("allowed_origins must be a list of sites, such as %(example)s.",
+                                example='["https://shop.example.jp"]'))
+    bad = [str(entry) for entry in listed if clean_origin(entry) is None]
+    if bad:
+        raise ValidationError(_("allowed_origins: not a site: %(entries)s. Write each site as http(s)://host or "
+                                "http(s)://host:port, such as %(example)s, without a path. An empty list allows "
+                                "every site.", entries=", ".join(bad)[:200], example="https://shop.example.jp"))
 
 
 def _existing_team(form, field):
@@ -81,7 +102,7 @@ class InboxForm(FlaskForm):
     name = StringField(_l("Name"), filters=[_strip], validators=[DataRequired(), Length(max=120)])
     kind = SelectField(_l("Channel"), choices=[])
     team_id = SelectField(_l("Team"), choices=[], validate_choice=False, validators=[_existing_team])
-    settings = TextAreaField(_l("Settings (JSON)"), default="{}", validators=[_json_object])
+    settings = TextAreaField(_l("Settings (JSON)"), default="{}", validators=[_json_object, _allowed_origins])
     secrets = TextAreaField(_l("Secrets (JSON; leave empty to keep)"), default="", validators=[Optional(), _json_object])
 
 

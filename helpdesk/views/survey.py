@@ -20,8 +20,14 @@ log = logging.getLogger(__name__)
 _STATUS = {"invalid": 404, "expired": 410, "answered": 409}
 
 
+CHOOSE_AN_ANSWER = _l("Choose an answer.")
+
+
 class AnswerForm(FlaskForm):
-    score = RadioField(_l("Your answer"), coerce=int, validators=[DataRequired(message=_l("Choose an answer."))])
+    # WTForms' own messages for a value that is no number ("could not coerce") or not on the scale
+    # speak of coercing and choices: the customer reads the same request as for no answer.
+    score = RadioField(_l("Your answer"), coerce=int, validators=[DataRequired(message=CHOOSE_AN_ANSWER)],
+                       invalid_value_message=CHOOSE_AN_ANSWER, invalid_choice_message=CHOOSE_AN_ANSWER)
     comment = TextAreaField(_l("Anything you would like to add? (optional)"), validators=[Optional(), Length(max=2000)])
 
 
@@ -46,13 +52,13 @@ def answer(token: str):
         form.score.data = int(request.args["score"])  # the number clicked in the email, preselected
     if form.validate_on_submit():
         if form.score.data is None:
-            form.score.errors = [_l("Choose an answer.")]
+            form.score.errors = [CHOOSE_AN_ANSWER]
         else:
             try:
                 surveys.record(survey, form.score.data, via="link", comment=form.comment.data or "")
             except SurveyError as exc:
                 if exc.reason == "bad_score":
-                    form.score.errors = [_l("Choose an answer.")]
+                    form.score.errors = [CHOOSE_AN_ANSWER]
                 else:
                     return _refused(exc)
             else:

@@ -9,7 +9,6 @@ conversation itself runs over the ``/widget`` socket (realtime/widget_ns.py).
 from __future__ import annotations
 
 import logging
-import re
 
 from flask import Blueprint, abort, current_app, jsonify, make_response, render_template, request, send_file
 from flask_babel import force_locale
@@ -17,18 +16,17 @@ from flask_babel import gettext as _
 from sqlalchemy.exc import OperationalError
 
 from channels.base import ChannelError
-from channels.chat import ALLOWED_TYPES, MAX_ATTACHMENT_BYTES, MAX_TEXT, check_attachment
+from channels.chat import ALLOWED_TYPES, MAX_ATTACHMENT_BYTES, MAX_TEXT, check_attachment, clean_origin
 
 from ..config import ROOT
 from ..extensions import csrf, db
 from ..models import Inbox
-from ..realtime.widget_ns import ERRORS, WidgetError, chat_inbox, load_pass, receive, visible_message
+from ..realtime.widget_ns import ERRORS, WidgetError, admit, chat_inbox, load_pass, receive, visible_message
 from ..services import storage
 
 bp = Blueprint("widget", __name__)
 log = logging.getLogger(__name__)
 
-_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-]+(:\d{1,5})?")
 LOADER = ROOT / "static" / "widget" / "loader.js"
 
 
@@ -37,10 +35,18 @@ def _max_upload() -> int:
 
 
 def _frame_ancestors(inbox: Inbox) -> str:
-    """Only the sites the admin listed may embed the chat; none listed means any site."""
-    origins = [o.rstrip("/") for o in (inbox.settings or {}).get("allowed_origins") or []
-               if isinstance(o, str) and _ORIGIN.fullmatch(o.rstrip("/"))]
-    return " ".join(origins) if origins else "*"
+    """Only the sites the admin listed may embed the chat; none listed means any site. It fails
+    closed: an entry that is no origin is dropped (the admin form refuses it, but settings
+    written otherwise are read here too), and a list with no valid entry lets no site embed it."""
+    listed = (inbox.settings or {}).get("allowed_origins")
+    if listed is None or listed == [] or listed == "":
+        return "*"
+    entries = listed if isinstance(listed, list) else [listed]
+    origins = [origin for origin in map(clean_origin, entries) if origin]
+    if len(origins) < len(entries):
+        log.warning("chat inbox %s: allowed_origins entries that are not origins ignored: %r", inbox.id,
+                    [str(e)[:80] for e in entries if clean_origin(e) is None][:10])
+    return " ".join(dict.fromkeys(origins)) if origins else "'none'"
 
 
 @bp.get("/widget.js")
@@ -146,6 +152,7 @@ def _frame_texts() -> dict:
         "connecting": _("Connecting…"),
         "download": _("Download"),
         "uploading": _("Sending file…"),
+        "survey_link": _("Answer on the survey page"),
         "errors": errors,
     }
 
@@ -182,9 +189,12 @@ def upload():
         log.warning("widget upload %r refused on inbox %s: %s", file.filename[:80], inbox.id, code)
         status = 413 if code == "file_too_large" else 415 if code.startswith("file_type") else 400
         return jsonify(ok=False, error=code, message=ERRORS.get(code, code)), status
+    data = {"text": request.form.get("text", ""), "client_id": request.form.get("client_id"),
+            "email": request.form.get("email")}
     try:
-        message = receive(inbox, visitor, {"text": request.form.get("text", ""),
-                                           "client_id": request.form.get("client_id")}, (attachment,))
+        # the same checks as a line of text: a file is no way around the pre-chat form or the email
+        online = admit(inbox, visitor, data)
+        message = receive(inbox, visitor, {**data, "offline": not online}, (attachment,))
     except WidgetError as exc:
         return jsonify(exc.as_dict()), 429 if exc.code == "rate_limited" else 400
     except OperationalError:

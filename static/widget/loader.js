@@ -38,17 +38,20 @@
   frame.setAttribute("data-helpdesk-widget", key);
   // CSSOM (not a style attribute or <style>): works under the host's strict CSP, and
   // !important keeps the host's stylesheets from hiding or moving the frame.
+  // Hidden until the chat inside says it is ready (see "helpdesk:ready" below).
   var base = {position: "fixed", right: "16px", bottom: "16px", border: "0", margin: "0", padding: "0",
               background: "transparent", "color-scheme": "normal", "z-index": "2147483000",
               display: "block", "max-width": "none", "max-height": "none", "min-width": "0", "min-height": "0",
-              left: "auto", top: "auto", opacity: "1", visibility: "visible", transform: "none", filter: "none",
+              left: "auto", top: "auto", opacity: "1", visibility: "hidden", transform: "none", filter: "none",
               "pointer-events": "auto", "box-shadow": "none"};
   function apply(styles) {
     Object.keys(styles).forEach(function (k) { frame.style.setProperty(k, styles[k], "important"); });
   }
   function size(open) {
     if (open) {
-      apply({width: Math.min(380, window.innerWidth - 16) + "px", height: Math.min(620, window.innerHeight - 32) + "px",
+      // 16px clear of every edge, as on the right and bottom: on a 375px phone the panel
+      // would otherwise touch the left edge.
+      apply({width: Math.min(380, window.innerWidth - 32) + "px", height: Math.min(620, window.innerHeight - 32) + "px",
              "border-radius": "12px"});
     } else {
       apply({width: "76px", height: "76px", "border-radius": "38px"});
@@ -56,10 +59,13 @@
   }
   apply(base);
   size(false);
-  var isOpen = false;
+  var isOpen = false, ready = false;
   window.addEventListener("message", function (e) {
     if (e.origin !== origin || e.source !== frame.contentWindow || !e.data) return;
-    if (e.data.type === "helpdesk:resize") {
+    if (e.data.type === "helpdesk:ready") {
+      ready = true;
+      apply({visibility: "visible"});
+    } else if (e.data.type === "helpdesk:resize") {
       isOpen = !!e.data.open;
       size(isOpen);
     } else if (e.data.type === "helpdesk:unavailable") {
@@ -71,6 +77,19 @@
   });
   window.addEventListener("resize", function () { size(isOpen); });
 
+  // A frame the browser refused to draw (this site is not in the inbox's allowed origins, so the
+  // desk's frame-ancestors blocks it) still fires "load", but its chat never says it is ready:
+  // remove it rather than leave a broken box on the page.
+  frame.addEventListener("load", function () {
+    setTimeout(function () {
+      if (ready || !frame.parentNode) return;
+      if (window.console) {
+        console.warn("helpdesk widget: the chat could not be shown on this site; is " + location.origin +
+                     " in the inbox's allowed origins?");
+      }
+      frame.remove();
+    }, 3000);
+  });
   function mount() { document.body.appendChild(frame); }
   if (document.body) mount(); else document.addEventListener("DOMContentLoaded", mount);
 })();

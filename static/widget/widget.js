@@ -47,12 +47,15 @@
 
   // ---- open / close ------------------------------------------------------------
   function setOpen(open) {
+    const wasOpen = state.open;
     state.open = open;
     document.body.dataset.state = open ? "open" : "closed";
     $("panel").hidden = !open;
     $("launcher").hidden = open;
     $("launcher").setAttribute("aria-expanded", String(open));
     if (open) { state.unread = 0; renderUnread(); setTimeout(() => text.focus(), 0); scrollDown(); }
+    // Keyboard users land where they were: on the launcher, not on the page's first element.
+    else if (wasOpen) $("launcher").focus();
     parent.postMessage({type: "helpdesk:resize", open: open}, "*");
   }
   function renderUnread() {
@@ -62,6 +65,10 @@
   }
   $("launcher").addEventListener("click", () => setOpen(true));
   $("close").addEventListener("click", () => setOpen(false));
+  document.addEventListener("keydown", (e) => {
+    // not while an IME is composing: there Escape cancels the conversion, not the chat
+    if (e.key === "Escape" && state.open && !e.isComposing && e.keyCode !== 229) { e.preventDefault(); setOpen(false); }
+  });
 
   // ---- messages ----------------------------------------------------------------
   function scrollDown() { log.scrollTop = log.scrollHeight; }
@@ -116,6 +123,50 @@
     }
     return li;
   }
+  // Web links in the desk's messages (a survey's page, a help article) become links. Built from
+  // text nodes and <a> elements, never HTML, and only http(s): the text stays text.
+  const URL_RE = /https?:\/\/[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+/g;
+  function safeUrl(raw) {
+    try {
+      const u = new URL(raw);
+      return (u.protocol === "https:" || u.protocol === "http:") ? u.href : null;
+    } catch (e) { return null; }
+  }
+  function webLink(href, label) {
+    const a = el("a", "web-link", label);
+    a.href = href;
+    a.target = "_blank";
+    a.rel = "noopener noreferrer";
+    return a;
+  }
+  function linkified(body) {
+    const div = el("div", "body");
+    let last = 0;
+    for (const match of body.matchAll(URL_RE)) {
+      const raw = match[0].replace(/[.,;:!?')\]]+$/, "");  // a sentence's end is not the link's
+      const href = safeUrl(raw);
+      if (!href) continue;
+      div.append(document.createTextNode(body.slice(last, match.index)), webLink(href, raw));
+      last = match.index + raw.length;
+    }
+    div.append(document.createTextNode(body.slice(last)));
+    return div;
+  }
+  function renderQuickReplies(m) {
+    const box = el("div", "quick-replies");
+    box.setAttribute("role", "group");
+    m.quick_replies.forEach((q) => {
+      if (!q || typeof q.text !== "string" || !q.text) return;
+      const btn = el("button", "quick-reply", q.label || q.text);
+      btn.type = "button";
+      btn.addEventListener("click", () => {
+        box.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+        send(q.text, () => { box.querySelectorAll("button").forEach((b) => { b.disabled = false; }); }, true);
+      });
+      box.append(btn);
+    });
+    return box;
+  }
   function renderMessage(m) {
     const li = el("li", "msg dir-" + m.direction);
     li.dataset.messageId = m.id;
@@ -125,17 +176,22 @@
     if (m.sent_at) time.dateTime = m.sent_at;
     head.append(time);
     li.append(head);
-    if (m.body) li.append(el("div", "body", m.body));
+    if (m.body) li.append(m.direction === "out" ? linkified(String(m.body)) : el("div", "body", m.body));
+    const survey = typeof m.survey_url === "string" ? safeUrl(m.survey_url) : null;
+    if (survey && !String(m.body || "").includes(m.survey_url)) li.append(webLink(survey, t.survey_link));
     if (m.attachments && m.attachments.length) {
       const ul = el("ul", "attachments");
       m.attachments.forEach((a) => ul.append(renderAttachment(m, a)));
       li.append(ul);
     }
+    // Answer buttons, as LINE and Messenger show them: under the newest message only.
+    if (Array.isArray(m.quick_replies) && m.quick_replies.length) li.append(renderQuickReplies(m));
     return li;
   }
   function addMessage(m, live) {
     if (!m || seen.has(m.id)) return;
     seen.add(m.id);
+    log.querySelectorAll(".quick-replies").forEach((box) => box.remove());
     log.append(renderMessage(m));
     if (m.direction === "out") {
       typing.textContent = "";
@@ -217,31 +273,57 @@
     });
   });
 
-  function sendText() {
+  // The offline form's email, when it is shown: undefined when it is not, null after an error.
+  function offlineEmail() {
+    if (emailRow.hidden) return undefined;
+    const email = emailInput.value.trim();
+    if (!email) { showError("email_required"); return null; }
+    if (!emailInput.checkValidity()) { showError("bad_email"); return null; }
+    return email;
+  }
+  // An answer to the survey on screen (a button's text, or a bare number typed while its buttons
+  // show) needs no email: the desk takes it without one, as nobody has to answer it.
+  function answersSurvey(body) {
+    return !!log.querySelector(".quick-replies") && /^\s*[0-9０-９]{1,2}\s*$/.test(body);
+  }
+  // One line to the desk, typed or a quick-reply button's; done(ok) when it is settled.
+  function send(body, done, isAnswer) {
+    const finish = done || (() => {});
     clearError();
-    const body = text.value.trim();
-    if (!body) return;
-    if (body.length > cfg.maxText) return showError("too_long");
-    const payload = {text: body, client_id: clientId()};
-    if (!emailRow.hidden) {
-      const email = emailInput.value.trim();
-      if (!email || !emailInput.checkValidity()) return showError("email_required");
-      payload.email = email;
+    if (body.length > cfg.maxText) { showError("too_long"); return finish(false); }
+    let email;
+    if (isAnswer || answersSurvey(body)) {
+      const given = emailInput.value.trim();
+      email = !emailRow.hidden && given && emailInput.checkValidity() ? given : undefined;
+    } else {
+      email = offlineEmail();
     }
-    $("send").disabled = true;
+    if (email === null) return finish(false);
+    const payload = {text: body, client_id: clientId()};
+    if (email) payload.email = email;
     socket.emit("message", payload, (r) => {
-      $("send").disabled = false;
+      finish(!!(r && r.ok));
       if (!r || !r.ok) return;  // the widget.error event already explained why
-      text.value = "";
       if (payload.email) { state.emailKnown = true; }
       state.online = r.agents_online;
       renderMode();
       addMessage(r.message, false);
     });
   }
+  function sendText() {
+    const body = text.value.trim();
+    if (!body) return;
+    $("send").disabled = true;
+    send(body, (ok) => {
+      $("send").disabled = false;
+      if (ok) text.value = "";
+    });
+  }
   composer.addEventListener("submit", (e) => { e.preventDefault(); sendText(); });
   text.addEventListener("keydown", (e) => {
-    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); sendText(); }
+    // Enter that ends an IME conversion (Japanese input) is not "send": Safari reports it
+    // with keyCode 229 and isComposing already false.
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) { e.preventDefault(); sendText(); }
   });
 
   fileInput.addEventListener("change", async () => {
@@ -250,15 +332,18 @@
     fileInput.value = "";
     if (!file) return;
     if (file.size > cfg.maxUpload) return showError("file_too_large");
+    const email = offlineEmail();
+    if (email === null) return;
     const form = new FormData();
     form.append("file", file);
     form.append("client_id", clientId());
+    if (email) form.append("email", email);
     statusEl.textContent = t.uploading;
     try {
       const r = await fetch(cfg.uploadUrl, {method: "POST", body: form, headers: {"X-Widget-Pass": state.pass || ""}});
       const data = await r.json().catch(() => ({}));
       if (!r.ok || !data.ok) showError(data.error || "unavailable", data.message);
-      else addMessage(data.message, false);
+      else { if (email) state.emailKnown = true; addMessage(data.message, false); }
     } catch (e) {
       showError("unavailable");
     }
@@ -267,4 +352,7 @@
 
   setOpen(false);
   renderMode();
+  // The loader shows the frame only once it hears this: a frame the browser refused to draw
+  // (a site not in the inbox's allowed origins) never says it, and is removed.
+  parent.postMessage({type: "helpdesk:ready"}, "*");
 })();

@@ -172,6 +172,27 @@ def test_a_survey_answer_is_labelled_from_its_number_not_by_the_model(app):
     assert contact.sentiment_latest_label == "negative" and contact.sentiment_trend != "improving"
 
 
+def test_a_bare_number_answering_a_survey_is_labelled_from_its_number(app):
+    """A chat customer answers the question with a bare 「1」: recorded as the answer, and labelled
+    from it. Labelled by the model, it read as neutral text and the customer looked calmer."""
+    from helpdesk.models import Contact
+    from helpdesk.services.tickets import update_ticket
+
+    inbox = f.inbox()
+    agent = f.agent(inboxes=[inbox])
+    ticket = ingest(inbox, f.inbound(user_id="bare", text="返金はまだですか。本当に最悪です。")).message.ticket
+    update_ticket(ticket, agent, status="resolved")
+    answer = ingest(inbox, f.inbound(user_id="bare", text="１")).message
+    db.session.refresh(answer)
+    assert answer.ticket_id == ticket.id
+    assert (answer.sentiment_label, answer.sentiment_score, answer.sentiment_model) == (
+        "negative", -1.0, "survey-answer")
+    assert db.session.get(Contact, answer.contact_id).sentiment_latest_label == "negative"
+    other = ingest(inbox, f.inbound(user_id="nobody-asked", text="1")).message
+    db.session.refresh(other)
+    assert other.sentiment_model != "survey-answer"  # no survey waits for it: the model reads it
+
+
 @pytest.mark.parametrize("text,expected", [
     ("満足度：1", ("negative", -1.0)), ("満足度：2", ("negative", -0.5)), ("満足度：3", ("neutral", 0.0)),
     ("CSAT 4", ("positive", 0.5)), ("満足度：6", None),  # off the scale: the model reads it

@@ -89,12 +89,14 @@ def test_full_width_reply_is_understood(app):
     assert db.session.scalar(select(SurveyAnswer.score)) == 4
 
 
-def test_second_reply_is_stored_as_a_message_but_not_as_an_answer(app):
+def test_second_reply_replaces_the_answer_and_keeps_the_ticket_resolved(app):
     inbox, _, ticket = resolved_ticket()
     ingest(inbox, f.inbound(user_id="U1", text="満足度: 5"))
     again = ingest(inbox, f.inbound(user_id="U1", text="満足度: 1"))
-    assert again.created  # never a lost message
-    assert count(SurveyAnswer) == 1 and db.session.scalar(select(SurveyAnswer.score)) == 5
+    assert again.created and again.message.ticket_id == ticket.id  # never a lost message
+    assert count(Ticket) == 1 and db.session.get(Ticket, ticket.id).status is Status.resolved
+    answer = db.session.scalar(select(SurveyAnswer))
+    assert count(SurveyAnswer) == 1 and (answer.score, answer.message_id) == (1, again.message.id)
 
 
 def test_ordinary_text_after_resolve_is_not_an_answer(app):

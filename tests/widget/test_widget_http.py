@@ -25,7 +25,8 @@ def upload(client, pass_, data, filename, text=""):
 
 
 @pytest.fixture
-def visitor(sockets, chat_inbox):
+def visitor(sockets, chat_inbox, agent):
+    sockets.agent(agent)  # an agent is online: an upload asks for no email (see the upload checks below)
     c = sockets.visitor(chat_inbox)
     c.pass_ = hello(c)["pass"]
     return c

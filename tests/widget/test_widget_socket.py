@@ -178,6 +178,19 @@ def test_flood_from_one_visitor_is_rate_limited(app, sockets, chat_inbox, agent)
     assert count(Message) == 4
 
 
+@pytest.mark.config(WIDGET_RATE_LIMIT="3 per minute", RATELIMIT_STORAGE_URI="redis://127.0.0.1:9/0")
+def test_the_limit_storage_down_loses_no_message_and_still_limits(app, sockets, chat_inbox, agent, caplog):
+    """Redis (the production limit storage) unreachable: the flood control raised, and the
+    visitor's message was lost. It counts in the process's memory meanwhile."""
+    sockets.agent(agent)
+    c = sockets.visitor(chat_inbox)
+    hello(c)
+    answers = [say(c, f"質問{i}") for i in range(4)]
+    assert [a["ok"] for a in answers] == [True, True, True, False]
+    assert count(Message) == 3
+    assert "widget rate limit storage unreachable" in caplog.text
+
+
 def test_script_in_name_and_message_is_kept_as_text(app, sockets, chat_inbox, agent):
     sockets.agent(agent)
     c = sockets.visitor(chat_inbox, name='<img src=x onerror="alert(1)">')
