@@ -75,7 +75,14 @@
       head.append(d);
     }
     li.append(head, el("div", "body", m.body));
-    if (m.delivery === "failed" && m.delivery_error) li.append(el("div", "error", m.delivery_error));
+    if (m.delivery === "failed" && m.delivery_error) {
+      // The provider's own words (English, technical) after a sentence in the agent's language.
+      const detail = el("span", "detail", m.delivery_error);
+      detail.lang = "en";
+      const error = el("div", "error");
+      error.append(el("span", "lead", t.not_delivered), " ", detail);
+      li.append(error);
+    }
     if (m.unsent) li.append(el("div", "muted", t.unsent));
     if (m.attachments && m.attachments.length) {
       const ul = el("ul", "attachments");

@@ -222,3 +222,22 @@ def test_open_ticket_form_follows_a_colleagues_team_and_priority_change(app, tmp
         assert page.locator("#team option:checked").inner_text() == "請求"
         page.screenshot(path=str(tmp_path / "team-moved.png"))
         assert page.errors == []
+
+
+def test_a_reply_that_fails_says_so_live_in_japanese(app, tmp_path):
+    inbox = f.inbox(kind="test", settings={"fail": "permanent"})
+    agent = f.agent(inboxes=[inbox], name="田中")
+    token = f.api_token(inbox)
+    with live_server(app) as server, chromium() as browser:
+        resp = requests.post(server.url + "/api/v1/messages", headers={"Authorization": f"Bearer {token}"},
+                             json={"external_id": "fail-1", "user_id": "cust-1", "text": "届きません"})
+        page = open_desk_page(browser, server, agent.email, f.PASSWORD)
+        page.goto(f"{server.url}/agent/tickets/{resp.json()['ticket_id']}")
+        page.wait_for_selector("body[data-live=ready]")
+        page.fill("#reply-body", "確認いたします。")
+        page.click("#send-reply")
+        page.wait_for_selector('.msg.dir-out .delivery[data-delivery="failed"]', timeout=10000)
+        error = page.inner_text(".msg.dir-out .error")
+        assert "お客様には届いていません" in error and "recipient blocked the account" in error
+        assert page.get_attribute(".msg.dir-out .error .detail", "lang") == "en"
+        assert page.errors == []

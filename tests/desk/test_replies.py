@@ -90,6 +90,19 @@ def test_permanent_failure_shown_to_agent(app):
     assert msg.delivery_error == "recipient blocked the account"
 
 
+def test_a_failed_reply_is_explained_in_the_agents_language(app, client):
+    """The provider's error is English and technical: the ticket page said only that, to a
+    Japanese agent. It now says in Japanese that the customer did not get the message."""
+    from tests.conftest import login
+
+    ticket, agent = _ticket(settings={"fail": "permanent"})
+    post_reply(ticket, agent, "ブロックされた")
+    login(client, agent.email)
+    html = client.get(f"/agent/tickets/{ticket.id}").get_data(as_text=True)
+    assert "お客様には届いていません" in html
+    assert '<span class="detail" lang="en">recipient blocked the account</span>' in html
+
+
 @pytest.mark.parametrize("status", [Status.resolved, Status.pending])
 def test_an_answer_that_fails_for_good_reopens_the_ticket_it_resolved(app, status):
     """"Send and resolve" with a reply that never arrives: the ticket left the open queue while
