@@ -3,6 +3,8 @@ not embed it (headless Chromium against a live server)."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 
 from helpdesk.extensions import db
@@ -21,21 +23,28 @@ IME_ENTER = """() => {
 }"""
 
 
-def test_ime_enter_does_not_send_half_typed_japanese(app):
-    inbox = f.inbox(kind="chat")
+@contextmanager
+def shop_page(app, inbox, **context):
+    """A page of a shop that embeds the inbox's widget, in a fresh browser against a live desk."""
     with live_server(app) as desk, chromium() as browser:
         with host_site({"/": host_page(desk.url, inbox.key)}) as shop:
-            page = browser.new_context(locale="ja-JP").new_page()
+            page = browser.new_context(locale="ja-JP", **context).new_page()
             page.goto(shop + "/")
-            _, frame = open_widget(page)
-            frame.fill("#offline-email", "kyaku@example.jp")
-            frame.fill("#text", "へんぴん")
-            assert frame.evaluate(IME_ENTER) == [229, False, False]
-            frame.wait_for_timeout(300)
-            assert frame.query_selector_all(".msg.dir-in") == [] and frame.input_value("#text") == "へんぴん"
-            frame.fill("#text", "返品したいです")
-            frame.press("#text", "Enter")  # the Enter after the conversion sends
-            frame.wait_for_selector(".msg.dir-in .body:text-is('返品したいです')")
+            yield page
+
+
+def test_ime_enter_does_not_send_half_typed_japanese(app):
+    inbox = f.inbox(kind="chat")
+    with shop_page(app, inbox) as page:
+        _, frame = open_widget(page)
+        frame.fill("#offline-email", "kyaku@example.jp")
+        frame.fill("#text", "へんぴん")
+        assert frame.evaluate(IME_ENTER) == [229, False, False]
+        frame.wait_for_timeout(300)
+        assert frame.query_selector_all(".msg.dir-in") == [] and frame.input_value("#text") == "へんぴん"
+        frame.fill("#text", "返品したいです")
+        frame.press("#text", "Enter")  # the Enter after the conversion sends
+        frame.wait_for_selector(".msg.dir-in .body:text-is('返品したいです')")
 
 
 def open_by_keyboard(frame):
@@ -47,68 +56,56 @@ def open_by_keyboard(frame):
 
 def test_the_attach_control_shows_that_it_has_the_keyboard(app):
     inbox = f.inbox(kind="chat")
-    with live_server(app) as desk, chromium() as browser:
-        with host_site({"/": host_page(desk.url, inbox.key)}) as shop:
-            page = browser.new_context(locale="ja-JP").new_page()
-            page.goto(shop + "/")
-            _, frame = widget_frame(page)
-            open_by_keyboard(frame)
-            style = "l => [getComputedStyle(l).outlineStyle, getComputedStyle(l).outlineWidth]"
-            assert frame.eval_on_selector(".attach", style)[0] == "none"
-            frame.press("#text", "Tab")  # the file input is invisible: its label shows the focus
-            assert frame.evaluate("document.activeElement.id") == "file"
-            assert frame.eval_on_selector(".attach", style) == ["solid", "3px"]
+    with shop_page(app, inbox) as page:
+        _, frame = widget_frame(page)
+        open_by_keyboard(frame)
+        style = "l => [getComputedStyle(l).outlineStyle, getComputedStyle(l).outlineWidth]"
+        assert frame.eval_on_selector(".attach", style)[0] == "none"
+        frame.press("#text", "Tab")  # the file input is invisible: its label shows the focus
+        assert frame.evaluate("document.activeElement.id") == "file"
+        assert frame.eval_on_selector(".attach", style) == ["solid", "3px"]
 
 
 def test_escape_closes_the_panel_and_the_keyboard_goes_back_to_the_launcher(app):
     inbox = f.inbox(kind="chat")
-    with live_server(app) as desk, chromium() as browser:
-        with host_site({"/": host_page(desk.url, inbox.key)}) as shop:
-            page = browser.new_context(locale="ja-JP").new_page()
-            page.goto(shop + "/")
-            _, frame = widget_frame(page)
-            open_by_keyboard(frame)
-            page.keyboard.press("Escape")
-            frame.wait_for_selector("#panel", state="hidden", timeout=3000)
-            assert frame.evaluate("document.activeElement.id") == "launcher"
-            # The close button does the same.
-            page.keyboard.press("Enter")
-            frame.wait_for_selector("#panel:not([hidden])")
-            frame.focus("#close")
-            page.keyboard.press("Enter")
-            frame.wait_for_selector("#panel", state="hidden")
-            assert frame.evaluate("document.activeElement.id") == "launcher"
+    with shop_page(app, inbox) as page:
+        _, frame = widget_frame(page)
+        open_by_keyboard(frame)
+        page.keyboard.press("Escape")
+        frame.wait_for_selector("#panel", state="hidden", timeout=3000)
+        assert frame.evaluate("document.activeElement.id") == "launcher"
+        # The close button does the same.
+        page.keyboard.press("Enter")
+        frame.wait_for_selector("#panel:not([hidden])")
+        frame.focus("#close")
+        page.keyboard.press("Enter")
+        frame.wait_for_selector("#panel", state="hidden")
+        assert frame.evaluate("document.activeElement.id") == "launcher"
 
 
 def test_on_a_small_phone_the_panel_keeps_a_margin(app):
     inbox = f.inbox(kind="chat")
-    with live_server(app) as desk, chromium() as browser:
-        with host_site({"/": host_page(desk.url, inbox.key)}) as shop:
-            page = browser.new_context(locale="ja-JP", viewport={"width": 375, "height": 667}).new_page()
-            page.goto(shop + "/")
-            handle, _ = open_widget(page)
-            page.wait_for_function("document.querySelector('iframe[data-helpdesk-widget]').offsetWidth > 100")
-            box = handle.bounding_box()
-            assert box["x"] >= 16 and box["x"] + box["width"] <= 375 - 16, box
-            assert box["y"] >= 16 and box["y"] + box["height"] <= 667 - 16, box
+    with shop_page(app, inbox, viewport={"width": 375, "height": 667}) as page:
+        handle, _ = open_widget(page)
+        page.wait_for_function("document.querySelector('iframe[data-helpdesk-widget]').offsetWidth > 100")
+        box = handle.bounding_box()
+        assert box["x"] >= 16 and box["x"] + box["width"] <= 375 - 16, box
+        assert box["y"] >= 16 and box["y"] + box["height"] <= 667 - 16, box
 
 
 def test_an_offline_email_that_is_no_address_is_named_as_such(app):
     inbox = f.inbox(kind="chat")  # nobody online: the widget asks for an email
-    with live_server(app) as desk, chromium() as browser:
-        with host_site({"/": host_page(desk.url, inbox.key)}) as shop:
-            page = browser.new_context(locale="ja-JP").new_page()
-            page.goto(shop + "/")
-            _, frame = open_widget(page)
-            frame.fill("#offline-email", "kyaku@")
-            frame.fill("#text", "在庫はありますか")
-            frame.click("#send")
-            assert frame.get_attribute("#error", "data-code") == "bad_email"
-            assert frame.inner_text("#error") == "有効なメールアドレスを入力してください。"
-            frame.fill("#offline-email", "")
-            frame.click("#send")
-            assert frame.get_attribute("#error", "data-code") == "email_required"
-            assert frame.query_selector_all(".msg.dir-in") == []
+    with shop_page(app, inbox) as page:
+        _, frame = open_widget(page)
+        frame.fill("#offline-email", "kyaku@")
+        frame.fill("#text", "在庫はありますか")
+        frame.click("#send")
+        assert frame.get_attribute("#error", "data-code") == "bad_email"
+        assert frame.inner_text("#error") == "有効なメールアドレスを入力してください。"
+        frame.fill("#offline-email", "")
+        frame.click("#send")
+        assert frame.get_attribute("#error", "data-code") == "email_required"
+        assert frame.query_selector_all(".msg.dir-in") == []
 
 
 def test_a_site_that_may_not_embed_the_chat_gets_no_broken_box(app):
