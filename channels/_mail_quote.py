@@ -76,25 +76,77 @@ def _trailing_quote(lines: list[str]) -> int | None:
     return start
 
 
+# "-- " (RFC 3676), also with its trailing space lost: always a signature delimiter. Any other
+# rule is one only where what follows it reads as a signature (_signature_like).
+_STANDARD_DELIMITER = re.compile(r"^--\s?$")
+_PROSE = re.compile(r"[。．！？!?]|です|ます|ください|下さい|お願い")
+_SIGNATURE_MARK = re.compile(
+    r"(?i)(?:\b(?:tel|fax)\b|\b(?:phone|mobile|e-?mail|mail|url|web)\s*:|電話|携帯|内線|住所|〒|https?://|www\.|@"
+    r"|株式会社|有限会社|合同会社|[㈱㈲]|\([株有]\)|\b(?:inc|co|ltd|corp|llc)\b\.?"
+    r"|(?<![\d-])(?:\+\d{1,3}[-\s(]*|0)\d{1,4}[-)\s]\d{1,4}-\d{3,4}(?![\d-]))")  # 03-1234-5678, +81-3-...
+_HIRAGANA = re.compile(r"[\u3041-\u309f]")
+
+
 def _signature_start(lines: list[str]) -> int | None:
     """First separator line after which only a short block (the signature) remains.
 
     Customers rule off their own text too ("──────\n注文番号: 12345\n──────\n届いていません。"):
     a ruled block with more text after its closing rule is part of the message, and so are
     the rules framing it. A signature's closing rule has nothing but blank or quoted lines after it.
+    Nor is a lone rule above the customer's text ("ご担当者様\n----------\n届いていません。") one:
+    a rule other than "-- " starts a signature only where names, a company, a phone number or
+    an address follow it.
     """
     rules = [i for i, line in enumerate(lines) if i > 0 and _SIGNATURE.match(line.rstrip("\r"))]
     n = 0
     while n < len(rules):
         i = rules[n]
-        if n + 1 < len(rules) and _has_text(lines[rules[n + 1] + 1:]):
+        standard = _is_standard_delimiter(lines[i])
+        # a ruled block of the customer's own; "-- " neither opens nor closes one
+        if not standard and n + 1 < len(rules) and not _is_standard_delimiter(lines[rules[n + 1]]) \
+                and _has_text(lines[rules[n + 1] + 1:]):
             n += 2
             continue
         rest = [ln for ln in lines[i + 1:] if ln.strip()]
-        if len(rest) <= _MAX_SIGNATURE_LINES and any(ln.strip() for ln in lines[:i]):
+        if len(rest) <= _MAX_SIGNATURE_LINES and any(ln.strip() for ln in lines[:i]) \
+                and (standard or _signature_like(rest)):
             return i
         n += 1
     return None
+
+
+def _is_standard_delimiter(line: str) -> bool:
+    return bool(_STANDARD_DELIMITER.match(line.rstrip("\r")))
+
+
+def _signature_like(lines: list[str]) -> bool:
+    """Whether the lines under a rule read as a signature: names, a company, contact details,
+    perhaps a closing rule, and no sentences (a corporate notice or two beside plenty of
+    contact details aside)."""
+    marked = named = prose = 0
+    for raw in lines:
+        line = _norm(raw)
+        if _SIGNATURE.match(raw.rstrip("\r")) or _QUOTE_LINE.match(raw):
+            continue
+        if _PROSE.search(line):
+            prose += 1
+        elif _SIGNATURE_MARK.search(line):
+            marked += 1
+        elif _name_like(line):
+            named += 1
+        else:
+            return False
+    if prose:
+        return marked >= 3 and prose <= 2
+    return marked >= 1 or 1 <= named <= 3
+
+
+def _name_like(line: str) -> bool:
+    """A short line such as a name, department or title: no digits, (almost) no hiragana,
+    and capitalised words where it is written in Latin letters."""
+    if len(line) > 30 or re.search(r"\d", line) or len(_HIRAGANA.findall(line)) > 2:
+        return False
+    return all(w[:1].isupper() or not w[:1].isascii() or not w[:1].isalpha() for w in line.split())
 
 
 def _has_text(lines: list[str]) -> bool:

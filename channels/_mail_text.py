@@ -431,6 +431,50 @@ def subject_is_forward(subject: str) -> bool:
         s = rest
 
 
+# Out-of-office and auto-acknowledgement subjects of responders that send no Auto-Submitted
+# header (many Japanese groupware products, Outlook's "自動応答:", Lotus Notes' "Auto:").
+# Matched after NFKC (＜：［（ read as ASCII), only at the very start: "Re: 自動返信について" and
+# "自動返信メールが届きません" are customers writing about one, and a marker must be closed by
+# a colon or a bracket, or be the whole subject (with at most a date range after it).
+_AUTO_WORDS = (r"自動返信|自動応答|不在通知|不在のお知らせ|不在連絡|out of (?:the )?office(?: auto-?reply)?"
+               r"|automatic reply|auto[- ]?reply|auto[- ]?response|autoresponse")
+_AUTO_REPLY_SUBJECT = re.compile(
+    rf"^\s*(?:[\[【〔<(]\s*(?:{_AUTO_WORDS})(?:メール)?\s*[\]】〕>)]"
+    rf"|(?:(?:{_AUTO_WORDS})(?:メール)?|auto)\s*:"
+    rf"|(?:{_AUTO_WORDS})\s*(?:\(\s*[\d\s/.\-~〜月日]+\))?\s*$)",
+    re.IGNORECASE,
+)
+# Non-delivery reports that come as plain mail (no multipart/report): Postfix, sendmail, qmail,
+# Exim, Exchange ("配信不能:"), Japanese ISPs. Only read on mail from a mail system (see email.py).
+_BOUNCE_SUBJECT = re.compile(
+    r"^\s*[\[【]?\s*(?:undeliver(?:ed|able)|returned mail|mail delivery (?:failed|failure)|failure notice"
+    r"|delivery (?:status notification \(failure\)|failure|failed|has failed|notification: delivery has failed)"
+    r"|non-?deliver(?:y|able)|message (?:not delivered|delivery failure)|mail system error)(?!\w)"
+    # the Japanese ones closed as a report's subject is ("配信エラーについて" is a person's question)
+    r"|^\s*[\[【]?\s*(?:配信不能|(?:メール)?配信(?:エラー|失敗)|(?:メール)?不達|(?:メール)?未達)"
+    r"(?:のお知らせ|通知|メール)?\s*(?:$|[:\]】]|\s)",
+    re.IGNORECASE,
+)
+_DELAY_SUBJECT = re.compile(
+    r"^\s*[\[【]?\s*(?:delivery status notification \(delay\)|delayed mail|delivery delayed|message delayed"
+    r"|warning: could not send message|(?:メール)?配信遅延)",
+    re.IGNORECASE,
+)
+
+
+def subject_is_auto_reply(subject: str) -> bool:
+    """Whether the subject alone says the mail is an automatic reply (out of office, receipt)."""
+    return bool(_AUTO_REPLY_SUBJECT.match(unicodedata.normalize("NFKC", subject or "")))
+
+
+def subject_is_bounce(subject: str) -> str | None:
+    """"failed" or "delayed" where the subject reads as a delivery report's, else None."""
+    s = unicodedata.normalize("NFKC", subject or "")
+    if _DELAY_SUBJECT.match(s):
+        return "delayed"
+    return "failed" if _BOUNCE_SUBJECT.match(s) else None
+
+
 def ticket_token(subject: str) -> int | None:
     m = TICKET_TOKEN.search(subject or "")
     return int(m.group(1)) if m else None

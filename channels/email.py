@@ -26,6 +26,7 @@ import smtplib
 import socket
 import ssl
 import unicodedata
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from email import policy as email_policy
 from email.headerregistry import Address
@@ -42,6 +43,8 @@ from ._mail_text import (
     decode_header_value,
     html_to_text,
     normalize_subject,
+    subject_is_auto_reply,
+    subject_is_bounce,
     subject_is_forward,
     subject_is_reply,
     ticket_token,
@@ -145,9 +148,9 @@ class EmailAdapter(Adapter):
         meta["reply_to"] = reply_to or address
         meta["to"] = [a for a in (normalize_address(x) for _, x in getaddresses(
             [_raw_header(msg, "to") or "", _raw_header(msg, "cc") or ""])) if a][:50]
-        if _auto_submitted(msg):
+        if _auto_submitted(msg) or subject_is_auto_reply(subject):
             meta["auto_submitted"] = True  # a vacation notice is no answer: it must not reopen the ticket
-        bounce = _bounce(msg, address)
+        bounce = _bounce(msg, address, name, subject)
         if bounce is not None:
             meta["bounce"] = bounce
         elif address in self.own_addresses:
@@ -393,14 +396,30 @@ def _auto_submitted(msg: Message) -> bool:
                for h in _AUTO_REPLY_HEADERS)
 
 
-def _bounce(msg: Message, sender: str) -> dict[str, Any] | None:
-    """A delivery status notification (RFC 3464) or a mailer daemon's bounce: the Message-IDs it
-    names (the returned original's first) and the error, None as error when nothing failed
-    (a "delayed" warning). None for any other mail, read receipts (disposition-notification) included."""
+# Senders that are a mail system, not a person, once the subject also reads as a delivery report
+# (mailer-daemon@ alone is enough: it never is a person).
+_MAIL_SYSTEM_LOCALPARTS = {"postmaster", "mail-daemon", "mailer_daemon", "mailerdaemon", "mdaemon"}
+_MAIL_SYSTEM_NAME = re.compile(r"mail delivery (?:sub)?system|mail administrator|mailer-daemon|メール配信システム",
+                               re.IGNORECASE)
+# The returned mail's own header quoted in a plain-text report (qmail, sendmail, Japanese ISPs).
+_QUOTED_MSGID = re.compile(r"(?im)^[ \t>]*(?:original[- ]?)?message-id[ \t]*:[ \t]*(?:\r?\n[ \t]+)?(<[^<>\s]+>)")
+# Where a plain-text report starts quoting the returned mail: no diagnostic is read below it.
+_RETURNED_PART = re.compile(
+    r"(?i)^\s*(?:-{2,}.*(?:copy of|original message|undelivered message|returned message|元のメ|送信したメール)"
+    r"|below this line is a copy|this is a copy of)|^(?:received|return-path|message-id|date|from|subject)\s*:")
+_ENHANCED_STATUS = re.compile(r"(?<![\d.])[45]\.\d{1,3}\.\d{1,3}(?![\d.])")
+_SMTP_REPLY = re.compile(r"(?i)(?:said|<<<|smtp|host|error|reason|理由)\D{0,40}(?<!\d)[45]\d\d(?!\d)")
+MAX_REPORT_TEXT_BYTES = 200_000
+
+
+def _bounce(msg: Message, sender: str, name: str = "", subject: str = "") -> dict[str, Any] | None:
+    """A delivery status notification (RFC 3464) or a mailer daemon's plain-text bounce: the
+    Message-IDs it names (the returned original's first) and the error, None as error when
+    nothing failed (a "delayed" warning). None for any other mail, read receipts
+    (disposition-notification) included."""
     dsn = msg.get_content_type() == "multipart/report" and \
         str(msg.get_param("report-type") or "").lower() == "delivery-status"
-    # mailer-daemon@ is never a person (older MTAs bounce in plain text); postmaster@ may be one
-    if not dsn and sender.partition("@")[0] != "mailer-daemon":
+    if not dsn and not _from_mail_system(msg, sender, name, subject):
         return None
     ids: list[str] = []
     failures: list[str] = []
@@ -426,12 +445,68 @@ def _bounce(msg: Message, sender: str) -> dict[str, Any] | None:
                 inner = Parser(policy=email_policy.compat32).parsestr(inner, headersonly=True)
             if isinstance(inner, Message):
                 ids += message_ids(_raw_header(inner, "message-id"))
+    texts = list(_report_texts(msg, 0))
+    for text in texts:  # a plain-text report quotes the returned mail's header in its own body
+        ids += [m for m in _QUOTED_MSGID.findall(text) if _MSGID.fullmatch(m)]
     ids += message_ids(_raw_header(msg, "in-reply-to")) + message_ids(_raw_header(msg, "references"))[::-1]
     ids = list(dict.fromkeys(ids))[:20]
     if actions and not failures:
         return {"message_ids": ids, "error": None}
-    detail = "; ".join(failures) or decode_header_value(_raw_header(msg, "subject")) or "undeliverable"
+    if not actions and subject_is_bounce(subject) == "delayed":  # "still trying": nothing failed yet
+        return {"message_ids": ids, "error": None}
+    detail = "; ".join(failures) or next(filter(None, map(_diagnostic, texts)), None) or subject or "undeliverable"
     return {"message_ids": ids, "error": f"bounced: {detail}"[:500]}
+
+
+def _from_mail_system(msg: Message, sender: str, name: str, subject: str) -> bool:
+    """A bounce that is no multipart/report: from mailer-daemon@, or with a delivery report's
+    subject from another mail system's address or name, or with the null return path (<>)
+    that RFC 5321 reserves for such reports. A person's mail is never dropped as one."""
+    local = sender.partition("@")[0]
+    if local == "mailer-daemon":
+        return True
+    if subject_is_bounce(subject) is None:
+        return False
+    return (local in _MAIL_SYSTEM_LOCALPARTS or bool(_MAIL_SYSTEM_NAME.search(name))
+            or (_raw_header(msg, "return-path") or "").strip() == "<>")
+
+
+def _report_texts(part: Message, depth: int) -> Iterator[str]:
+    """The report's own text parts, decoded; not those of a returned mail attached to it."""
+    ctype = part.get_content_type()
+    if ctype.startswith("multipart/") and depth < MAX_MIME_DEPTH:
+        for sub in part.get_payload() or []:
+            if isinstance(sub, Message):
+                yield from _report_texts(sub, depth + 1)
+    elif ctype in ("text/plain", "text/html"):
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            text = decode_bytes(payload[:MAX_REPORT_TEXT_BYTES], part.get_content_charset())
+            yield html_to_text(text) if ctype == "text/html" else text
+
+
+def _diagnostic(text: str) -> str | None:
+    """The line of a plain-text report that says why delivery failed (the SMTP reply), with the
+    recipient line above it and its continuation lines, read above the quoted returned mail."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    for k, line in enumerate(lines):
+        if _RETURNED_PART.match(line):
+            lines = lines[:k]
+            break
+    for pattern in (_ENHANCED_STATUS, _SMTP_REPLY):
+        for k, line in enumerate(lines):
+            if not pattern.search(line):
+                continue
+            found = [line]
+            for more in lines[k + 1:k + 4]:  # Postfix folds the server's reply onto indented lines
+                if not more[:1].isspace() or not more.strip():
+                    break
+                found.append(more)
+            above = next((ln for ln in reversed(lines[max(0, k - 2):k]) if ln.strip()), "")
+            if "@" in above and above.rstrip().endswith(":") and "@" not in line:
+                found.insert(0, above)
+            return clean_header_text(" ".join(x.strip() for x in found))
+    return None
 
 
 def _size_text(size: int) -> str:

@@ -318,6 +318,50 @@ def test_ruled_block_with_text_after_it_is_the_customers_text(rule):
     assert split_reply(text) == (text, None)
 
 
+@pytest.mark.parametrize("text", [
+    "サポートご担当者様\n----------\n昨日注文した商品がまだ届いていません。\n注文番号は12345です。\nご確認をお願いします。",
+    "お世話になっております。\n----------\n注文が届かない\n至急確認願います",
+    "ご担当者様\n====================\n送り状番号 1234-5678-9012\n届いていません",
+    "Hello,\n----------\nPlease check my order\nIt has not arrived",
+])
+def test_a_lone_rule_above_the_customers_own_text_cuts_nothing(text):
+    assert split_reply(text) == (text, None)
+
+
+@pytest.mark.parametrize("text,body,signature", [
+    (("商品が届きません。確認をお願いします。\n\n----------\n山田 太郎\n株式会社山田商事 営業部\n"
+      "TEL: 03-1234-5678\ntaro@yamada-shoji.co.jp\n----------"),
+     "商品が届きません。確認をお願いします。",
+     "----------\n山田 太郎\n株式会社山田商事 営業部\nTEL: 03-1234-5678\ntaro@yamada-shoji.co.jp\n----------"),
+    ("了解です。\n----------\n山田 太郎", "了解です。", "----------\n山田 太郎"),
+    ("Thanks.\n----------\nTaro Yamada\nExample Inc.", "Thanks.", "----------\nTaro Yamada\nExample Inc."),
+    ("了解です\n--\n山田", "了解です", "--\n山田"),  # "-- " with its space lost
+    # a rule above the text and a real signature below it: only the signature goes
+    ("山田です\n----------\n注文が届きません。\nよろしくお願いします。\n\n-- \n山田\nTEL 03",
+     "山田です\n----------\n注文が届きません。\nよろしくお願いします。", "-- \n山田\nTEL 03"),
+    (("了解です\n━━━━━━━━━━━━━━━━\n株式会社サンプル\nカスタマーサポート部 山田\n〒100-0001 東京都千代田区1-1\n"
+      "TEL: 03-1234-5678\nhttps://example.jp\n本メールは送信専用です。\n━━━━━━━━━━━━━━━━"),
+     "了解です", "━━━━━━━━━━━━━━━━\n株式会社サンプル"),
+])
+def test_a_rule_followed_by_a_signature_cuts_it_off(text, body, signature):
+    new, quoted = split_reply(text)
+    assert new == body
+    assert quoted.startswith(signature)
+
+
+def test_mail_whose_text_follows_a_dash_rule_keeps_it():
+    text = ("株式会社サンプル サポートご担当者様\n\n----------\n"
+            "先日注文した商品がまだ届いていません。\n至急ご確認ください。\n")
+    raw = make_fixtures.mail([
+        ("From", "taro@customer.jp"), ("To", "support@example.jp"),
+        ("Subject", make_fixtures.b64word("ISO-2022-JP", make_fixtures.jis("商品未着"))),
+        ("Message-ID", "<rule.1@customer.jp>"), ("MIME-Version", "1.0"),
+        ("Content-Type", "text/plain; charset=ISO-2022-JP"),
+    ], make_fixtures.jis(make_fixtures.crlf(text)))
+    inbound = ADAPTER.parse_message(raw)
+    assert inbound.text == text.strip() and inbound.quoted is None
+
+
 def test_inline_quotes_in_the_middle_are_kept():
     text = "> 在庫はありますか\nあります。\n> 価格は\n1000円です。"
     assert split_reply(text) == (text, None)
