@@ -479,7 +479,7 @@ def _report_texts(part: Message, depth: int) -> Iterator[str]:
             if isinstance(sub, Message):
                 yield from _report_texts(sub, depth + 1)
     elif ctype in ("text/plain", "text/html"):
-        payload = part.get_payload(decode=True)
+        payload = _payload_bytes(part)
         if isinstance(payload, bytes):
             text = decode_bytes(payload[:MAX_REPORT_TEXT_BYTES], part.get_content_charset())
             yield html_to_text(text) if ctype == "text/html" else text

@@ -42,10 +42,11 @@ def _frame_ancestors(inbox: Inbox) -> str:
     if listed is None or listed == [] or listed == "":
         return "*"
     entries = listed if isinstance(listed, list) else [listed]
-    origins = [origin for origin in map(clean_origin, entries) if origin]
+    cleaned = [(entry, clean_origin(entry)) for entry in entries]
+    origins = [origin for _, origin in cleaned if origin]
     if len(origins) < len(entries):
         log.warning("chat inbox %s: allowed_origins entries that are not origins ignored: %r", inbox.id,
-                    [str(e)[:80] for e in entries if clean_origin(e) is None][:10])
+                    [str(entry)[:80] for entry, origin in cleaned if origin is None][:10])
     return " ".join(dict.fromkeys(origins)) if origins else "'none'"
 
 
