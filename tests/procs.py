@@ -30,6 +30,11 @@ def redis_available() -> bool:
         return False
 
 
+def redis_server_cmd(port: int) -> list[str]:
+    """A private, memory-only Redis on ``port``, for tests that stop and start it."""
+    return ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+
+
 def drop_rq_queue(redis_url: str, queue: str) -> None:
     """Remove a test's or a bench's RQ queue from Redis: its entry in the list of queues
     (RQ's dashboards read it), the queue, its registries and its jobs (a job still queued

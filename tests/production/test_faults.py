@@ -17,7 +17,8 @@ import requests
 
 from tests.conftest import PG_BASE, pg_available
 from tests.live import free_port
-from tests.procs import REDIS_URL, Cluster, agent_session, agent_socket, kill_hard, redis_available, wait_until
+from tests.procs import (REDIS_URL, Cluster, agent_session, agent_socket, kill_hard, redis_available,
+                         redis_server_cmd, wait_until)
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -197,7 +198,7 @@ def test_redis_restart_servers_and_clients_recover(tmp_path):
     if not pg_available():
         pytest.skip("needs PostgreSQL")
     port = free_port()
-    redis_cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    redis_cmd = redis_server_cmd(port)
     redis_proc = subprocess.Popen(redis_cmd, stdout=subprocess.DEVNULL)
     os.environ["HELPDESK_TEST_REDIS_PRIVATE"] = f"redis://127.0.0.1:{port}/0"
     try:

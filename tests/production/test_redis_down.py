@@ -12,7 +12,7 @@ import requests
 
 from tests.conftest import pg_available
 from tests.live import free_port
-from tests.procs import Cluster, agent_session, wait_until
+from tests.procs import Cluster, agent_session, redis_server_cmd, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -32,8 +32,7 @@ def test_redis_down_limits_fall_back_to_memory_and_nothing_is_lost(tmp_path):
         pytest.skip("needs PostgreSQL")
     line = pytest.importorskip("channels.line")
     port = free_port()
-    redis_proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                   "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    redis_proc = subprocess.Popen(redis_server_cmd(port), stdout=subprocess.DEVNULL)
     try:
         with Cluster(tmp_path, REDIS_URL=f"redis://127.0.0.1:{port}/0", RATELIMIT_ENABLED="true",
                      API_RATE_LIMIT="4 per minute") as cluster:
