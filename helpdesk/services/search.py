@@ -53,6 +53,26 @@ class InboxFilter:
             f.sort = "recent"
         return f
 
+    def live(self) -> dict:
+        """The filter as the inbox page applies it to live events (desk.js ``inView``): the
+        values ``inbox_query`` uses, and None for those it ignores. A search cannot be
+        checked against an event, so the page only knows that there is one."""
+        def number(value: str) -> int | None:
+            return int(value) if value.isdigit() else None  # as inbox_query reads it
+
+        statuses = {s.value for s in Status}
+        return {
+            "status": self.status if self.status == "active" or self.status in statuses else "all",
+            "channel": self.channel or None,
+            "inbox": number(self.inbox),
+            "assignee": self.assignee if self.assignee in ("mine", "unassigned") else number(self.assignee),
+            "team": number(self.team),
+            "tag": self.tag or None,
+            "sentiment": self.sentiment if self.sentiment in ("negative", "neutral", "positive", "angry") else None,
+            "angry_score": current_app.config["ESCALATE_SCORE"],
+            "search": bool(self.q),
+        }
+
 
 def inbox_query(agent: Agent, visible: set[int], f: InboxFilter):
     stmt = select(Ticket).where(Ticket.inbox_id.in_(visible or {-1}))

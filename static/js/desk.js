@@ -227,6 +227,25 @@
       pager.append(a);
     }
   }
+  // The list's filter (search.py InboxFilter.live): whether a ticket, as an event shows it, is in
+  // this list. null where the page cannot tell: a search, which only the server can run.
+  const filter = table ? JSON.parse(table.dataset.filter) : null;
+  function inView(tk) {
+    const f = filter;
+    const active = ["new", "open", "pending"].includes(tk.status);
+    if (!(f.status === "all" || (f.status === "active" ? active : f.status === tk.status))) return false;
+    if (f.channel !== null && tk.channel !== f.channel) return false;
+    if (f.inbox !== null && tk.inbox_id !== f.inbox) return false;
+    const who = tk.assignee ? tk.assignee.id : null;
+    if (f.assignee === "mine" ? who !== cfg.agent.id : f.assignee === "unassigned" ? who !== null
+        : f.assignee !== null && who !== f.assignee) return false;
+    if (f.team !== null && tk.team_id !== f.team) return false;
+    if (f.tag !== null && !(tk.tags || []).includes(f.tag)) return false;
+    const s = tk.sentiment || {};
+    if (f.sentiment === "angry" ? !(s.label === "negative" && s.score !== null && s.score <= f.angry_score)
+        : f.sentiment !== null && s.label !== f.sentiment) return false;
+    return f.search ? null : true;
+  }
   function upsertRow(tk, isNew) {
     if (!table) return;
     const body = table.tBodies[0];
@@ -235,21 +254,37 @@
     fresh.classList.add("fresh");
     const wasPicked = old && old.querySelector("td.pick input:checked");
     if (wasPicked) fresh.querySelector("td.pick input").checked = true;  // a live update keeps the selection
-    if (old) { old.replaceWith(fresh); placeRow(fresh); return; }
-    const active = ["new", "open", "pending"].includes(tk.status);
-    const wanted = table.dataset.filterStatus;
-    const matches = wanted === "all" || (wanted === "active" ? active : wanted === tk.status);
-    if (table.dataset.unfiltered === "yes" && matches) {
+    const inList = inView(tk);
+    if (old) {
+      // A row that no longer fits the filter (a colleague took it, it was resolved) stays where the
+      // agent may be about to click, marked as gone from the list, until the next load.
+      const wasOut = old.classList.contains("out-of-view");
+      const out = inList === false;
+      if (out) markOut(fresh);
+      old.replaceWith(fresh);
+      placeRow(fresh);
+      if (out !== wasOut) showTotal(Number(table.dataset.total) + (out ? -1 : 1));
+      return;
+    }
+    // A ticket new to this page: shown where the sort puts it, if it fits the filter and the first page.
+    if (inList && table.dataset.page === "1") {
       const empty = body.querySelector("tr.empty");
       if (empty) empty.remove();
       body.prepend(fresh);
-      // The page keeps its size: the oldest row moves on to the next page.
-      const rows = body.querySelectorAll("tr[data-ticket-id]");
+      placeRow(fresh);
+      // The page keeps its size: the row sorted last moves on to the next page (or is the new one).
+      const rows = body.querySelectorAll("tr[data-ticket-id]:not(.out-of-view)");
       if (rows.length > Number(table.dataset.pageSize)) rows[rows.length - 1].remove();
+      // A changed ticket may have been in the list already, on a later page: only a new one is counted.
       if (isNew) showTotal(Number(table.dataset.total) + 1);
-    } else if (isNew) {
+    } else if (isNew && inList !== false) {
       document.title = "● " + document.title.replace(/^● /, "");
     }
+  }
+  function markOut(tr) {
+    tr.classList.add("out-of-view");
+    tr.title = t.out_of_view;
+    tr.querySelector("td.subject").append(el("span", "out-of-view-note", t.out_of_view));
   }
 
   // ---- inbox selection for bulk changes ------------------------------------

@@ -243,6 +243,81 @@ def test_live_inbox_keeps_its_page_size_and_counts_new_tickets(app, tmp_path):
         assert page.errors == []
 
 
+def test_a_filtered_inbox_takes_tickets_that_fit_and_marks_rows_that_left(app, tmp_path):
+    """The "unassigned" queue, as a busy desk watches it: new tickets arrive in it, a ticket a
+    colleague takes is marked as gone (not pulled from under the mouse), one handed back comes in."""
+    from helpdesk.services.tickets import update_ticket
+
+    inbox = f.inbox(kind="test")
+    agent = f.agent(inboxes=[inbox], name="田中")
+    colleague = f.agent(inboxes=[inbox], name="鈴木")
+    waiting = ingest(inbox, f.inbound(user_id="a", text="届いていません")).message.ticket_id
+    taken = ingest(inbox, f.inbound(user_id="b", text="鈴木さんの件")).message.ticket
+    taken_id = taken.id
+    update_ticket(taken, colleague, assignee_id=colleague.id)
+    db.session.commit()
+    with live_server(app) as server, chromium() as browser:
+        page = open_desk_page(browser, server, agent.email, f.PASSWORD)
+        page.goto(f"{server.url}/agent/?assignee=unassigned")
+        page.wait_for_selector("body[data-live=ready]")
+        t = page.evaluate(DESK_I18N)
+        total = lambda n: t["page_of"].format(n=1, m=1) + " · " + (  # noqa: E731
+            t["tickets_total_one"] if n == 1 else t["tickets_total"]).format(n=n)
+        assert row_ids(page) == [waiting] and page.inner_text(".pager > span") == total(1)
+
+        new = ingest(inbox, f.inbound(user_id="c", text="新しい問い合わせ")).message.ticket_id
+        page.wait_for_function(f"() => document.querySelector('#tickets tbody tr').dataset.ticketId === '{new}'",
+                               timeout=10000)
+        assert row_ids(page) == [new, waiting] and page.inner_text(".pager > span") == total(2)
+
+        update_ticket(db.session.get(Ticket, waiting), colleague, assignee_id=colleague.id)
+        db.session.commit()
+        row = page.locator(f'tr[data-ticket-id="{waiting}"]')
+        row.locator(".out-of-view-note").wait_for(timeout=10000)
+        assert "out-of-view" in row.get_attribute("class")
+        assert row.locator(".out-of-view-note").inner_text() == t["out_of_view"] == "この一覧の条件から外れました"
+        assert row.locator("td.assignee").inner_text() == "鈴木"
+        assert row_ids(page) == [new, waiting] and page.inner_text(".pager > span") == total(1)
+        page.screenshot(path=str(tmp_path / "unassigned.png"))
+
+        update_ticket(db.session.get(Ticket, taken_id), colleague, assignee_id=None)  # handed back
+        db.session.commit()
+        page.wait_for_selector(f'tr[data-ticket-id="{taken_id}"]', timeout=10000)
+        assert page.locator(f'tr[data-ticket-id="{taken_id}"].out-of-view').count() == 0
+        page.reload()
+        page.wait_for_selector("body[data-live=ready]")
+        assert sorted(row_ids(page)) == sorted([new, taken_id])
+        assert page.errors == []
+
+
+@pytest.mark.config(JOBS="thread", SENTIMENT_ENABLED=False)
+def test_a_search_or_a_tag_filter_takes_no_ticket_it_cannot_tell_fits(app, tmp_path):
+    inbox = f.inbox(kind="test")
+    agent = f.agent(inboxes=[inbox], name="田中")
+    hit = ingest(inbox, f.inbound(user_id="a", text="返金してください")).message.ticket_id
+    with live_server(app) as server, chromium() as browser:
+        page = open_desk_page(browser, server, agent.email, f.PASSWORD)
+        page.goto(f"{server.url}/agent/?q=返金")
+        page.wait_for_selector("body[data-live=ready]")
+        assert row_ids(page) == [hit]
+        other = ingest(inbox, f.inbound(user_id="b", text="配送について")).message.ticket_id
+        ingest(inbox, f.inbound(user_id="a", text="返金はまだですか"))
+        page.wait_for_selector(f'tr.fresh[data-ticket-id="{hit}"]', timeout=10000)
+        page.wait_for_function("() => document.title.startsWith('●')", timeout=10000)  # something new, elsewhere
+        assert row_ids(page) == [hit] and other not in row_ids(page)
+
+        page.goto(f"{server.url}/agent/?tag=VIP")
+        page.wait_for_selector("body[data-live=ready]")
+        assert row_ids(page) == []
+        from helpdesk.services.tickets import update_ticket
+
+        update_ticket(db.session.get(Ticket, other), agent, tags=["VIP"])
+        db.session.commit()
+        page.wait_for_selector(f'tr[data-ticket-id="{other}"]', timeout=10000)
+        assert row_ids(page) == [other] and page.locator("tr.empty").count() == 0
+        assert page.errors == []
+
+
 def test_switching_language_keeps_the_search_and_filters(app, tmp_path):
     inbox = f.inbox(kind="test")
     agent = f.agent(inboxes=[inbox], name="田中")

@@ -157,6 +157,26 @@ def test_filters_mine_and_unassigned(app, client, desk):
     assert f'data-ticket-id="{free.id}"' in html and f'data-ticket-id="{mine.id}"' not in html
 
 
+def test_the_inbox_page_tells_its_script_the_filter_as_the_query_reads_it(app, client, desk):
+    import html as html_lib
+    import json
+    import re
+
+    def live(query: str) -> dict:
+        page = client.get("/agent/" + query).get_data(as_text=True)
+        return json.loads(html_lib.unescape(re.search(r'data-filter="([^"]*)"', page).group(1)))
+
+    assert live("") == {"status": "active", "channel": None, "inbox": None, "assignee": None, "team": None,
+                        "tag": None, "sentiment": None, "angry_score": app.config["ESCALATE_SCORE"], "search": False}
+    got = live('?status=pending&channel=line&inbox=3&assignee=7&team=2&tag="><b>VIP&sentiment=angry&q=返金')
+    assert got == {**got, "status": "pending", "channel": "line", "inbox": 3, "assignee": 7, "team": 2,
+                   "tag": '"><b>VIP', "sentiment": "angry", "search": True}
+    # What inbox_query ignores, the page ignores: no filter, not a filter that matches nothing.
+    got = live("?status=bogus&assignee=someone&team=x&sentiment=furious")
+    assert (got["status"], got["assignee"], got["team"], got["sentiment"]) == ("all", None, None, None)
+    assert live("?assignee=unassigned")["assignee"] == "unassigned"
+
+
 def test_filter_by_sentiment_and_sort(app, client, desk):
     inbox, *_ = desk
     a = ingest(inbox, f.inbound(user_id="a")).message.ticket
