@@ -38,6 +38,7 @@ def enrich_message(message_id: int) -> None:
     from .realtime import events
     from .realtime.serializers import message_json
     from .services import storage
+    from .services.tickets import publish_renamed
 
     msg = db.session.get(Message, message_id)
     if msg is None or msg.contact_id is None:
@@ -51,12 +52,15 @@ def enrich_message(message_id: int) -> None:
     found = adapter.enrich(dict(msg.meta or {}), list(msg.attachments or []), known)
     profile = found.get("profile")
     if profile and profile.get("name"):
+        shown = contact.display_name
         if ident is not None:
             ident.display_name = profile["name"][:200]
         if not contact.name:
             contact.name = profile["name"][:200]
         if profile.get("avatar_url") and not contact.avatar_url:
             contact.avatar_url = profile["avatar_url"][:500]
+        if contact.display_name != shown:  # "#12" until now, on every open page
+            publish_renamed(contact)
     if found.get("attachments"):
         atts = list(msg.attachments or [])
         for index, att in found["attachments"].items():

@@ -198,11 +198,17 @@ def update_contact(contact: Contact, agent: Agent, *, name: str, email: str | No
         return changes
     audit(agent, "contact.update", "contact", contact.id, changes)
     if "name" in changes:
-        for ticket in db.session.scalars(select(Ticket).where(Ticket.contact_id == contact.id,
-                                                              Ticket.status.in_(Status.active()))):
-            events.publish(events.TICKET_UPDATED, ticket_json(ticket), inbox_id=ticket.inbox_id, ticket_id=ticket.id)
+        publish_renamed(contact)
     db.session.commit()
     return changes
+
+
+def publish_renamed(contact: Contact) -> None:
+    """The inbox rows and open pages of the customer's active tickets show their new name
+    (an agent's correction, a LINE profile that arrived after the first message)."""
+    for ticket in db.session.scalars(select(Ticket).where(Ticket.contact_id == contact.id,
+                                                          Ticket.status.in_(Status.active()))):
+        events.publish(events.TICKET_UPDATED, ticket_json(ticket), inbox_id=ticket.inbox_id, ticket_id=ticket.id)
 
 
 def merge_contacts(survivor: Contact, other: Contact, agent: Agent | None) -> Contact:

@@ -99,7 +99,27 @@
     return li;
   }
   function noteCustomerTicket(tk) {
-    if (ticketEl && tk && tk.contact && tk.contact.id === contactId) customerTickets.set(tk.id, tk.channel);
+    if (!ticketEl || !tk || !tk.contact) return;
+    if (tk.contact.id === contactId) customerTickets.set(tk.id, tk.channel);
+    if (tk.id !== ticketId) showOtherTicket(tk);
+  }
+  // The sidebar's other tickets of this customer (newest first, as the page lists them): a new
+  // one comes in on top, a changed one shows its status, one moved to another customer leaves.
+  function showOtherTicket(tk) {
+    const list = document.querySelector(".contact-card ul.past");
+    if (!list) return;
+    const old = list.querySelector('li[data-ticket-id="' + tk.id + '"]');
+    if (tk.contact.id !== contactId) { if (old) old.remove(); return; }
+    const item = el("li");
+    item.dataset.ticketId = tk.id;
+    item.dataset.channel = tk.channel;
+    const a = el("a", null, "#" + tk.id + " " + (tk.subject || t.no_subject));
+    a.href = cfg.ticketUrl + tk.id;
+    item.append(a, " ", el("span", "muted", t[tk.status]));
+    if (old) { old.replaceWith(item); return; }
+    const none = list.querySelector("li:not([data-ticket-id])");
+    if (none) none.remove();
+    list.prepend(item);
   }
   function upsertMessage(m) {
     if (!ticketEl) return;

@@ -285,6 +285,21 @@ def test_profile_name_and_picture_are_fetched_once(client, inbox, line_api):
     assert len(line_api.sent("/v2/bot/profile/U333")) == 1
 
 
+def test_a_profile_that_arrives_after_the_message_renames_the_customer_on_open_pages(app, client, inbox, line_api):
+    line_api.profiles["U555"] = {"displayName": "佐々木 次郎", "userId": "U555"}
+    agent = f.agent(inboxes=[inbox])
+    sio = agent_socket(app, client, agent)
+    post(client, inbox, webhook(text_event(user="U555")))
+    events = sio.get_received("/agent")
+    names = [(e["name"], e["args"][0]["ticket"]["contact"]["name"] if e["name"] == "message.created"
+              else e["args"][0]["contact"]["name"]) for e in events if e["name"] in ("message.created", "ticket.updated")]
+    contact_id = db.session.scalars(select(Contact)).one().id
+    # The message's event comes first, before the profile is fetched; then the name, once.
+    assert names == [("message.created", f"#{contact_id}"), ("ticket.updated", "佐々木 次郎")]
+    post(client, inbox, webhook(text_event(user="U555")))  # known now: no second rename
+    assert received(sio, "ticket.updated") == []
+
+
 def test_missing_profile_leaves_the_contact_unnamed(client, inbox):
     assert post(client, inbox, webhook(text_event(user="Unobody"))).status_code == 200
     assert db.session.scalars(select(Contact)).one().display_name == "#1"
