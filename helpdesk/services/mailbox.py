@@ -344,7 +344,9 @@ def _quarantine(imap, inbox: Inbox, uid: str, raw: bytes, folder: str, reason: s
 def poll_due(now: float | None = None) -> float:
     """Poll the inboxes whose interval has passed; returns seconds until the next is due.
 
-    The background job calls this and re-enqueues itself, so polling needs no cron.
+    The background job calls this and re-enqueues itself, so polling needs no cron. With
+    RQ workers, whichever worker runs the job claims each due inbox in Redis for its interval
+    (``_claim``), so several workers poll it once per interval between them, not once each.
     """
     now = time.monotonic() if now is None else now
     next_due: dict[int, float] = current_app.extensions.setdefault("helpdesk.mail_due", {})
@@ -354,15 +356,41 @@ def poll_due(now: float | None = None) -> float:
         interval = max(MIN_POLL_INTERVAL, float((inbox.settings or {}).get("poll_interval") or DEFAULT_POLL_INTERVAL))
         due = next_due.get(inbox.id, 0.0)
         if due <= now:
-            try:
-                poll_inbox(inbox)
-            except Exception:
-                db.session.rollback()
-                log.exception("polling inbox %s failed", inbox.id)
-            due = time.monotonic() + interval
+            wait = _claim(inbox.id, interval)
+            if wait:  # another worker polled it within its interval
+                due = now + wait
+            else:
+                try:
+                    poll_inbox(inbox)
+                except Exception:
+                    db.session.rollback()
+                    log.exception("polling inbox %s failed", inbox.id)
+                due = time.monotonic() + interval
             next_due[inbox.id] = due
         next_in = min(next_in, max(1.0, due - time.monotonic()))
     return next_in
+
+
+def _claim(inbox_id: int, interval: float) -> float:
+    """0 when this process may poll the inbox now, else the seconds until it may. Only RQ
+    workers share the work (the embedded desk is one process): they claim an inbox with a
+    Redis key that lives for its interval. Redis down: poll anyway (IMAP UIDs and ingest's
+    dedupe make a second poll harmless; a missed one is not)."""
+    if current_app.config["JOBS"] != "rq":
+        return 0.0
+    from redis.exceptions import RedisError
+
+    from ..jobs import jobs
+
+    key = f"{current_app.config['SOCKETIO_CHANNEL']}:mail-poll:{inbox_id}"
+    try:
+        redis = jobs.queue().connection
+        if redis.set(key, "1", nx=True, px=int(interval * 1000)):
+            return 0.0
+        return max(0.0, redis.pttl(key) / 1000)
+    except RedisError as exc:
+        log.warning("could not claim inbox %s for polling (%s); polling it here", inbox_id, exc)
+        return 0.0
 
 
 def run_scheduled_poll() -> float:

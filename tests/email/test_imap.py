@@ -13,6 +13,7 @@ from helpdesk.services import mailbox as mb
 from helpdesk.services import storage
 from tests.email import make_fixtures
 from tests.email.conftest import email_inbox
+from tests.procs import REDIS_URL, drop_rq_queue, redis_available
 
 pytestmark = pytest.mark.config(SENTIMENT_ENABLED=False)
 
@@ -194,6 +195,41 @@ def test_background_job_polls_and_reschedules_itself(app, mailbox):
         runner = app.extensions["helpdesk.jobs"]["runners"]["default"]
         with runner._cv:
             runner._heap.clear()
+
+
+_RQ_QUEUE = "hd-poll-claim"
+
+
+@pytest.mark.redis
+@pytest.mark.config(JOBS="rq", REDIS_URL=REDIS_URL, JOBS_QUEUE=_RQ_QUEUE, SOCKETIO_CHANNEL=_RQ_QUEUE,
+                    SENTIMENT_ENABLED=False)
+def test_rq_workers_poll_an_inbox_once_per_interval_between_them(app, mailbox):
+    """Each RQ worker keeps its own memory, and the sweep's poll job lands on any of them: the
+    inbox's interval is kept in Redis, or it would be polled once per interval by each."""
+    if not redis_available():
+        pytest.skip("needs Redis")
+    from redis import Redis
+
+    server, user, password, settings, secrets = mailbox
+    inbox = email_inbox({**settings, "poll_interval": 60}, secrets)
+    redis = Redis.from_url(REDIS_URL)
+    key = f"{_RQ_QUEUE}:mail-poll:{inbox.id}"
+    redis.delete(key)
+    try:
+        server.append(user, password, fixture("outlook_forward"))
+        mb.poll_due()  # worker 1
+        assert len(messages()) == 1
+        server.append(user, password, fixture("iphone_flowed_iso2022jp"))
+        app.extensions["helpdesk.mail_due"].clear()  # worker 2: its own memory, nothing polled yet
+        wait = mb.poll_due()
+        assert len(messages()) == 1 and 50 < wait <= 60  # polled by worker 1 less than a minute ago
+        redis.delete(key)  # the minute is up
+        app.extensions["helpdesk.mail_due"].clear()
+        mb.poll_due()
+        assert len(messages()) == 2
+    finally:
+        redis.delete(key)
+        drop_rq_queue(REDIS_URL, _RQ_QUEUE)
 
 
 def test_server_without_move_gets_copy_flag_and_uid_expunge_of_only_our_mail(app, mailbox):
