@@ -240,6 +240,16 @@ def _answers_in_public(ticket: Ticket) -> bool:
     return bool(last is not None and (last.meta or {}).get("public"))
 
 
+def public_reply(ticket: Ticket) -> dict | None:
+    """What the reply box tells the agent before a reply goes out in the open: None for a
+    private conversation, else whether it may go by direct message instead (an X post: the
+    social adapter sends a DM when the reply's meta asks; Facebook and Instagram comments
+    can only be answered where they are)."""
+    if not _answers_in_public(ticket):
+        return None
+    return {"dm_possible": getattr(get_adapter(ticket.inbox), "network", None) == "x"}
+
+
 class _MissingFile(Exception):
     """A stored attachment whose file is no longer in UPLOAD_DIR."""
 

@@ -27,7 +27,7 @@ from ..services import storage
 from ..services.access import assignable_agents, visible_inbox_ids
 from ..services.contacts import (can_see_contact, contact_query, likely_duplicates, seen_only_in_part,
                                  ticket_stats)
-from ..services.replies import ReplyError, post_reply, reply_file_limits
+from ..services.replies import ReplyError, post_reply, public_reply, reply_file_limits
 from ..services.search import InboxFilter, inbox_query, paginate
 from ..services.tickets import (TicketError, bulk_update, merge_contacts, merge_tickets, update_contact,
                                 update_ticket)
@@ -42,6 +42,8 @@ class ReplyForm(FlaskForm):
     # May be empty when files are attached (post_reply refuses a reply with neither).
     body = TextAreaField(_l("Reply"), validators=[Optional(), Length(max=20_000)])
     private = BooleanField(_l("Private note"))
+    # A reply to a public post goes by direct message instead (services.replies.public_reply).
+    dm = BooleanField(_l("Send as a direct message instead"))
     # "Send and set pending / resolved": the usual last step of an answer, in the same click.
     then_status = SelectField(_l("Then"), choices=[SelectChoice(""), SelectChoice(Status.pending.value),
                                                     SelectChoice(Status.resolved.value)], validators=[Optional()])
@@ -214,6 +216,7 @@ def ticket(ticket_id: int):
         merge_candidates=[p for p in past if p.inbox_id == t.inbox_id and p.status is not Status.closed],
         canned=db.session.scalars(select(CannedReply).order_by(CannedReply.shortcut)).all(),
         signature=render_signature(t.inbox.settings or {}, current_user.name) if t.inbox.kind == "email" else "",
+        public=public_reply(t),
         messages_json=[message_json(m) for m in history],
         page_event_id=since,
     )
@@ -233,8 +236,12 @@ def reply(ticket_id: int):
     limit = reply_file_limits()["max_bytes"] + 1
     files = [Attachment(filename=f.filename, content_type=f.mimetype or "", data=f.stream.read(limit))
              for f in request.files.getlist("files") if f.filename]
+    # Only where the channel can (a hand-made request must not turn a Facebook comment's public
+    # answer, files and all, into a "DM" the adapter would post in the open anyway).
+    public = public_reply(t)
+    meta = {"dm": True} if form.dm.data and public and public["dm_possible"] else None
     try:
-        msg = post_reply(t, current_user, form.body.data, private=form.private.data, files=files)
+        msg = post_reply(t, current_user, form.body.data, private=form.private.data, files=files, meta=meta)
     except ReplyError as exc:
         if wants_json:
             return jsonify(error=str(exc), message=str(exc)), 400

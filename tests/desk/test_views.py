@@ -210,6 +210,42 @@ def test_reply_form_posts_and_redirects(app, client, desk):
     assert "承知しました" in html and 'data-delivery="sent"' in html
 
 
+def test_a_reply_to_a_public_post_says_so_and_goes_by_dm_only_where_the_channel_can(app, client, desk):
+    import io
+
+    inbox, agent, _ = desk
+    closed = "http://127.0.0.1:9"  # nothing listens: the sends fail, what the desk stored is what counts
+    x = f.inbox(kind="social", settings={"network": "x", "api_base": closed})
+    fb = f.inbox(kind="social", settings={"network": "facebook", "graph_base": closed})
+    x.members.append(agent)
+    fb.members.append(agent)
+    db.session.commit()
+    private = ingest(inbox, f.inbound(user_id="p")).message.ticket
+    tweet = ingest(x, f.inbound(user_id="x", meta={"public": True})).message.ticket
+    dm = ingest(x, f.inbound(user_id="y", meta={"x_kind": "dm"})).message.ticket
+    comment = ingest(fb, f.inbound(user_id="fb", meta={"public": True})).message.ticket
+    assert 'id="public-reply"' not in client.get(f"/agent/tickets/{dm.id}").get_data(as_text=True)
+    assert 'id="public-reply"' not in client.get(f"/agent/tickets/{private.id}").get_data(as_text=True)
+    html = client.get(f"/agent/tickets/{tweet.id}").get_data(as_text=True)
+    assert "公開の返信です：" in html and "誰でも読めます" in html and 'id="reply-dm"' in html
+    html = client.get(f"/agent/tickets/{comment.id}").get_data(as_text=True)
+    assert "公開の返信です：" in html and 'id="reply-dm"' not in html  # a comment is answered where it is
+
+    def send(ticket, **data):
+        token = csrf_token(client, f"/agent/tickets/{ticket.id}")
+        return client.post(f"/agent/tickets/{ticket.id}/reply", headers={"Accept": "application/json"},
+                           data={"body": "ご連絡ありがとうございます", "csrf_token": token, **data})
+
+    resp = send(tweet, dm="y")
+    assert resp.status_code == 201
+    assert db.session.get(Message, resp.get_json()["id"]).meta.get("dm") is True
+    # A hand-made "dm" on a comment changes nothing: its files are still refused, as on any public reply.
+    resp = send(comment, dm="y", files=(io.BytesIO(b"%PDF-1.4 invoice"), "請求書.pdf"))
+    assert resp.status_code == 400 and "公開" in resp.get_json()["message"]
+    resp = send(comment, dm="y")
+    assert resp.status_code == 201 and "dm" not in db.session.get(Message, resp.get_json()["id"]).meta
+
+
 @pytest.mark.parametrize("then", ["pending", "resolved"])
 def test_send_and_set_status_in_one_click(app, client, desk, then):
     inbox, agent, _ = desk
