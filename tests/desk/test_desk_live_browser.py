@@ -302,7 +302,6 @@ def test_a_filtered_inbox_takes_tickets_that_fit_and_marks_rows_that_left(app, t
         assert page.errors == []
 
 
-@pytest.mark.config(JOBS="thread", SENTIMENT_ENABLED=False)
 def test_a_search_or_a_tag_filter_takes_no_ticket_it_cannot_tell_fits(app, tmp_path):
     inbox = f.inbox(kind="test")
     agent = f.agent(inboxes=[inbox], name="田中")
