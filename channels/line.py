@@ -11,6 +11,12 @@ Choices worth knowing:
   ``webhookEventId``. Both are stable across redelivery (``deliveryContext.isRedelivery``),
   so a redelivered event hits the ingest dedupe; the message id is used for messages because
   the ``unsend`` event names the message id, not the event id.
+* Each chat is its own conversation: a message carries its chat's key (``line-user:<id>``
+  one-to-one, ``line-group:<id>``, ``line-room:<id>``) and continues that chat's ticket or opens
+  a new one, never another chat's (a private message in a group's ticket, or a group's message
+  in a member's private one, would send the agent's answer to the wrong people).
+* Text is split into messages of at most 5000 UTF-16 code units, which is how LINE counts
+  (an emoji outside the BMP is two), at a line break where possible.
 * ``parse`` is pure. Profiles (display name, picture) and media content are fetched afterwards
   by the ``enrich_message`` job through :meth:`LineAdapter.enrich`, so the webhook answers fast.
 * The reply token is kept in the inbound message's meta with the event timestamp. ``send``
@@ -28,6 +34,7 @@ import logging
 import mimetypes
 import threading
 import time
+import unicodedata
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -71,6 +78,55 @@ _loading_sent: dict[str, float] = {}
 def signature(secret: str, raw_body: bytes) -> str:
     """X-Line-Signature: base64 of HMAC-SHA256 over the raw body with the channel secret."""
     return base64.b64encode(hmac.new(secret.encode(), raw_body, hashlib.sha256).digest()).decode()
+
+
+def utf16_units(text: str) -> int:
+    """Length as LINE counts it: UTF-16 code units, so an emoji outside the BMP counts two."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+_REGIONAL = 0x1F1E6  # regional indicator A; two of them make a flag
+
+
+def _joins_previous(ch: str) -> bool:
+    """Characters that belong to the one before them (a dakuten, a variation selector, a skin
+    tone, the part after a zero-width joiner): a message must not begin with one."""
+    cp = ord(ch)
+    return (unicodedata.category(ch) in ("Mn", "Mc", "Me") or cp == 0x200D or 0xFE00 <= cp <= 0xFE0F
+            or 0x1F3FB <= cp <= 0x1F3FF or 0xE0020 <= cp <= 0xE007F or 0xE0100 <= cp <= 0xE01EF)
+
+
+def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """``text`` in pieces of at most ``limit`` UTF-16 code units (LINE counts a 🙇 as two), cut
+    after a line break in the second half of a piece if there is one, and never between a
+    character and what joins onto it."""
+    pieces: list[str] = []
+    while text:
+        units = cut = 0
+        for ch in text:
+            units += 2 if ord(ch) > 0xFFFF else 1
+            if units > limit:
+                break
+            cut += 1
+        if cut >= len(text):
+            pieces.append(text)
+            break
+        fit = cut
+        while cut > 1 and (_joins_previous(text[cut]) or text[cut - 1] == "\u200d"):
+            cut -= 1
+        run = 0  # a flag is a pair of regional indicators: keep pairs together
+        while run < cut and _REGIONAL <= ord(text[cut - 1 - run]) <= _REGIONAL + 25:
+            run += 1
+        if run % 2 and _REGIONAL <= ord(text[cut]) <= _REGIONAL + 25:
+            cut -= 1
+        if cut <= 1:
+            cut = fit  # one endless cluster: cut it anyway rather than loop
+        newline = text.rfind("\n", 0, cut)
+        if newline >= cut // 2:
+            cut = newline + 1
+        pieces.append(text[:cut].rstrip("\n") or text[:cut])
+        text = text[cut:]
+    return pieces
 
 
 def retry_key(message_id: int) -> str:
@@ -172,7 +228,8 @@ class LineAdapter(Adapter):
         return None
 
     def _base(self, event: dict, source: dict) -> tuple[str, dict, tuple[str, ...]] | None:
-        """The sender id, the message meta every event shares, and the thread hints."""
+        """The sender id, the message meta every event shares, and the thread hints (the chat's
+        key: ``line-group:``/``line-room:`` + its id, or ``line-user:`` + the user's id)."""
         stype = _s(source.get("type")) or "user"
         user_id = _s(source.get("userId"))
         chat_id = {"group": _s(source.get("groupId")), "room": _s(source.get("roomId"))}.get(stype, user_id)
@@ -198,7 +255,9 @@ class LineAdapter(Adapter):
             meta["line_reply_token"] = token
         if redelivery:
             meta["line_redelivered"] = True
-        hints = (f"line-{stype}:{chat_id}",) if stype in ("group", "room") else ()
+        # Every chat is its own conversation: a group's messages never join a member's one-to-one
+        # ticket (the agent's answer would go to the whole group) and vice versa.
+        hints = (f"line-{stype}:{chat_id}",) if stype in ("group", "room") else (f"line-user:{chat_id}",)
         return user_id, meta, hints
 
     def _message(self, event: dict, source: dict) -> Inbound | None:
@@ -257,7 +316,7 @@ class LineAdapter(Adapter):
             text = f"[{mtype[:40] or 'message'}]"
         return Inbound(external_id=mid, user_id=user_id, text=text, attachments=attachments,
                        thread_hints=hints, sent_at=_ms_to_dt(event.get("timestamp")), meta=meta,
-                       identity_kind="line")
+                       identity_kind="line", new_thread=True)
 
     def _postback(self, event: dict, source: dict) -> Inbound | None:
         event_id = _s(event.get("webhookEventId"))
@@ -276,7 +335,7 @@ class LineAdapter(Adapter):
         meta["line_postback"] = {"data": data, "params": {k: _s(v) for k, v in params.items()}}
         return Inbound(external_id=event_id, user_id=user_id, text=(text + (f" {extra}" if extra else ""))[:5000],
                        thread_hints=hints, sent_at=_ms_to_dt(event.get("timestamp")), meta=meta,
-                       identity_kind="line")
+                       identity_kind="line", new_thread=True)
 
     # ---- the SDK ---------------------------------------------------------------------------
 
@@ -326,7 +385,7 @@ class LineAdapter(Adapter):
         keep = len(images)
         while True:
             text = with_links(outbound.text, links + images[keep:])
-            chunks = [text[i:i + MAX_TEXT] for i in range(0, len(text), MAX_TEXT)]
+            chunks = split_text(text, MAX_TEXT)
             if keep == 0 or len(chunks) + keep <= MAX_MESSAGES:
                 break
             keep -= 1
@@ -409,6 +468,10 @@ class LineAdapter(Adapter):
         """Map a LINE error answer: 429/5xx retry later, anything else is final."""
         status = exc.status or 0
         detail = _error_message(exc.body)
+        if status == 429 and "monthly limit" in detail.lower():
+            # The plan's messages for this month are used up: retrying only delays the answer.
+            return SendResult(ok=False, error=f"LINE の今月の送信可能メッセージ数の上限に達しました "
+                                              f"(LINE 429: {detail})")
         if status == 429 or status >= 500:
             retry_after = _retry_after(exc.headers)
             raise TransientSendError(f"LINE {status}: {detail}", retry_after=retry_after)

@@ -8,6 +8,9 @@ appsecret_proof), ``page_token`` (Page access token), ``verify_token`` (GET veri
 Messaging windows: within 24 hours of the customer's last message a reply is sent with
 ``messaging_type=RESPONSE``; from 24 hours to 7 days with ``MESSAGE_TAG`` + ``HUMAN_AGENT``;
 after that Meta refuses every message, so we refuse it first with a clear error for the agent.
+
+Events come from each entry's ``messaging`` list and, when another app owns the conversation
+(handover protocol), its ``standby`` list; standby messages are stored with ``messenger_standby``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
@@ -33,7 +37,8 @@ HUMAN_AGENT_WINDOW = timedelta(days=7)
 MAX_TEXT = 2000
 MAX_QUICK_REPLIES = 13
 # Graph error codes that mean "slow down" or "try again": rate limits and temporary faults.
-TRANSIENT_CODES = {1, 2, 4, 17, 32, 341, 613}
+# 1200: "Temporary send message failure. Please try again later." (Send API error reference).
+TRANSIENT_CODES = {1, 2, 4, 17, 32, 341, 613, 1200}
 # Files sent as Messenger image attachments; everything else goes as a file attachment.
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif")
 ATTACHMENT_TYPES = {"image": "image/jpeg", "video": "video/mp4", "audio": "audio/mpeg", "file": "application/octet-stream"}
@@ -161,13 +166,19 @@ class MessengerAdapter(Adapter):
         obj, entries = meta_envelope(load_json(raw), "Messenger")
         items: list[Inbound | StatusUpdate] = []
         for entry in entries:
-            events = _d(entry).get("messaging")
-            for event in events if isinstance(events, list) else []:
-                if not isinstance(event, dict):
-                    continue
-                item = self._event(event, instagram=obj == "instagram")
-                if item is not None:
-                    items.append(item)
+            # "standby": the same events while another app (a bot, Meta's Page inbox) owns the
+            # conversation under the handover protocol; the customer's messages are theirs all
+            # the same and must not be lost.
+            for field in ("messaging", "standby"):
+                events = _d(entry).get(field)
+                for event in events if isinstance(events, list) else []:
+                    if not isinstance(event, dict):
+                        continue
+                    item = self._event(event, instagram=obj == "instagram")
+                    if isinstance(item, Inbound) and field == "standby":
+                        item = replace(item, meta={**item.meta, "messenger_standby": True})
+                    if item is not None:
+                        items.append(item)
         return items
 
     def _event(self, event: dict, instagram: bool) -> Inbound | StatusUpdate | None:

@@ -16,6 +16,9 @@ Threading: one ticket per post and commenter (``thread_key`` "<network>-post:<po
 so each customer's conversation under one post stays together while different posts, or
 different people under the same post, are separate tickets. Replies go to the customer's
 latest comment. Every tweet and comment is marked public: the whole world reads the answer.
+A tweet joins only the conversation it replies to (else it opens a ticket of its own), and DMs
+carry the thread key "x-dm:<user>": a public tweet never lands on a customer's DM ticket, where
+the agent's answer would go out in public.
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ _LINK = re.compile(r"https?://\S+")
 DM_LIMIT = 10000
 COMMENT_LIMIT = 8000
 POLL_PAGES = 5
+# What a CRC token may be: never a JSON object (see ``handshake``).
+_CRC_TOKEN = re.compile(r"[A-Za-z0-9+/=_.~-]{1,255}")
 
 
 def crc_response(consumer_secret: str, crc_token: str) -> str:
@@ -124,6 +129,11 @@ class SocialAdapter(Adapter):
         secret = str(self.secrets.get("consumer_secret") or "")
         if not token or not secret:
             return 400, json.dumps({"error": "crc_token missing"})
+        if not _CRC_TOKEN.fullmatch(str(token)):
+            # The CRC answer is the same HMAC as a POST's signature: answering for any string
+            # would sign whatever JSON body a forger asks for. X's tokens are short plain text.
+            log.warning("X CRC with a crc_token that is not a plain token refused")
+            return 400, json.dumps({"error": "invalid crc_token"})
         return 200, json.dumps({"response_token": crc_response(secret, str(token))})
 
     # ---- inbound -----------------------------------------------------------------------------
@@ -181,9 +191,12 @@ class SocialAdapter(Adapter):
         meta = {"public": True, "network": "x", "x_kind": "tweet", "tweet_id": tid, "x_user_id": uid,
                 "x_screen_name": handle, "reply_to": tid}
         display = f"{name} (@{handle})" if name and handle else name or (f"@{handle}" if handle else "")
+        # A public tweet continues only the conversation it replies to: without that hint, ingest
+        # would fall back to the customer's latest ticket, perhaps their DMs, and the agent's next
+        # answer there (with the order number, the address...) would go out as a public reply.
         return Inbound(external_id=f"tweet:{tid}", user_id=uid, text=text or "[tweet]", display_name=display,
                        thread_hints=(f"tweet:{parent}",) if parent else (), sent_at=sent_at, meta=meta,
-                       identity_kind="x")
+                       identity_kind="x", new_thread=True)
 
     def _dm(self, ev: dict, me: str, users: dict) -> Inbound | None:
         if _s(ev.get("type")) != "message_create":
@@ -201,7 +214,8 @@ class SocialAdapter(Adapter):
         name, handle = _s(user.get("name")), _s(user.get("screen_name"))
         display = f"{name} (@{handle})" if name and handle else name or handle
         return Inbound(external_id=f"dm:{eid}", user_id=sender, text=text or "[DM]", display_name=display,
-                       sent_at=_ms_to_dt(ev.get("created_timestamp")), identity_kind="x",
+                       thread_hints=(f"x-dm:{sender}",), sent_at=_ms_to_dt(ev.get("created_timestamp")),
+                       identity_kind="x",
                        meta={"network": "x", "x_kind": "dm", "x_user_id": sender, "x_screen_name": handle,
                              "reply_to": sender})
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from flask import current_app
-from sqlalchemy import bindparam, insert, inspect, or_, select, update
+from sqlalchemy import bindparam, case, insert, inspect, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -153,7 +153,10 @@ def _find_ticket(inbox: Inbox, contact: Contact, inbound: Inbound, new_contact: 
         ticket = by_message or db.session.scalar(
             select(Ticket)
             .where(Ticket.inbox_id == inbox.id, Ticket.thread_key.in_(hints))
-            .order_by(Ticket.id.desc())
+            # the conversation still going, before a newer one with the same key that was closed
+            # (a duplicate merged into it) or resolved
+            .order_by(case((Ticket.status.in_(Status.active()), 0), (Ticket.status.in_(_REOPENABLE), 1), else_=2),
+                      Ticket.id.desc())
             .limit(1)
             .options(joinedload(Ticket.assignee))
         )

@@ -54,7 +54,10 @@ def handshake(kind: str, key: str):
 
 
 @bp.post("/<kind>/<key>")
-@limiter.limit(lambda: current_app.config.get("WEBHOOK_RATE_LIMIT", "600 per minute"))
+# Counts refused posts only (no such inbox, a bad signature, too large): a provider's own posts
+# are never throttled, since LINE, for one, redelivers nothing unless the account turned that on.
+@limiter.limit(lambda: current_app.config.get("WEBHOOK_RATE_LIMIT", "600 per minute"),
+               deduct_when=lambda response: 400 <= response.status_code < 500)
 def receive(kind: str, key: str):
     if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
         log.warning("%s webhook body of %s bytes refused", kind, request.content_length)
@@ -68,6 +71,12 @@ def receive(kind: str, key: str):
     write_now(db.session)
     inbox = _inbox(kind, key)
     adapter = get_adapter(inbox)
+    # Only providers that sign their posts come in here. The base contract lets an adapter
+    # without a webhook "verify" everything (True), so the API channel would take unsigned,
+    # unauthenticated messages here past its Bearer token (the test channel stays, for tests).
+    if not (adapter.webhook or adapter.testing_only):
+        log.warning("%s inbox %s has no webhook; post from %s refused", kind, inbox.id, request.remote_addr)
+        return jsonify(error="invalid signature"), 401
     if not adapter.verify(request.headers, raw):
         log.warning("%s webhook with a bad signature for inbox %s from %s", kind, inbox.id, request.remote_addr)
         return jsonify(error="invalid signature"), 401

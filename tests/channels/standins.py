@@ -147,7 +147,8 @@ class LineStandIn(StandIn):
                     url = m.get(key)
                     if not isinstance(url, str) or not url.startswith("https://") or len(url) > 2000:
                         return f"The property, '{key}', in the request body is invalid"
-            elif m.get("type") != "text" or not m.get("text") or len(m["text"]) > 5000:
+            # LINE counts text in UTF-16 code units: an emoji such as 🙇 is two of its 5000.
+            elif m.get("type") != "text" or not m.get("text") or len(m["text"].encode("utf-16-le")) // 2 > 5000:
                 return "The property, 'text', in the request body is invalid"
             qr = m.get("quickReply")
             if qr is not None:

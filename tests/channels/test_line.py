@@ -379,7 +379,8 @@ def test_redelivered_event_token_is_not_used(client, inbox, line_api):
 def test_rate_limited_push_is_retried_then_sent_once(app, client, inbox, line_api):
     agent = f.agent(inboxes=[inbox])
     _ticket_with_message(client, inbox, user="U449", ts=0)
-    line_api.fail("/push", 429, {"message": "You have reached your monthly limit."}, {"Retry-After": "0"}, times=2)
+    line_api.fail("/push", 429, {"message": "The API rate limit has been exceeded. Try again later."},
+                  {"Retry-After": "0"}, times=2)
     msg = post_reply(only_ticket(), agent, "少々お待ちください")
     pushes = line_api.sent("/push")
     assert len(pushes) == 3
@@ -463,3 +464,138 @@ def test_no_loading_animation_in_groups(client, inbox, line_api):
     adapter = line_mod.LineAdapter(inbox.settings, inbox.secrets)
     assert adapter.show_typing("Cgroup") is False
     assert not line_api.sent("/loading")
+
+
+# ---- QA round: threading, UTF-16 length, monthly limit ---------------------------------------------
+
+def test_a_group_message_never_joins_the_speakers_private_ticket(client, inbox, line_api):
+    """Ua's first words in a group once landed on Ua's one-to-one ticket and moved its reply
+    address to the group: the agent's next answer to the private question went to everyone."""
+    agent = f.agent(inboxes=[inbox])
+    post(client, inbox, webhook(text_event("注文番号は 123-456 です", user="Ua", ts=0)))
+    private = only_ticket()
+    group = {"type": "group", "groupId": "Cfriends"}
+    post(client, inbox, webhook(text_event("この店どう？", source={**group, "userId": "Ua"}, ts=0)))
+    post(client, inbox, webhook(text_event("住所も送ります", user="Ua", ts=0)))
+    post(client, inbox, webhook(text_event("いいね", source={**group, "userId": "Ub"}, ts=0)))
+    tickets = db.session.scalars(select(Ticket).order_by(Ticket.id)).all()
+    assert [(t.reply_to, t.thread_key) for t in tickets] == [("Ua", "line-user:Ua"),
+                                                             ("Cfriends", "line-group:Cfriends")]
+    assert [m.body for m in db.session.scalars(select(Message).where(Message.ticket_id == private.id)
+                                               .order_by(Message.id))] == ["注文番号は 123-456 です", "住所も送ります"]
+    post_reply(private, agent, "ご住所を確認しました")
+    assert [p.json["to"] for p in line_api.sent("/push")] == ["Ua"]
+
+
+def test_a_closed_group_ticket_opens_a_new_group_ticket(client, inbox):
+    from helpdesk.models import Status
+
+    post(client, inbox, webhook(text_event("個人の相談", user="Ua", ts=0)))
+    group = {"type": "room", "roomId": "Rroom1", "userId": "Ua"}
+    post(client, inbox, webhook(text_event("一回目", source=group, ts=0)))
+    room_ticket = db.session.scalars(select(Ticket).where(Ticket.thread_key == "line-room:Rroom1")).one()
+    room_ticket.status = Status.closed
+    db.session.commit()
+    post(client, inbox, webhook(text_event("二回目", source=group, ts=0)))
+    assert [t.reply_to for t in db.session.scalars(select(Ticket).order_by(Ticket.id))] == ["Ua", "Rroom1", "Rroom1"]
+
+
+def last_message() -> Message:
+    return db.session.scalars(select(Message).order_by(Message.id.desc()).limit(1)).one()
+
+
+def test_a_private_message_never_joins_the_speakers_open_group_ticket(client, inbox, line_api):
+    """The other way round: Ua is talked to in a group first, then writes one-to-one."""
+    agent = f.agent(inboxes=[inbox])
+    group = {"type": "group", "groupId": "Cfriends", "userId": "Ua"}
+    post(client, inbox, webhook(text_event("この店どう？", source=group, ts=0)))
+    post(client, inbox, webhook(text_event("個人的に相談があります", user="Ua", ts=0)))
+    tickets = db.session.scalars(select(Ticket).order_by(Ticket.id)).all()
+    assert [(t.reply_to, t.thread_key) for t in tickets] == [("Cfriends", "line-group:Cfriends"),
+                                                             ("Ua", "line-user:Ua")]
+    post_reply(tickets[1], agent, "ご相談内容を伺います")
+    assert [p.json["to"] for p in line_api.sent("/push")] == ["Ua"]
+
+
+def test_a_one_to_one_ticket_from_before_chat_keys_goes_on_after_the_migration(app, client, inbox):
+    """Tickets made before one-to-one chats had keys are keyed by e5a9c2d7f310: a customer's
+    next message continues their open conversation, not a second ticket."""
+    import importlib
+
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    post(client, inbox, webhook(text_event("以前からの相談", user="Uold", ts=0)))
+    group = {"type": "group", "groupId": "Cold", "userId": "Uold"}
+    post(client, inbox, webhook(text_event("グループの話", source=group, ts=0)))
+    before = db.session.scalars(select(Ticket).order_by(Ticket.id)).all()
+    before[0].thread_key = None  # as the adapter left it then
+    db.session.commit()
+    migration = importlib.import_module("helpdesk.migrations.versions.e5a9c2d7f310_line_one_to_one_thread_keys")
+    with db.engine.begin() as conn:
+        migration.op._proxy = Operations(MigrationContext.configure(conn))
+        try:
+            migration.upgrade()
+        finally:
+            del migration.op._proxy
+    db.session.expire_all()
+    assert [t.thread_key for t in before] == ["line-user:Uold", "line-group:Cold"]
+    post(client, inbox, webhook(text_event("続きです", user="Uold", ts=0)))
+    assert count(Ticket) == 2 and last_message().ticket_id == before[0].id
+
+
+def test_a_chat_goes_on_in_the_ticket_a_duplicate_was_merged_into(client, inbox):
+    """Two tickets with one chat's key (a duplicate merged, and closed, into the older one): the
+    customer's next message goes to the one still open, not to the newer closed one."""
+    from helpdesk.models import Status
+    from helpdesk.services.tickets import merge_tickets, update_ticket
+
+    agent = f.agent(inboxes=[inbox])
+    post(client, inbox, webhook(text_event("一件目", user="Udup", ts=0)))
+    kept = only_ticket()
+    update_ticket(kept, agent, status="closed")
+    post(client, inbox, webhook(text_event("二件目", user="Udup", ts=0)))  # a closed chat: a new ticket
+    duplicate = db.session.scalars(select(Ticket).where(Ticket.id != kept.id)).one()
+    update_ticket(kept, agent, status="open")  # the agent goes on in the first one
+    merge_tickets(kept, duplicate, agent)
+    assert duplicate.status is Status.closed and duplicate.thread_key == kept.thread_key == "line-user:Udup"
+    post(client, inbox, webhook(text_event("三件目", user="Udup", ts=0)))
+    assert count(Ticket) == 2 and last_message().ticket_id == kept.id and last_message().body == "三件目"
+
+
+def test_emoji_count_twice_toward_the_5000_limit_and_split_at_a_line(client, inbox, line_api):
+    """LINE counts UTF-16 code units: 900 lines of 「お詫び🙇」 are 4500 characters but 5400
+    units, which LINE refuses as one message."""
+    _ticket_with_message(client, inbox, user="U460", ts=0)
+    body = "\n".join(["お詫び申し上げます🙇"] * 450)
+    msg = post_reply(only_ticket(), f.agent(inboxes=[inbox]), body)
+    db.session.refresh(msg)
+    assert msg.delivery is Delivery.sent, msg.delivery_error
+    [push] = line_api.sent("/push")
+    texts = [m["text"] for m in push.json["messages"]]
+    assert len(texts) == 2 and all(line_mod.utf16_units(t) <= 5000 for t in texts)
+    assert "\n".join(texts) == body  # cut at a line break, nothing lost
+
+
+@pytest.mark.parametrize("text", ["👨‍👩‍👧" * 2000, "が" * 6000, "a" + "🇯🇵" * 1300, "👍🏽" * 1300])
+def test_split_never_breaks_a_character(text):
+    import unicodedata
+
+    text = unicodedata.normalize("NFD", text)
+    pieces = line_mod.split_text(text)
+    assert len(pieces) > 1 and "".join(pieces) == text
+    assert all(line_mod.utf16_units(p) <= 5000 for p in pieces)
+    assert not any(line_mod._joins_previous(p[0]) for p in pieces)
+    # every piece after the first starts where a whole emoji, flag or kana starts in the text
+    unit = {"👨": "👨‍👩‍👧", "か": "が", "🇯": "🇯🇵", "👍": "👍🏽"}
+    assert all(p.startswith(unicodedata.normalize("NFD", unit[p[0]])) for p in pieces[1:])
+
+
+def test_monthly_message_limit_fails_at_once_with_a_clear_error(client, inbox, line_api):
+    _ticket_with_message(client, inbox, user="U461", ts=0)
+    line_api.fail("/push", 429, {"message": "You have reached your monthly limit."}, times=5)
+    msg = post_reply(only_ticket(), f.agent(inboxes=[inbox]), "お返事です")
+    db.session.refresh(msg)
+    assert msg.delivery is Delivery.failed and msg.delivery_attempts == 1
+    assert "上限" in msg.delivery_error and "monthly limit" in msg.delivery_error
+    assert len(line_api.sent("/push")) == 1

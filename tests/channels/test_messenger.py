@@ -297,3 +297,28 @@ def test_webhook_answers_fast(client, inbox):
     post_hub(client, "messenger", inbox, messaging(*[message(psid=f"80{i}") for i in range(20)]))
     assert time.perf_counter() - start < 5
     assert count(Ticket) == 20
+
+
+# ---- QA round: standby channel, temporary send failures ------------------------------------------------
+
+def test_standby_messages_are_kept_not_lost(client, inbox):
+    """Under the handover protocol another app (a bot, Meta's Page inbox) may own the thread:
+    the customer's messages then come in ``standby``, not ``messaging``."""
+    echo = message("ボットの返事", psid=PAGE, mid="m_bot", is_echo=True, app_id=263902037430900)
+    echo["recipient"] = {"id": "7030"}
+    payload = {"object": "page", "entry": [{"id": PAGE, "time": ms(),
+                                            "standby": [message("人と話したいです", psid="7030", mid="m_sb1"), echo]}]}
+    resp = post_hub(client, "messenger", inbox, payload)
+    assert resp.status_code == 200 and resp.json["created"] == 1
+    msg = db.session.scalars(select(Message)).one()
+    assert (msg.body, msg.external_id, msg.meta["messenger_standby"]) == ("人と話したいです", "m_sb1", True)
+    assert post_hub(client, "messenger", inbox, payload).json["created"] == 0  # redelivery: once
+
+
+def test_temporary_send_failure_code_1200_is_retried(client, inbox, graph):
+    post_hub(client, "messenger", inbox, messaging(message(psid="7031")))
+    graph.fail("/me/messages", 400, {"error": {"message": "(#1200) Temporary send message failure. Please try "
+                                                          "again later", "type": "OAuthException", "code": 1200}})
+    msg = post_reply(only_ticket(), f.agent(inboxes=[inbox]), "再送されます")
+    db.session.refresh(msg)
+    assert msg.delivery is Delivery.sent and msg.delivery_attempts == 2

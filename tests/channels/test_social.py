@@ -382,3 +382,31 @@ def test_crc_response_matches_the_documented_example_shape():
     token = social_mod.crc_response("secret", "token")
     assert token.startswith("sha256=") and len(base64.b64decode(token[7:])) == 32
     assert json.loads(json.dumps({"response_token": token}))
+
+
+# ---- QA round: public/private separation, CRC as a signing oracle ------------------------------------
+
+def test_a_new_mention_never_joins_the_customers_dm_ticket(client, x_inbox, xapi):
+    """A customer who DMs their order details and then tweets "@shop まだですか" once had the tweet
+    land on the DM ticket: the agent's answer there went out as a public reply, details and all."""
+    post_x(client, x_inbox, dm("注文番号 A-1234、住所は東京都…", sender="4010"))
+    dm_ticket = only_ticket()
+    post_x(client, x_inbox, tweets(tweet("@shop まだですか", user="4010")))
+    assert count(Ticket) == 2
+    post_reply(dm_ticket, f.agent(inboxes=[x_inbox]), "ご注文 A-1234 は本日発送します")
+    assert len(xapi.sent("/2/dm_conversations/with/4010/messages")) == 1
+    assert not xapi.sent("/2/tweets")
+    post_x(client, x_inbox, dm("ありがとう", sender="4010"))  # DMs keep to the DM ticket
+    assert count(Ticket) == 2 and count(Message, Message.ticket_id == dm_ticket.id) == 3
+
+
+def test_crc_cannot_be_used_to_sign_a_forged_webhook(client, x_inbox):
+    """The CRC answer is the HMAC the POST signature uses: answering any crc_token let anyone
+    get a valid signature for a body of their choosing."""
+    forged = json.dumps(tweets(tweet("偽の問い合わせ", user="666")), separators=(",", ":"))
+    resp = client.get(f"/webhooks/social/{x_inbox.key}", query_string={"crc_token": forged})
+    assert resp.status_code == 400
+    token = (resp.get_json(silent=True) or {}).get("response_token")
+    if token:  # what a forger would do with it
+        post_x(client, x_inbox, forged.encode(), signature=token)
+    assert count(Message) == 0

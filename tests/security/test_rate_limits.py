@@ -7,8 +7,10 @@ import json
 import logging
 
 import pytest
+from sqlalchemy import func, select
 
-from helpdesk.extensions import socketio
+from helpdesk.extensions import db, socketio
+from helpdesk.models import Message
 from tests import factories as f
 
 pytestmark = pytest.mark.config(SENTIMENT_ENABLED=False)
@@ -83,12 +85,19 @@ def test_widget_visitor_flood_is_refused(app):
 
 @pytest.mark.config(SENTIMENT_ENABLED=False, RATELIMIT_ENABLED=True)
 def test_rate_limited_webhook_answers_without_a_500(app, client, caplog):
-    """429 is the provider's cue to retry later; nothing is half-stored."""
-    app.config["WEBHOOK_RATE_LIMIT"] = "1 per minute"
+    """The limit counts refused posts only (a forger's, a wrong address): a provider's own posts
+    are never throttled, since LINE redelivers nothing unless the account turned redelivery on.
+    Once it is reached, 429 is the cue to retry later, and nothing is half-stored."""
+    app.config["WEBHOOK_RATE_LIMIT"] = "2 per minute"
     inbox = f.inbox(kind="test")
-    ok = client.post(f"/webhooks/test/{inbox.key}", data=json.dumps(
-        {"external_id": "w1", "user_id": "u", "text": "x"}).encode(), content_type="application/json")
+
+    def send(key: str, n: int):
+        return client.post(f"/webhooks/test/{key}", data=json.dumps(
+            {"external_id": f"w{n}", "user_id": "u", "text": "x"}).encode(), content_type="application/json")
+
+    assert [send(inbox.key, n).status_code for n in range(5)] == [200] * 5
+    assert [send("no-such-inbox", n).status_code for n in range(5, 7)] == [404, 404]
     with caplog.at_level(logging.INFO):
-        again = client.post(f"/webhooks/test/{inbox.key}", data=json.dumps(
-            {"external_id": "w2", "user_id": "u", "text": "x"}).encode(), content_type="application/json")
-    assert ok.status_code == 200 and again.status_code == 429
+        again = send(inbox.key, 7)
+    assert again.status_code == 429
+    assert db.session.scalar(select(func.count(Message.id))) == 5
