@@ -4,7 +4,8 @@ Rules (thresholds in config):
 - ``angry``: a message whose anger probability >= ESCALATE_ANGER_PROB -> priority urgent + alert.
 - ``strongly_negative``: a message with score <= ESCALATE_SCORE -> priority at least high + alert.
 - ``negative_streak``: the customer's last two messages are both negative -> alert.
-Each rule alerts at most once per message; alerts go to the ``supervisors`` room.
+Each rule alerts at most once per message, and only when the message gets its first label
+(re-labelling stored messages raises nothing); alerts go to the ``supervisors`` room.
 
 A ticket whose alert no one has acknowledged yet alerts again only when it gets worse (a
 rule above every open one: angry > strongly_negative > negative_streak). An angry customer
@@ -14,7 +15,7 @@ writing ten messages in a chat is one alert, not ten; the priority still follows
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from ..extensions import db
 from ..models import Alert, Message, Priority, Ticket
@@ -51,6 +52,8 @@ def evaluate(ticket: Ticket, new_messages: list[Message], rows: list[tuple], ope
 
     recent = [(id_, label) for _, id_, label, _ in reversed(rows[-2:])]  # the newest two, newest first
     for msg in new_messages:
+        if _relabelled(msg):
+            continue
         if msg.sentiment_anger is not None and msg.sentiment_anger >= cfg["ESCALATE_ANGER_PROB"]:
             _raise_priority(ticket, Priority.urgent)
             alert(msg, "angry", f"anger={msg.sentiment_anger:.2f}")
@@ -60,6 +63,19 @@ def evaluate(ticket: Ticket, new_messages: list[Message], rows: list[tuple], ope
         elif len(recent) == 2 and msg.id == recent[0][0] and all(label == "negative" for _, label in recent):
             alert(msg, "negative_streak", "two negative messages in a row")
     return alerts
+
+
+def _relabelled(msg: Message) -> bool:
+    """Whether this run replaces a label the message already had (``flask backfill-sentiment``
+    after a model change labels every stored message again). That is no news about the
+    customer: it raised an alert for every old unhappy message whose alert was acknowledged,
+    and put closed tickets back to high priority. Read from the unflushed attribute history,
+    which holds while the labelling evaluates its batch (it sets the labels under no_autoflush):
+    this run set a new labelling time, and the label before it was not NULL (pending)."""
+    state = inspect(msg).attrs
+    label = state.sentiment_label.history
+    before = label.deleted or label.unchanged
+    return bool(state.sentiment_at.history.deleted) and any(old is not None for old in before)
 
 
 def _raise_priority(ticket: Ticket, at_least: Priority) -> None:

@@ -39,8 +39,18 @@ EARLIEST_DAY = date(1970, 1, 1)
 LATEST_DAY = date(9998, 12, 31)
 
 
+MAX_ID = 2**31 - 1  # ids are INTEGER columns
+
+
 class ReportError(ValueError):
     """Bad report parameters (dates, bucket, ids): a 400 with this message."""
+
+
+def _filter_name(param: str) -> str:
+    """A filter as the form labels it: the error names it in the reader's language, not as
+    the query string spells it (「inbox の値が…」 in a Japanese page)."""
+    return {"inbox": _("Inbox"), "team": _("Team"), "agent": _("Agent"), "tag": _("Tag"),
+            "channel": _("Channel")}.get(param, param)
 
 
 @dataclass
@@ -90,16 +100,27 @@ class Filters:
             if raw in (None, "", "all"):
                 return None
             try:
-                return int(raw)
+                value = int(raw)
             except (TypeError, ValueError):
-                raise ReportError(_("Bad value for %(name)s.", name=name)) from None
+                value = None
+            # An id no row can have (0, negative, past the id column's range) is a typo, not a
+            # filter: it used to show every row (0) or fail in the database (a 20-digit id).
+            if value is None or not 0 < value <= MAX_ID:
+                raise ReportError(_("Bad value for %(name)s.", name=_filter_name(name)))
+            return value
+
+        def _text(name: str, limit: int) -> str | None:
+            raw = (args.get(name) or "").strip()
+            if any(ord(c) < 32 for c in raw):  # PostgreSQL refuses NUL in a parameter
+                raise ReportError(_("Bad value for %(name)s.", name=_filter_name(name)))
+            return raw[:limit] or None
 
         start = datetime.combine(first, time(0), tz).astimezone(timezone.utc)
         end = datetime.combine(last + timedelta(days=1), time(0), tz).astimezone(timezone.utc)
-        return cls(start=start, end=end, tz=tz, bucket=bucket,
-                   channel=(args.get("channel") or None) if args.get("channel") != "all" else None,
+        channel = _text("channel", 40)
+        return cls(start=start, end=end, tz=tz, bucket=bucket, channel=channel if channel != "all" else None,
                    inbox_id=_int("inbox"), team_id=_int("team"), agent_id=_int("agent"),
-                   tag=(args.get("tag") or "").strip()[:60] or None, first_day=first, last_day=last)
+                   tag=_text("tag", 60), first_day=first, last_day=last)
 
     def previous(self) -> Filters:
         """The same-length period just before this one (for "this period vs the last")."""
@@ -284,7 +305,7 @@ def sentiment_series(f: Filters) -> dict[str, Any]:
         "summary": {"messages": n_all,
                     "negative_share": _r(sum(counts["negative"]) / n_all) if n_all else None,
                     "avg_score": _r(sum(score_sum) / n_all) if n_all else None},
-        "chart": {"type": "bar", "stacked": True, "labels": keys,
+        "chart": {"type": "bar", "stacked": True, "integer": True, "labels": keys,
                   "datasets": [{"key": lab, "label": names[lab], "data": counts[lab]} for lab in LABELS]
                   + [{"key": "avg_score", "label": _("Average score"), "data": avg, "type": "line",
                       "yAxisID": "score"}]},
@@ -364,7 +385,7 @@ def breakdown(f: Filters, by: str) -> dict[str, Any]:
     return {
         "by": by,
         "groups": groups,
-        "chart": {"type": "bar", "stacked": True, "horizontal": True, "labels": labels,
+        "chart": {"type": "bar", "stacked": True, "horizontal": True, "integer": True, "labels": labels,
                   "datasets": [{"key": lab, "label": ln[lab], "data": [g[lab] for g in groups]} for lab in LABELS]},
         "table": _table([{"channel": _("Channel"), "agent": _("Agent"), "team": _("Team")}[by], _("Tickets"),
                          _("Customer messages"), ln["negative"], ln["neutral"], ln["positive"],
@@ -474,7 +495,7 @@ def operations(f: Filters, now: datetime | None = None) -> dict[str, Any]:
         "resolution": resolution,
         "breaching": {"breached": counts["breached"], "at_risk": counts["at_risk"], "tickets": at_risk},
         "business_open_now": clock.is_open(now),
-        "chart": {"type": "bar", "labels": [status_names[s] for s in backlog],
+        "chart": {"type": "bar", "integer": True, "labels": [status_names[s] for s in backlog],
                   "datasets": [{"key": "backlog", "label": _("Open tickets"), "data": list(backlog.values())}]},
         "table": _table([_("Measure"), _("Value")], rows),
     }
@@ -602,7 +623,7 @@ def keywords(f: Filters, label: str = "negative", limit: int = 30) -> dict[str, 
     head = top[:CHART_TERMS]  # the chart shows the head of the list; the chips and the table have all of it
     return {
         "label": label, "top": top, "rising": rising,
-        "chart": {"type": "bar", "horizontal": True, "labels": [t["term"] for t in head],
+        "chart": {"type": "bar", "horizontal": True, "integer": True, "labels": [t["term"] for t in head],
                   "datasets": [{"key": "current", "label": _("This period"), "data": [t["count"] for t in head]},
                                {"key": "previous", "label": _("Previous period"),
                                 "data": [t["previous"] for t in head]}]},
@@ -613,9 +634,14 @@ def keywords(f: Filters, label: str = "negative", limit: int = 30) -> dict[str, 
 
 def keyword_messages(f: Filters, term: str, label: str = "negative", limit: int = 50) -> dict[str, Any]:
     """Drill-down: the customer messages in range whose keywords contain ``term``."""
-    term = (term or "").strip()[:100]
+    from nlp.text import normalize
+
+    # Keywords are stored normalised (NFKC, lower case): 「ｷｬﾝｾﾙ」 or 「ＰＣ」 in a link must find them.
+    term = normalize(term or "").strip()[:100]
     if not term:
         raise ReportError(_("Give a keyword."))
+    if "\x00" in term:  # PostgreSQL refuses NUL in a parameter
+        raise ReportError(_("Bad value for %(name)s.", name=_("Keyword")))
     kw, is_array = _keyword_source()
     stmt = _scope_messages(
         select(Message.id, Message.ticket_id, Message.body, Message.sent_at, Message.sentiment_label,
@@ -819,9 +845,12 @@ def alert_json(alert: Alert, ticket: Ticket | None = None) -> dict[str, Any]:
 
 
 def alerts(f: Filters, limit: int = 50, include_acknowledged: bool = True) -> dict[str, Any]:
-    """The alerts raised in the range, unacknowledged first."""
+    """The alerts raised in the range on tickets that fit the filters (as they are now, like the
+    other reports), unacknowledged first."""
     stmt = (select(Alert).where(Alert.created_at >= f.start, Alert.created_at < f.end)
             .order_by(Alert.acknowledged_at.is_not(None), Alert.created_at.desc(), Alert.id.desc()))
+    if f.inbox_id or f.channel or f.team_id or f.agent_id or f.tag:
+        stmt = _scope_tickets(stmt.join(Ticket, Ticket.id == Alert.ticket_id), f, created_in_range=False)
     if not include_acknowledged:
         stmt = stmt.where(Alert.acknowledged_at.is_(None))
     found = list(db.session.scalars(stmt.limit(limit)))

@@ -57,6 +57,9 @@ _REPORTS = {
 }
 # What ?format=csv may export: the tables of a report, nothing else of its data.
 CSV_TABLES = ("table", "group_table")
+# The parameter that tells a report's tables apart on one page (by channel, agent or team...):
+# it goes into the file name, so two downloads from the dashboard are not both breakdown-<range>.csv.
+CSV_VARIANTS = {"breakdown": "by", "surveys": "by", "keywords": "label", "customers": "segment"}
 FILTER_ARGS = ("from", "to", "bucket", "channel", "inbox", "team", "agent", "tag")
 
 
@@ -66,8 +69,11 @@ def _requested(args) -> SimpleNamespace:
     default = Filters.from_args({})
 
     def _id(name: str) -> int | None:
-        raw = args.get(name, "")
-        return int(raw) if raw.isdigit() else None
+        # Not str.isdigit(): it is True for 「²」, which int() refuses (this page then crashed).
+        try:
+            return int(args.get(name, ""))
+        except ValueError:
+            return None
 
     return SimpleNamespace(first_day=args.get("from") or default.first_day,
                            last_day=args.get("to") or default.last_day,
@@ -113,7 +119,9 @@ def report(name: str):
         table = request.args.get("table", "table")
         if table not in CSV_TABLES or table not in data:
             return jsonify(error=_("This report has no such table.")), 400
-        return csv_response(data[table], f"{name}-{f.first_day}-{f.last_day}.csv")
+        variant = data.get(CSV_VARIANTS.get(name, ""))  # the value the report accepted, never raw input
+        stem = f"{name}-{variant}" if variant else name
+        return csv_response(data[table], f"{stem}-{f.first_day}-{f.last_day}.csv")
     return jsonify(data)
 
 

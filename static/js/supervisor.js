@@ -78,7 +78,12 @@
     if (!table.rows.length) body.append(emptyRow(t.no_data, table.columns.length));
     table.rows.forEach((row) => {
       const tr = el("tr");
-      row.forEach((v, i) => { const c = el(i === 0 ? "th" : "td", typeof v === "number" ? "num" : null, v === null ? "–" : v); if (i === 0) c.scope = "row"; tr.append(c); });
+      // An empty cell ("–") in a column of numbers sits where its numbers do, not under the column before.
+      row.forEach((v, i) => {
+        const c = el(i === 0 ? "th" : "td", numeric[i] || typeof v === "number" ? "num" : null, v === null ? "–" : v);
+        if (i === 0) c.scope = "row";
+        tr.append(c);
+      });
       body.append(tr);
     });
     tbl.append(body);
@@ -98,6 +103,8 @@
     });
     const scales = {x: {stacked: !!spec.stacked}, y: {stacked: !!spec.stacked, beginAtZero: true}};
     if (spec.horizontal) { scales.x.beginAtZero = true; }
+    // Counts of messages or tickets: whole-number ticks (a single message drew 0.1, 0.2 ... 1.0).
+    if (spec.integer) scales[spec.horizontal ? "x" : "y"].ticks = {precision: 0};
     if (datasets.some((d) => d.yAxisID === "score")) scales.score = {position: "right", min: -1, max: 1, grid: {drawOnChartArea: false}};
     if (datasets.some((d) => d.yAxisID === "ces")) scales.ces = {position: "right", min: 1, max: 7, grid: {drawOnChartArea: false}};
     if (spec.horizontal) {  // a bar per row: grow with the rows instead of squeezing them into lines
@@ -216,6 +223,11 @@
   // The feed and its CSV cover the page's range, as the other reports do.
   const alertList = document.getElementById("alert-list");
   const alertsFeed = document.getElementById("alerts-feed");
+  // The feed of a filtered page (an inbox, a team, ... or a range that may end before today)
+  // lists only the alerts that fit it, live ones too.
+  const pageArgs = new URLSearchParams(window.location.search);
+  const alertsFiltered = ["channel", "inbox", "team", "agent", "tag", "to"]
+    .some((k) => pageArgs.get(k) && pageArgs.get(k) !== "all");
   if (alertsFeed) alertsFeed.querySelector("a.csv").href = urlFor(alertsFeed, true);
   function alertItem(a) {
     const li = el("li", "alert-item" + (a.acknowledged_at ? " acked" : ""));
@@ -294,7 +306,14 @@
     socket.on("survey.answered", () => refreshSoon(["surveys", "agents"]));
     socket.on("ticket.updated", () => refreshSoon(["operations"]));
     socket.on("message.created", (p) => { if (p.ticket) refreshSoon(["operations"]); });
-    socket.on("sentiment.alert", (p) => { upsertAlert(p, true); });
+    socket.on("sentiment.alert", (p) => {
+      if (!alertsFiltered) { upsertAlert(p, true); return; }
+      // The payload cannot say whether the ticket fits the page's team, agent or tag: the server does.
+      loadAlerts().then(() => {
+        const li = document.getElementById("alert-" + p.id);
+        if (li) li.classList.add("fresh");
+      });
+    });
     socket.on("alert.acknowledged", (p) => upsertAlert(p, false));
   }
   window.supervisor = {charts, data, reload, socket, chartFor: (id) => charts[id]};

@@ -122,3 +122,43 @@ def test_insight_page_drills_from_keyword_to_messages(app, tmp_path):
         assert items[0].query_selector("a").get_attribute("href") == f"/agent/tickets/{t.id}"
         page.screenshot(path=str(tmp_path / "insight.png"), full_page=True)
         assert errors == []
+
+
+def test_filtered_dashboard_counts_in_whole_numbers_and_takes_only_the_alerts_that_fit(app):
+    chat, line = f.inbox(kind="chat"), f.inbox(kind="line")
+    sup = f.agent(role=Role.supervisor, email="boss@example.com")
+    now = utcnow()
+    other, ours = b.ticket(chat, created=now - timedelta(hours=2)), b.ticket(line, created=now - timedelta(hours=2))
+    b.message(ours, at=now - timedelta(hours=1), label="neutral", score=0.0)
+    db.session.commit()
+
+    def angry(t):
+        m = b.message(t, at=utcnow(), label="negative", score=-0.95, body="もういいです")
+        m.sentiment_anger = 0.97
+        db.session.flush()
+        [alert] = b.escalate(t, [m])
+        db.session.commit()
+        return alert.id
+
+    with live_server(app) as server, chromium() as browser:
+        page = open_desk_page(browser, server, sup.email, f.PASSWORD)
+        errors = page.errors
+        page.goto(f"{server.url}/supervisor/?inbox={line.id}")
+        page.wait_for_selector("body[data-reports=ready]", timeout=10000)
+        page.wait_for_selector("body[data-live=ready]", timeout=10000)
+        # One message: the count axis reads 0 and 1, not 0.1, 0.2 ... 1.0.
+        ticks = page.evaluate("() => Chart.getChart(document.querySelector('#report-sentiment canvas'))"
+                              ".scales.y.ticks.map((t) => t.value)")
+        assert ticks and all(v == int(v) for v in ticks), ticks
+        # A day with no message shows "–" for its share, right-aligned under its header like the numbers.
+        page.click("#report-sentiment summary")
+        share = page.locator("#report-sentiment .table-slot tbody tr").first.locator("td").nth(4)
+        assert share.inner_text() == "–"
+        assert share.evaluate("td => getComputedStyle(td).textAlign") == "right"
+
+        skipped = angry(other)  # another inbox: not this page's alert
+        shown = angry(ours)
+        page.wait_for_selector(f"#alert-{shown}", timeout=5000)
+        assert page.locator(f"#alert-{skipped}").count() == 0
+        assert page.locator("#alert-list li").count() == 1
+        assert errors == []

@@ -342,3 +342,18 @@ def test_half_hour_time_zone_buckets_by_local_day(app):
     s = reports.sentiment_series(fl)
     assert _bucket(s, "2026-03-01") == {"negative": 0, "neutral": 0, "positive": 1}
     assert _bucket(s, "2026-03-02") == {"negative": 1, "neutral": 0, "positive": 0}
+
+
+@pytest.mark.parametrize("typed", ["ｷｬﾝｾﾙ", "キャンセル", " キャンセル ", "ＰＣ", "pc"])
+def test_keyword_drill_down_finds_a_term_however_it_is_typed(app, filters, typed):
+    """Keywords are stored as the text normaliser leaves them (NFKC, lower case): a link or a term
+    typed in half-width katakana or full-width letters found nothing."""
+    t = b.ticket(f.inbox(), created=b.jst(2026, 3, 1, 9))
+    b.message(t, at=b.jst(2026, 3, 9, 12), label="negative", score=-0.8, keywords=["キャンセル", "pc"])
+    db.session.commit()
+    assert len(reports.keyword_messages(filters("2026-03-08", "2026-03-14"), typed)["messages"]) == 1
+
+
+def test_keyword_drill_down_refuses_a_nul_character(app, filters):
+    with pytest.raises(reports.ReportError):
+        reports.keyword_messages(filters("2026-03-08", "2026-03-14"), "返\x00金")

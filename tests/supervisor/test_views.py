@@ -225,3 +225,55 @@ def test_keyword_messages_csv_names_the_sentiment(app, sv_client):
     db.session.commit()
     r = sv_client.get("/supervisor/api/keyword-messages?from=2026-03-02&to=2026-03-02&term=返金&format=csv")
     assert r.get_data().decode("utf-8-sig").split("\r\n")[1] == f"{t.id},2026-03-02 10:05,ネガティブ,-0.8,返金して"
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_a_digit_that_is_no_number_is_a_400_page_not_a_crash(app, sv_client, path):
+    # "²".isdigit() is True, yet int("²") fails: the refused filter was shown by a crash.
+    r = sv_client.get(f"{path}?inbox=²")
+    assert r.status_code == 400 and "受信箱 の値が正しくありません。" in r.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("query, field", [("inbox=99999999999999999999", "受信箱"), ("agent=0", "エージェント"),
+                                          ("team=-3", "チーム"), ("tag=a%00b", "タグ"), ("channel=%00", "チャネル")])
+def test_ids_no_row_can_have_and_nul_characters_are_a_400_naming_the_filter(app, sv_client, query, field):
+    for report in REPORTS:
+        sep = "&" if "?" in report else "?"
+        r = sv_client.get(f"/supervisor/api/{report}{sep}{query}")
+        assert (r.status_code, r.get_json()) == (400, {"error": f"{field} の値が正しくありません。"}), report
+
+
+def test_each_csv_of_a_page_has_a_file_name_of_its_own(app, sv_client):
+    """By channel, by agent and by team (and at-risk vs loyal customers) were all saved as
+    breakdown-<range>.csv (customers-<range>.csv): a supervisor could not tell the files apart."""
+    dates = "from=2026-03-01&to=2026-03-07&format=csv"
+    names = set()
+    for query in ["breakdown?by=channel", "breakdown?by=agent", "breakdown?by=team", "customers?segment=at_risk",
+                  "customers?segment=loyal", "surveys?by=channel&table=group_table",
+                  "surveys?by=team&table=group_table", "keywords?label=negative", "keywords?label=positive"]:
+        r = sv_client.get(f"/supervisor/api/{query}&{dates}")
+        assert r.status_code == 200, query
+        names.add(r.headers["Content-Disposition"])
+    assert len(names) == 9
+    r = sv_client.get(f"/supervisor/api/breakdown?by=team&{dates}")
+    assert r.headers["Content-Disposition"] == 'attachment; filename="breakdown-team-2026-03-01-2026-03-07.csv"'
+
+
+def test_alert_feed_and_its_csv_follow_the_filters(app, sv_client):
+    line, mail = f.inbox(kind="line", name="LINE窓口"), f.inbox(kind="email", name="メール窓口")
+    team = f.team(name="二次対応")
+    agent = f.agent(name="担当 三郎")
+    ids = {}
+    for inbox, who, in_team, tags in [(line, agent, team, ("返金",)), (mail, None, None, ())]:
+        t = b.ticket(inbox, created=b.jst(2026, 3, 2, 9), agent=who, team=in_team, tags=tags)
+        db.session.add(Alert(ticket_id=t.id, rule="strongly_negative", created_at=b.jst(2026, 3, 2, 10)))
+        ids[inbox.kind] = t.id
+    db.session.commit()
+    dates = "from=2026-03-02&to=2026-03-02"
+    every = sv_client.get(f"/supervisor/api/alerts?{dates}").get_json()["alerts"]
+    assert sorted(a["ticket_id"] for a in every) == sorted(ids.values())
+    for query in [f"inbox={line.id}", "channel=line", f"team={team.id}", f"agent={agent.id}", "tag=返金"]:
+        got = sv_client.get(f"/supervisor/api/alerts?{dates}&{query}").get_json()["alerts"]
+        assert [a["ticket_id"] for a in got] == [ids["line"]], query
+        rows = sv_client.get(f"/supervisor/api/alerts?{dates}&{query}&format=csv").get_data().decode("utf-8-sig")
+        assert [line.split(",")[0] for line in rows.split("\r\n")[1:-1]] == [str(ids["line"])], query
