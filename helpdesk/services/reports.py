@@ -249,6 +249,12 @@ def _r(x: float | None, nd: int = 3) -> float | None:
     return None if x is None else round(float(x), nd)
 
 
+def _pct(share: float | None) -> float | None:
+    """A share (0.75) as a table and its CSV show it, in percent (75.0) under a "(%)" header, as
+    CSAT is; the JSON keeps the share itself."""
+    return None if share is None else round(float(share) * 100, 1)
+
+
 def label_names() -> dict[str, str]:
     return {"negative": _("Negative"), "neutral": _("Neutral"), "positive": _("Positive")}
 
@@ -295,7 +301,7 @@ def sentiment_series(f: Filters) -> dict[str, Any]:
     n_all = sum(totals)
     names = label_names()
     rows = [[k, counts["negative"][i], counts["neutral"][i], counts["positive"][i], totals[i],
-             neg_share[i], avg[i]] for i, k in enumerate(keys)]
+             _pct(neg_share[i]), avg[i]] for i, k in enumerate(keys)]
     return {
         "buckets": keys,
         "counts": counts,
@@ -310,7 +316,7 @@ def sentiment_series(f: Filters) -> dict[str, Any]:
                   + [{"key": "avg_score", "label": _("Average score"), "data": avg, "type": "line",
                       "yAxisID": "score"}]},
         "table": _table([_("Period"), names["negative"], names["neutral"], names["positive"], _("Total"),
-                         _("Share negative"), _("Average score")], rows),
+                         _("Share negative (%)"), _("Average score")], rows),
     }
 
 
@@ -380,7 +386,7 @@ def breakdown(f: Filters, by: str) -> dict[str, Any]:
     groups.sort(key=lambda g: (-g["messages"], -g["tickets"], str(g["name"])))
     ln = label_names()
     rows = [[g["name"], g["tickets"], g["messages"], g["negative"], g["neutral"], g["positive"],
-             g["negative_share"], g["avg_shift"], g["improved"], g["worsened"]] for g in groups]
+             _pct(g["negative_share"]), g["avg_shift"], g["improved"], g["worsened"]] for g in groups]
     labels = [str(g["name"]) for g in groups]
     return {
         "by": by,
@@ -389,7 +395,7 @@ def breakdown(f: Filters, by: str) -> dict[str, Any]:
                   "datasets": [{"key": lab, "label": ln[lab], "data": [g[lab] for g in groups]} for lab in LABELS]},
         "table": _table([{"channel": _("Channel"), "agent": _("Agent"), "team": _("Team")}[by], _("Tickets"),
                          _("Customer messages"), ln["negative"], ln["neutral"], ln["positive"],
-                         _("Share negative"), _("Average sentiment shift"), _("Turned around"), _("Got worse")],
+                         _("Share negative (%)"), _("Average sentiment shift"), _("Turned around"), _("Got worse")],
                         rows),
     }
 
@@ -483,11 +489,11 @@ def operations(f: Filters, now: datetime | None = None) -> dict[str, Any]:
     rows += [[_("First response median (business min)"), first_response["median_min"]],
              [_("First response p90 (business min)"), first_response["p90_min"]],
              [_("First response target (min)"), first_response["target_min"]],
-             [_("First response within target"), first_response["within_target"]],
+             [_("First response within target (%)"), _pct(first_response["within_target"])],
              [_("Resolution median (business min)"), resolution["median_min"]],
              [_("Resolution p90 (business min)"), resolution["p90_min"]],
              [_("Resolution target (min)"), resolution["target_min"]],
-             [_("Resolution within target"), resolution["within_target"]],
+             [_("Resolution within target (%)"), _pct(resolution["within_target"])],
              [_("Breached now"), counts["breached"]], [_("About to breach"), counts["at_risk"]]]
     return {
         "backlog": backlog,

@@ -65,6 +65,8 @@ def test_counts_share_negative_and_average_score(app, filters):
     assert s["counts"] == {"negative": [2], "neutral": [1], "positive": [1]}
     assert s["negative_share"] == [0.5]
     assert s["avg_score"] == [pytest.approx(-0.2)]
+    # The table (and its CSV) in percent, as CSAT is, under a header that says so.
+    assert s["table"]["columns"][5] == "ネガティブの割合（%）" and s["table"]["rows"][0][5] == 50.0
 
 
 def test_hour_buckets_are_local_hours(app, filters):
@@ -157,6 +159,7 @@ def test_response_and_resolution_times_count_business_hours_only(app, filters):
     assert ops["first_response"]["median_min"] == 60
     assert ops["first_response"]["p90_min"] == pytest.approx(132)
     assert ops["first_response"]["within_target"] == pytest.approx(2 / 3, abs=1e-3)
+    assert ["初回応答の目標達成率（%）", 66.7] in ops["table"]["rows"]
     assert ops["resolution"]["median_min"] == 180
     assert ops["backlog"] == {"new": 0, "open": 2, "pending": 0}
 

@@ -93,7 +93,7 @@ def test_csv_export_is_utf8_with_bom_for_excel(app, sv_client):
     assert raw.startswith(b"\xef\xbb\xbf")
     lines = raw.decode("utf-8-sig").split("\r\n")
     assert lines[0].startswith("期間") or lines[0].startswith("Period")
-    assert lines[1] == "2026-03-02,1,0,0,1,1.0,-0.5"
+    assert lines[1] == "2026-03-02,1,0,0,1,100.0,-0.5"
 
 
 def test_csv_cells_cannot_become_formulas(app, sv_client):
