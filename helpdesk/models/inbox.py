@@ -44,5 +44,8 @@ class Inbox(db.Model):
         return str((self.secrets or {}).get(name, default))
 
     def masked_secrets(self) -> dict[str, str]:
-        """Secrets as an admin may see them again: only the last four characters."""
-        return {k: ("•" * 8 + str(v)[-4:]) if v else "" for k, v in (self.secrets or {}).items()}
+        """Secrets as an admin may see them again: the last four characters tell which one is
+        saved, but only of a secret long enough that they give little of it away (a short one,
+        a test password say, was shown whole)."""
+        return {k: ("•" * 8 + (str(v)[-4:] if len(str(v)) >= 12 else "")) if v else ""
+                for k, v in (self.secrets or {}).items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import unicodedata
 
 from flask import Flask, redirect, url_for
 from werkzeug.routing import IntegerConverter
@@ -18,6 +19,12 @@ def form_error_text(form) -> str:
     (WTForms' own messages are translated through Flask-WTF's WTF_I18N_ENABLED)."""
     return " ".join(f"{form[name].label.text}: {msg}" if name in form else str(msg)
                     for name, msgs in form.errors.items() for msg in msgs)
+
+
+def email_filter(value):
+    """A WTForms filter: an address typed with the IME on (ｔａｎａｋａ＠ｅｘａｍｐｌｅ．ｊｐ) is the
+    ASCII one."""
+    return unicodedata.normalize("NFKC", value).strip() if isinstance(value, str) else value
 
 
 class RowIdConverter(IntegerConverter):

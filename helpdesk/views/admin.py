@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import unicodedata
 from functools import wraps
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -21,10 +23,11 @@ from channels.chat import clean_origin
 
 from ..extensions import db
 from ..models import Agent, ApiToken, CannedReply, Inbox, Role, Status, Team, Ticket
+from ..models._types import ROW_ID_MAX
 from ..realtime.agent_ns import drop_agent_sockets
 from ..services.access import assignable_agents, visible_inbox_ids
 from ..services.tickets import audit
-from . import form_error_text
+from . import email_filter, form_error_text
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 log = logging.getLogger(__name__)
@@ -70,17 +73,26 @@ def _allowed_origins(form, field):
                                 "every site.", entries=", ".join(bad)[:200], example="https://shop.example.jp"))
 
 
+def _row_id(raw) -> int | None:
+    """A posted id as a row id, or None. Only ASCII digits: ``str.isdigit`` also passes "²", which
+    ``int`` refuses, and a 30-digit number fails in the database; either was a 500."""
+    raw = raw if isinstance(raw, str) else ""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(ROW_ID_MAX)):
+        return None
+    return int(raw) if int(raw) <= ROW_ID_MAX else None
+
+
 def _existing_team(form, field):
     """A team chosen by id: it may have been deleted since the form was opened."""
     raw = field.data or ""
-    if raw and (not raw.isdigit() or db.session.get(Team, int(raw)) is None):
+    if raw and (_row_id(raw) is None or db.session.get(Team, _row_id(raw)) is None):
         raise ValidationError(_("No such team."))
 
 
 def _api_inbox(form, field):
     """Tokens authenticate /api/v1 only, which only an inbox of the API channel accepts."""
-    raw = field.data or ""
-    inbox = db.session.get(Inbox, int(raw)) if raw.isdigit() else None
+    row_id = _row_id(field.data)
+    inbox = db.session.get(Inbox, row_id) if row_id is not None else None
     if inbox is None or inbox.kind != "api":
         raise ValidationError(_("Choose an inbox of the API channel."))
 
@@ -90,8 +102,38 @@ def _strip(value):
 
 
 def _shortcut(value):
-    """Shortcuts are shown and typed as /sorry but stored as sorry."""
-    return value.strip().lstrip("/").strip() if isinstance(value, str) else value
+    """Shortcuts are shown and typed as /sorry but stored as sorry; a Japanese IME types the
+    slash full-width (／おわび), which is the same shortcut."""
+    return value.strip().lstrip("/／").strip() if isinstance(value, str) else value
+
+
+# What desk.js fills in when an agent picks a canned reply.
+PLACEHOLDERS = ("customer", "agent", "ticket")
+_BRACED = re.compile(r"[{｛]([^{}｛｝\n]{1,24})[}｝]")
+
+
+def _placeholders(value):
+    """｛customer｝ or {ｃｕｓｔｏｍｅｒ}, typed with the IME on, is the placeholder {customer}: the
+    desk replaces only the ASCII spelling, and the customer got the braces as written."""
+    def ascii_name(match):
+        name = unicodedata.normalize("NFKC", match[1]).strip().lower()
+        return "{" + name + "}" if name in PLACEHOLDERS else match[0]
+    return _BRACED.sub(ascii_name, value) if isinstance(value, str) else value
+
+
+def _team_named(name: str, but: int | None = None) -> Team | None:
+    """A team whose name reads the same: サポート and ｻﾎﾟｰﾄ (half-width kana), or ＣＳ and CS, are
+    one name to the people choosing between them."""
+    key = unicodedata.normalize("NFKC", name).casefold()
+    return next((t for t in db.session.scalars(select(Team)) if t.id != but
+                 and unicodedata.normalize("NFKC", t.name).casefold() == key), None)
+
+
+def _secret_values(text: str | None) -> dict:
+    """Secrets as given, without the spaces or newline a paste from a provider's console brings
+    along: a LINE channel secret with a trailing newline made every webhook signature fail."""
+    given = json.loads(text or "{}")
+    return {k: v.strip() if isinstance(v, str) else v for k, v in given.items()}
 
 
 # WTForms' own message for this is not in its Japanese catalogue.
@@ -117,14 +159,16 @@ class InboxEditForm(InboxForm):
 
 class AgentForm(FlaskForm):
     name = StringField(_l("Name"), filters=[_strip], validators=[DataRequired(), Length(max=120)])
-    email = EmailField(_l("Email address"), filters=[_strip], validators=[DataRequired(), Email(), Length(max=254)])
+    email = EmailField(_l("Email address"), filters=[email_filter],
+                       validators=[DataRequired(), Email(), Length(max=254)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(min=10, max=200)])
     role = SelectField(_l("Role"), choices=[SelectChoice(r.value) for r in Role])
 
 
 class AgentEditForm(FlaskForm):
     name = StringField(_l("Name"), filters=[_strip], validators=[DataRequired(), Length(max=120)])
-    email = EmailField(_l("Email address"), filters=[_strip], validators=[DataRequired(), Email(), Length(max=254)])
+    email = EmailField(_l("Email address"), filters=[email_filter],
+                       validators=[DataRequired(), Email(), Length(max=254)])
     role = SelectField(_l("Role"), choices=[SelectChoice(r.value) for r in Role])
     active = BooleanField(_l("Active (may log in)"))
     teams = SelectMultipleField(_l("Teams"), coerce=int, choices=[], invalid_choice_message=NOT_A_CHOICE)
@@ -142,7 +186,7 @@ class TeamEditForm(TeamForm):
 class CannedForm(FlaskForm):
     shortcut = StringField(_l("Shortcut"), filters=[_shortcut], validators=[DataRequired(), Length(max=40)])
     title = StringField(_l("Title"), filters=[_strip], validators=[DataRequired(), Length(max=120)])
-    body = TextAreaField(_l("Body"), validators=[DataRequired(), Length(max=5000)])
+    body = TextAreaField(_l("Body"), filters=[_placeholders], validators=[DataRequired(), Length(max=5000)])
 
 
 class TokenForm(FlaskForm):
@@ -182,8 +226,8 @@ def create_inbox():
         flash(_("Inbox not saved: %(errors)s", errors=form_error_text(form)), "error")
         return redirect(url_for(".index"))
     inbox = Inbox(name=form.name.data, kind=form.kind.data, settings=json.loads(form.settings.data or "{}"),
-                  secrets=json.loads(form.secrets.data or "{}"),
-                  team_id=int(form.team_id.data) if (form.team_id.data or "").isdigit() else None)
+                  secrets={k: v for k, v in _secret_values(form.secrets.data).items() if v not in (None, "")},
+                  team_id=_row_id(form.team_id.data))
     db.session.add(inbox)
     db.session.flush()
     audit(current_user, "inbox.create", "inbox", inbox.id, {"kind": inbox.kind, "name": inbox.name})
@@ -218,7 +262,7 @@ def create_team():
     form = TeamForm()
     if not form.validate_on_submit():
         flash(_("Team not saved: %(errors)s", errors=form_error_text(form)), "error")
-    elif db.session.scalar(select(Team).where(Team.name == form.name.data)):
+    elif _team_named(form.name.data):
         flash(_("A team with that name already exists."), "error")
     else:
         team = Team(name=form.name.data)
@@ -319,7 +363,7 @@ def edit_inbox(inbox_id: int):
         # agent has none to change: they are refused on reconnect).
         saw, before = {a.id for a in assignable_agents(inbox)}, state()
         inbox.name = form.name.data
-        inbox.team_id = int(form.team_id.data) if (form.team_id.data or "").isdigit() else None
+        inbox.team_id = _row_id(form.team_id.data)
         settings = json.loads(form.settings.data or "{}")
         if inbox.kind == "email":
             settings.pop("signature", None)
@@ -333,7 +377,7 @@ def edit_inbox(inbox_id: int):
         inbox.members = [a for a in agents if a.id in chosen]
         changes = {k: v for k, v in state().items() if before[k] != v}
         if form.secrets.data:
-            given = json.loads(form.secrets.data)
+            given = _secret_values(form.secrets.data)
             changes["secrets"] = sorted(given)  # which ones, never their values
             merged = {**(inbox.secrets or {}), **given}
             inbox.secrets = {k: v for k, v in merged.items() if v not in (None, "")}
@@ -426,7 +470,7 @@ def edit_team(team_id: int):
     error = None
     if not form.validate_on_submit():
         error = form_error_text(form)
-    elif form.name.data != team.name and db.session.scalar(select(Team).where(Team.name == form.name.data)):
+    elif _team_named(form.name.data, but=team.id):
         error = _("A team with that name already exists.")
     if error:
         flash(_("Team not saved: %(errors)s", errors=error), "error")

@@ -21,6 +21,7 @@ from ..models import Agent
 from ..models._types import utcnow
 from ..realtime.agent_ns import drop_agent_sockets
 from ..services.tickets import audit
+from . import email_filter
 from .errors import http_error
 
 bp = Blueprint("auth", __name__)
@@ -43,7 +44,8 @@ def load_agent(session_id: str) -> Agent | None:
 
 
 class LoginForm(FlaskForm):
-    email = EmailField(_l("Email address"), validators=[DataRequired(), Email(), Length(max=254)])
+    email = EmailField(_l("Email address"), filters=[email_filter],
+                       validators=[DataRequired(), Email(), Length(max=254)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
     remember = BooleanField(_l("Remember me"))
 

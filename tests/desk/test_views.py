@@ -31,6 +31,12 @@ def test_wrong_password_refused(app, client, caplog):
     assert client.get("/agent/").status_code == 302
 
 
+def test_login_takes_an_email_typed_full_width(app, client):
+    f.agent(email="tanaka@example.com")
+    resp = login(client, "ｔａｎａｋａ＠ｅｘａｍｐｌｅ．ｃｏｍ", f.PASSWORD)
+    assert resp.status_code == 302 and client.get("/agent/").status_code == 200
+
+
 def test_login_without_csrf_refused(app, client):
     agent = f.agent()
     resp = client.post("/login", data={"email": agent.email, "password": f.PASSWORD})
