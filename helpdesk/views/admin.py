@@ -121,12 +121,18 @@ def _placeholders(value):
     return _BRACED.sub(ascii_name, value) if isinstance(value, str) else value
 
 
-def _team_named(name: str, but: int | None = None) -> Team | None:
-    """A team whose name reads the same: サポート and ｻﾎﾟｰﾄ (half-width kana), or ＣＳ and CS, are
-    one name to the people choosing between them."""
+def _same_name(model, name: str, but: int | None = None):
+    """A team (or inbox) whose name reads the same: サポート and ｻﾎﾟｰﾄ (half-width kana), or ＣＳ and
+    CS, are one name to the people choosing between them."""
     key = unicodedata.normalize("NFKC", name).casefold()
-    return next((t for t in db.session.scalars(select(Team)) if t.id != but
-                 and unicodedata.normalize("NFKC", t.name).casefold() == key), None)
+    return next((row for row in db.session.scalars(select(model)) if row.id != but
+                 and unicodedata.normalize("NFKC", row.name).casefold() == key), None)
+
+
+def _text_secrets(form, field):
+    """Each secret is text (a token, a password), or null to remove a saved one."""
+    if any(v is not None and not isinstance(v, str) for v in json.loads(field.data or "{}").values()):
+        raise ValidationError(_("Each secret must be text (or null to remove it)."))
 
 
 def _secret_values(text: str | None) -> dict:
@@ -145,7 +151,13 @@ class InboxForm(FlaskForm):
     kind = SelectField(_l("Channel"), choices=[])
     team_id = SelectField(_l("Team"), choices=[], validate_choice=False, validators=[_existing_team])
     settings = TextAreaField(_l("Settings (JSON)"), default="{}", validators=[_json_object, _allowed_origins])
-    secrets = TextAreaField(_l("Secrets (JSON; leave empty to keep)"), default="", validators=[Optional(), _json_object])
+    secrets = TextAreaField(_l("Secrets (JSON; leave empty to keep)"), default="",
+                            validators=[Optional(), _json_object, _text_secrets])
+    editing: int | None = None  # the inbox being edited, whose own name is no duplicate
+
+    def validate_name(self, field):
+        if field.data and _same_name(Inbox, field.data, but=self.editing):
+            raise ValidationError(_("An inbox with that name already exists."))
 
 
 class InboxEditForm(InboxForm):
@@ -187,6 +199,10 @@ class CannedForm(FlaskForm):
     shortcut = StringField(_l("Shortcut"), filters=[_shortcut], validators=[DataRequired(), Length(max=40)])
     title = StringField(_l("Title"), filters=[_strip], validators=[DataRequired(), Length(max=120)])
     body = TextAreaField(_l("Body"), filters=[_placeholders], validators=[DataRequired(), Length(max=5000)])
+
+    def validate_shortcut(self, field):
+        if field.data and any(ch.isspace() for ch in field.data):  # typed as /おわび, which ends at a space
+            raise ValidationError(_("A shortcut has no spaces."))
 
 
 class TokenForm(FlaskForm):
@@ -262,7 +278,7 @@ def create_team():
     form = TeamForm()
     if not form.validate_on_submit():
         flash(_("Team not saved: %(errors)s", errors=form_error_text(form)), "error")
-    elif _team_named(form.name.data):
+    elif _same_name(Team, form.name.data):
         flash(_("A team with that name already exists."), "error")
     else:
         team = Team(name=form.name.data)
@@ -328,6 +344,7 @@ def _connect_hint(inbox: Inbox) -> str | None:
 
 def _inbox_edit_form(inbox: Inbox, agents: list[Agent]) -> InboxEditForm:
     form = InboxEditForm(obj=inbox) if request.method == "GET" else InboxEditForm()
+    form.editing = inbox.id
     teams = db.session.scalars(select(Team).order_by(Team.name)).all()
     form.team_id.choices = [SelectChoice("", "-")] + [SelectChoice(str(t.id), t.name) for t in teams]
     # Admins and supervisors see every inbox: membership means something for agents only.
@@ -470,7 +487,7 @@ def edit_team(team_id: int):
     error = None
     if not form.validate_on_submit():
         error = form_error_text(form)
-    elif _team_named(form.name.data, but=team.id):
+    elif _same_name(Team, form.name.data, but=team.id):
         error = _("A team with that name already exists.")
     if error:
         flash(_("Team not saved: %(errors)s", errors=error), "error")

@@ -113,3 +113,30 @@ def test_a_short_secret_is_never_shown_whole(app, client, admin):
         html = client.get(page).get_data(as_text=True)
         assert "pw1" not in html
         assert "7890" in html and "EAAG-long" not in html  # a long one still says which is saved
+
+
+def test_an_inbox_name_that_reads_like_another_is_refused(app, client, admin):
+    f.inbox(kind="line", name="LINE公式")
+    resp = post(client, "/admin/inboxes", {"name": "ＬＩＮＥ公式", "kind": "line", "settings": "{}"}, "/admin/")
+    assert "この名前の受信箱はすでに存在します" in flashed(client, resp)
+    assert len(db.session.scalars(select(Inbox)).all()) == 1
+    other = f.inbox(kind="email", name="サポートメール")
+    resp = post(client, f"/admin/inboxes/{other.id}", inbox_form(other, name="line公式"))
+    assert resp.status_code == 400 and "この名前の受信箱はすでに存在します" in resp.get_data(as_text=True)
+    resp = post(client, f"/admin/inboxes/{other.id}", inbox_form(other, name="ｻﾎﾟｰﾄﾒｰﾙ"))  # its own name
+    db.session.expire_all()
+    assert resp.status_code == 302 and db.session.get(Inbox, other.id).name == "ｻﾎﾟｰﾄﾒｰﾙ"
+
+
+def test_secrets_must_be_text(app, client, admin):
+    resp = post(client, "/admin/inboxes", {"name": "LINE公式", "kind": "line", "settings": "{}",
+                                          "secrets": json.dumps({"channel_secret": ["abc"]})}, "/admin/")
+    assert "シークレットの値は文字列で指定してください" in flashed(client, resp)
+    assert db.session.scalar(select(Inbox)) is None
+
+
+def test_a_shortcut_with_a_space_is_refused(app, client, admin):
+    resp = post(client, "/admin/canned", {"shortcut": "お 詫び", "title": "お詫び", "body": "申し訳ございません。"},
+                "/admin/")
+    assert "ショートカットに空白は使えません" in flashed(client, resp)
+    assert db.session.scalar(select(CannedReply)) is None
