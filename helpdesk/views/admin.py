@@ -7,6 +7,7 @@ import logging
 import re
 import unicodedata
 from functools import wraps
+from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -51,6 +52,33 @@ def _json_object(form, field):
         raise ValidationError(_("Must be a JSON object.")) from None
     if not isinstance(value, dict):
         raise ValidationError(_("Must be a JSON object."))
+
+
+# Settings that name an address or a server: a typo here fails later, where nobody looks (a
+# bounce that never comes, a callback that never arrives), so it is refused when it is saved.
+_ADDRESS_SETTINGS = ("address", "from_address")
+_URL_SETTINGS = ("callback_url", "api_base", "api_data_base", "graph_base")
+_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def _setting_values(form, field):
+    try:
+        settings = json.loads(field.data or "{}")
+    except ValueError:
+        return  # _json_object says so
+    if not isinstance(settings, dict):
+        return
+    for key in _ADDRESS_SETTINGS:
+        value = settings.get(key)
+        if value not in (None, "") and not (isinstance(value, str) and _ADDRESS.fullmatch(value.strip())):
+            raise ValidationError(_("%(key)s: not an email address.", key=key))
+    for key in _URL_SETTINGS:
+        value = settings.get(key)
+        if value in (None, ""):
+            continue
+        url = urlsplit(value.strip()) if isinstance(value, str) else None
+        if url is None or url.scheme not in ("http", "https") or not url.netloc:
+            raise ValidationError(_("%(key)s: not an http(s) URL.", key=key))
 
 
 def _allowed_origins(form, field):
@@ -150,7 +178,8 @@ class InboxForm(FlaskForm):
     name = StringField(_l("Name"), filters=[_strip], validators=[DataRequired(), Length(max=120)])
     kind = SelectField(_l("Channel"), choices=[])
     team_id = SelectField(_l("Team"), choices=[], validate_choice=False, validators=[_existing_team])
-    settings = TextAreaField(_l("Settings (JSON)"), default="{}", validators=[_json_object, _allowed_origins])
+    settings = TextAreaField(_l("Settings (JSON)"), default="{}",
+                             validators=[_json_object, _allowed_origins, _setting_values])
     secrets = TextAreaField(_l("Secrets (JSON; leave empty to keep)"), default="",
                             validators=[Optional(), _json_object, _text_secrets])
     editing: int | None = None  # the inbox being edited, whose own name is no duplicate

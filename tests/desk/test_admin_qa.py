@@ -140,3 +140,25 @@ def test_a_shortcut_with_a_space_is_refused(app, client, admin):
                 "/admin/")
     assert "ショートカットに空白は使えません" in flashed(client, resp)
     assert db.session.scalar(select(CannedReply)) is None
+
+
+@pytest.mark.parametrize("kind, settings, error", [
+    ("email", {"address": "support-at-example.jp"}, "address: メールアドレスの形式ではありません"),
+    ("email", {"address": "support@example.jp", "from_address": "サポート"}, "from_address: メールアドレス"),
+    ("api", {"callback_url": "ftp//crm.example.jp/hook"}, "callback_url: http(s) の URL ではありません"),
+    ("line", {"api_base": "api.line.me"}, "api_base: http(s) の URL ではありません"),
+])
+def test_a_setting_that_names_no_address_or_server_is_refused_when_saved(app, client, admin, kind, settings, error):
+    resp = post(client, "/admin/inboxes", {"name": "新しい受信箱", "kind": kind, "settings": json.dumps(settings)},
+                "/admin/")
+    assert error in flashed(client, resp)
+    assert db.session.scalar(select(Inbox)) is None
+    inbox = f.inbox(kind=kind)
+    resp = post(client, f"/admin/inboxes/{inbox.id}", inbox_form(inbox, settings=json.dumps(settings)))
+    assert resp.status_code == 400 and error in resp.get_data(as_text=True)
+
+
+def test_good_addresses_and_urls_are_saved(app, client, admin):
+    settings = {"address": "support@example.jp", "callback_url": "https://crm.example.jp/hook"}
+    resp = post(client, "/admin/inboxes", {"name": "API", "kind": "api", "settings": json.dumps(settings)}, "/admin/")
+    assert resp.status_code == 302 and db.session.scalar(select(Inbox)).settings == settings
