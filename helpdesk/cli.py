@@ -107,7 +107,23 @@ def label_sentiment():
     """Label every message still waiting for sentiment."""
     from .services.sentiment import label_pending
 
+    _model_or_fail()
     click.echo(f"labelled {label_pending()} messages")
+
+
+def _model_or_fail() -> None:
+    """The sentiment model, loaded before a labelling command: a missing or broken one is the
+    command's failure, said in one line (the job path only logs it and leaves labels pending)."""
+    from nlp.sentiment import ModelLoadError
+
+    from .services.sentiment import model
+
+    if not current_app.config["SENTIMENT_ENABLED"]:
+        return
+    try:
+        model()
+    except ModelLoadError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.command("backfill-sentiment")
@@ -117,6 +133,7 @@ def backfill_sentiment(everything: bool):
     """Re-label stored messages after the model changed."""
     from .services.sentiment import backfill
 
+    _model_or_fail()
     n = backfill("" if everything else None)
     click.echo(f"re-labelled {n} messages")
 

@@ -205,7 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_convert)
 
     args = parser.parse_args(argv)
-    return args.func(args)
+    from .sentiment import ModelLoadError
+
+    try:
+        return args.func(args)
+    except ModelLoadError as exc:  # a wrong --model or setting: say which, without a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from .text import normalize, tagger
+from .text import normalize, strip_quoted, tagger
 
 STOPWORDS = frozenset(
     """
@@ -28,6 +28,26 @@ STOPWORDS = frozenset(
 # Addresses are not topics: links, email addresses and @mentions (whose parts would
 # otherwise come out as "https", "com", "example" and glue onto the next noun).
 _ADDRESSES = re.compile(r"https?://\S+|www\.\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|@\w+")
+# What the channels write in place of an attachment (channels/line.py, messenger.py): every
+# photo would otherwise make 「画像」 a top topic of the voice-of-customer report.
+_PLACEHOLDERS = re.compile(
+    r"\[(?:画像|動画|音声|ファイル|スタンプ|位置情報|共有|ストーリーズのメンション|リール|リンク|テンプレート"
+    r"|image|video|audio|file|sticker|location|attachment|photo)\]")
+# Order numbers, ids, tokens and codes (「A-10234」, 「user_12345abc」, a UUID, a JWT): once
+# cut up by the tagger, their pieces came out as 「abc」, 「def」 or glued to a word (「エラーコードe」).
+_ASCII_RUN = re.compile(r"(?<![0-9a-z_-])[0-9a-z][0-9a-z_-]*(?![0-9a-z_-])")
+# English function words in mixed messages (「The app crashes」) and net laughter and despair
+# (「w」「草」「(笑)」「orz」): not topics.
+ENGLISH_STOPWORDS = frozenset(
+    """
+    a an the and or but if so of to in on at by for from with about into as than then there here
+    is are was were be been being am do does did done have has had not no yes can could will would should
+    may might must shall it its it's this that these those i me my we us our you your he she him her they them
+    their what when where which who whom how why all any each every some just very too also again please
+    thanks thank hi hello dear regards get got
+    orz w ww www wwww 笑 草
+    """.split()
+)
 
 _NOUN_POS2 = {"普通名詞", "固有名詞"}
 _HONORIFIC = {"お", "ご", "御"}
@@ -44,9 +64,20 @@ def _lemma(word) -> str:
     return lemma.split("-", 1)[0] if "-" in lemma and not lemma.startswith("-") else lemma
 
 
+def _drop_ids(match: re.Match) -> str:
+    """An ASCII word with digits in it that is an id or a code, not a name (「iphone15」 stays)."""
+    word = match.group()
+    digits = sum(c.isdigit() for c in word)
+    if digits and (digits >= 3 or "_" in word or len(word) >= 12):
+        return " "
+    return word
+
+
 def _keep(term: str) -> bool:
-    if not term or term in STOPWORDS or len(term) > MAX_KEYWORD_CHARS:
+    if not term or term in STOPWORDS or term in ENGLISH_STOPWORDS or len(term) > MAX_KEYWORD_CHARS:
         return False
+    if term.strip("w") == "":
+        return False  # 「wwwww」: laughter
     if len(term) == 1 and not _is_kanji(term):
         return False  # stray kana and symbols carry no topic
     return not all(unicodedata.category(c)[0] in "NPSZ" for c in term)
@@ -64,7 +95,8 @@ def extract_keywords(text: str) -> list[str]:
     """Content words of `text` in order of appearance, duplicates removed."""
     if not text or not text.strip():
         return []
-    words = tagger()(_ADDRESSES.sub(" ", normalize(text)))
+    plain = _PLACEHOLDERS.sub(" ", normalize(strip_quoted(text)))
+    words = tagger()(_ASCII_RUN.sub(_drop_ids, _ADDRESSES.sub(" ", plain)))
     out: list[str] = []
     compound: list[str] = []
     compound_kinds: list[str] = []  # each part's UniDic pos3

@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import re
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -27,11 +28,32 @@ ENV_MODEL = "HELPDESK_SENTIMENT_MODEL"
 ENV_THREADS = "HELPDESK_SENTIMENT_THREADS"
 # Without an anger class, anger_prob climbs from 0 at p_neg = 0.5 to 1 at p_neg = 1.
 DERIVED_ANGER_FROM = 0.5
+# A text longer than the model takes is read in overlapping windows, at most this many.
+MAX_WINDOWS = 8
+# Characters of a text's start and of its end that are tokenised: far more than any model's
+# tokens, so the cut is made on tokens, without tokenising a whole 100,000-character email.
+MAX_INPUT_CHARS = 8_000
+
+# After a model fails to load, callers get the same error without a new attempt for this long:
+# every incoming message queues labelling, and each attempt costs seconds (and a process).
+RETRY_LOAD_AFTER = 60.0
 
 log = logging.getLogger(__name__)
 _cache: dict[str, "SentimentModel"] = {}
+_failed: dict[tuple[str, bool], tuple[float, "ModelLoadError"]] = {}
 _cache_lock = threading.Lock()
 _processes: dict[str, "ModelProcess"] = {}
+_in_model_process = False  # set in ModelProcess's child
+
+
+class ModelLoadError(OSError):
+    """The configured model does not load: a missing or broken directory, an unknown hub id."""
+
+
+def _looks_like_path(name: str) -> bool:
+    """A hub id is ``name`` or ``owner/name``; anything else is meant as a directory."""
+    return (os.path.isabs(name) or name.startswith((".", "~")) or "\\" in name or name.count("/") > 1
+            or Path(name).exists() or not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name))
 
 
 @dataclass(frozen=True)
@@ -155,19 +177,32 @@ class SentimentModel:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         _cap_threads()
-        local = Path(name_or_path)
+        local = Path(name_or_path).expanduser()
         is_local = local.is_dir()
+        hint = f"{ENV_MODEL} takes a model directory or a Hugging Face hub id"
+        if not is_local and _looks_like_path(name_or_path):
+            what = "a file, not a model directory" if local.exists() else "no such directory"
+            raise ModelLoadError(f"sentiment model {name_or_path!r}: {what} ({hint})")
+        if is_local and not (local / "config.json").is_file():
+            raise ModelLoadError(f"sentiment model {name_or_path!r}: no config.json in the directory, "
+                                 f"so it holds no model ({hint})")
         # A local directory must never trigger a download; a hub id obeys HF_HUB_OFFLINE.
         kwargs = {"local_files_only": True} if is_local else {}
-        self.tokenizer = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
-        # fp32 whatever the checkpoint holds: half precision is slow on CPUs.
-        # (transformers 5 calls the argument dtype, 4.x torch_dtype.)
-        dtype_arg = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            name_or_path, **{dtype_arg: torch.float32}, **kwargs
-        ).eval()
-        cfg = self.model.config
-        self.labels = label_map_from_config(cfg.id2label, cfg.num_labels)
+        where = "directory" if is_local else "hub id"
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(local) if is_local else name_or_path, **kwargs)
+            # fp32 whatever the checkpoint holds: half precision is slow on CPUs.
+            # (transformers 5 calls the argument dtype, 4.x torch_dtype.)
+            dtype_arg = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
+            self.model = AutoModelForSequenceClassification.from_pretrained(
+                str(local) if is_local else name_or_path, **{dtype_arg: torch.float32}, **kwargs
+            ).eval()
+            cfg = self.model.config
+            self.labels = label_map_from_config(cfg.id2label, cfg.num_labels)
+        except Exception as exc:
+            detail = " ".join(str(exc).split())[:500]
+            raise ModelLoadError(f"sentiment model {name_or_path!r} ({where}) does not load: "
+                                 f"{type(exc).__name__}: {detail}") from exc
         self.name = str(getattr(cfg, "helpdesk_name", None) or (local.name if is_local else name_or_path))
         self.version = _version_of(local if is_local else None, cfg)
         limit = min(getattr(self.tokenizer, "model_max_length", 512) or 512,
@@ -203,14 +238,54 @@ class SentimentModel:
             chunk = todo[start : start + batch_size]
             # Fast tokenizers keep padding/truncation settings as state: tokenise under the lock too.
             with self._lock, torch.inference_mode():
-                enc = self.tokenizer([str(texts[i]) for i in chunk], padding=True, truncation=True,
-                                     max_length=self.max_length, return_tensors="pt")
-                inputs = {k: v for k, v in enc.items() if k in self._accepts}
+                windows = self._windows([model_input(texts[i], self.max_length) for i in chunk])
+                inputs = self._pad([w for text_windows in windows for w in text_windows])
                 logits = self.model(**inputs).logits.float()
             probs = torch.softmax(logits, dim=-1).tolist()
-            for i, p in zip(chunk, probs):
-                out[i] = self._to_prediction(p)
+            at = 0
+            for i, text_windows in zip(chunk, windows):
+                mine = [self._to_prediction(p) for p in probs[at : at + len(text_windows)]]
+                at += len(text_windows)
+                # A long text is judged by its most opinionated part: one angry paragraph in a
+                # long, factual email is what the desk must see.
+                out[i] = max(mine, key=lambda pr: 1.0 - pr.probs["neutral"]) if len(mine) > 1 else mine[0]
         return out  # type: ignore[return-value]
+
+    def _windows(self, texts: list[str]) -> list[list[list[int]]]:
+        """Token ids of each text: one window, or for a text over ``max_length`` several
+        overlapping windows (at most ``MAX_WINDOWS``: the first and the last ones).
+
+        Plain truncation kept only the opening of a long email, mostly greeting and order
+        details, and dropped its closing 「もう二度と利用しません。最悪です。」.
+        """
+        enc = self.tokenizer(texts, truncation=False, return_special_tokens_mask=True, verbose=False)
+        out = []
+        for ids, special in zip(enc["input_ids"], enc["special_tokens_mask"]):
+            if len(ids) <= self.max_length:
+                out.append([ids])
+                continue
+            lead = next((n for n, s in enumerate(special) if not s), 0)
+            trail = next((n for n, s in enumerate(reversed(special)) if not s), 0)
+            room = max(1, self.max_length - lead - trail)
+            body = ids[lead : len(ids) - trail]
+            step = max(1, room // 2)
+            starts = list(range(0, max(1, len(body) - room + step), step))
+            starts[-1] = min(starts[-1], max(0, len(body) - room))  # the last window ends at the end
+            if len(starts) > MAX_WINDOWS:
+                starts = starts[: MAX_WINDOWS // 2] + starts[-(MAX_WINDOWS - MAX_WINDOWS // 2):]
+            out.append([ids[:lead] + body[s : s + room] + ids[len(ids) - trail :] for s in starts])
+        return out
+
+    def _pad(self, rows: list[list[int]]) -> dict:
+        import torch
+
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id or 0
+        batch = {"input_ids": torch.tensor([r + [pad] * (width - len(r)) for r in rows]),
+                 "attention_mask": torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])}
+        if "token_type_ids" in self._accepts:
+            batch["token_type_ids"] = torch.zeros_like(batch["input_ids"])
+        return {k: v for k, v in batch.items() if k in self._accepts}
 
     def _empty(self) -> Prediction:
         # Nothing to judge: neutral, so an empty message never raises an alert.
@@ -236,6 +311,18 @@ class SentimentModel:
                           bool(anger), round(anger_prob, 6), self.tag)
 
 
+def model_input(text: str, max_tokens: int = 512) -> str:
+    """What the model reads of a message: its own lines, not the ones it quotes; half-width
+    katakana folded (``nlp.text``); of a huge text only its start and end."""
+    from .text import fold_halfwidth_kana, strip_quoted
+
+    text = strip_quoted(str(text))
+    keep = max(MAX_INPUT_CHARS, max_tokens * 8) // 2
+    if len(text) > 2 * keep:
+        text = f"{text[:keep]}\n{text[-keep:]}"
+    return fold_halfwidth_kana(text)
+
+
 def default_model_path() -> str:
     """The setting if given, else the model shipped in the package."""
     return os.environ.get(ENV_MODEL) or str(DEFAULT_MODEL_DIR)
@@ -254,7 +341,18 @@ def load_model(name_or_path: str | None = None, *, child_process: bool = False) 
     with _cache_lock:
         model = cache.get(key)
         if model is None:
-            model = cache[key] = ModelProcess(key) if child_process else SentimentModel(key)
+            failed = _failed.get((key, child_process))
+            if failed and time.monotonic() - failed[0] < RETRY_LOAD_AFTER:
+                raise ModelLoadError(str(failed[1]))  # a fresh one: no traceback piling up on a shared object
+            try:
+                model = ModelProcess(key) if child_process else SentimentModel(key)
+            except ModelLoadError as exc:
+                _failed[(key, child_process)] = (time.monotonic(), exc)
+                if not _in_model_process:  # the parent that asked logs it, once
+                    log.error("%s; not tried again for %d s", exc, RETRY_LOAD_AFTER)
+                raise
+            _failed.pop((key, child_process), None)
+            cache[key] = model
             if not child_process:
                 # The model lives as long as the process: its objects (and the libraries loaded
                 # with it) leave the cyclic collector's reach, whose full passes over them held
@@ -335,6 +433,8 @@ def _submit(pool: ProcessPoolExecutor, fn, *args):
 
 
 def _child_start(niceness: int) -> None:
+    global _in_model_process
+    _in_model_process = True
     if niceness and hasattr(os, "setpriority"):
         # Only ever nicer: it may have inherited a nice thread's priority already.
         os.setpriority(os.PRIO_PROCESS, 0, min(19, max(os.getpriority(os.PRIO_PROCESS, 0), niceness)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import threading
 import unicodedata
 
@@ -18,6 +19,38 @@ _SKIP_POS = {"助詞", "助動詞", "補助記号", "空白"}
 def normalize(text: str) -> str:
     """NFKC + lower case: full-width ＡＢＣ１２３ and half-width ｶﾀｶﾅ match their usual forms."""
     return unicodedata.normalize("NFKC", text or "").lower()
+
+
+# Half-width katakana (and its voicing marks ﾞ ﾟ as separate characters): U+FF61..U+FF9F.
+_HALFWIDTH_KANA = re.compile("[\uff61-\uff9f]+")
+
+
+def fold_halfwidth_kana(text: str) -> str:
+    """Half-width ｶﾀｶﾅ to the usual katakana, voicing marks joined (ﾀﾞﾒ -> ダメ); nothing else changes.
+
+    The shipped model's tokeniser does not compose ﾀﾞ into ダ: it saw 「タ」「゙」「メ」 and called
+    「ﾀﾞﾒですね」 neutral where 「ダメですね」 is negative. Unlike full NFKC this leaves ～, emoji
+    and full-width forms to the model's own normaliser.
+    """
+    if not text:
+        return text or ""
+    return _HALFWIDTH_KANA.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
+
+
+# Not a kaomoji's eye: 「>_<」, 「＞＜」, 「>.<」.
+_QUOTED_LINE = re.compile(r"^[ \t\u3000]*[>＞](?![_<＜.。ω])(?!\S*[<＜]).*$\n?", re.MULTILINE)
+
+
+def strip_quoted(text: str) -> str:
+    """The text without its quoted lines (「> ...」, 「＞ ...」): what the customer wrote now.
+
+    A reply that quotes the desk's 「大変満足いただけて嬉しいです」 under 「最悪です。」 was
+    labelled positive. A text that is nothing but quotes is kept whole.
+    """
+    if not text or ">" not in text and "＞" not in text:
+        return text or ""
+    own = _QUOTED_LINE.sub("", text)
+    return own if own.strip() else text
 
 
 def tagger():

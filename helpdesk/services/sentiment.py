@@ -44,7 +44,7 @@ def label_pending(limit: int | None = None) -> int:
     """Drain pending messages batch by batch; returns how many were labelled."""
     if not current_app.config["SENTIMENT_ENABLED"]:
         return 0
-    from nlp.sentiment import ModelProcessClosed
+    from nlp.sentiment import ModelLoadError, ModelProcessClosed
 
     batch = current_app.config["SENTIMENT_BATCH"]
     done = 0
@@ -71,6 +71,12 @@ def label_pending(limit: int | None = None) -> int:
         # pending for the next run.
         db.session.rollback()
         log.info("labelling stopped after %d messages: this process is exiting", done)
+    except ModelLoadError as exc:
+        # A missing or broken model (nlp.sentiment logs why, once per retry period): the
+        # messages stay pending for the run after the setting is fixed; no job traceback
+        # for every message that arrives meanwhile.
+        db.session.rollback()
+        log.debug("labelling skipped, the model does not load: %s", exc)
     return done
 
 
@@ -238,7 +244,8 @@ def _set_contact_aggregate(contact: Contact, rows: list[tuple]) -> None:
 
 def backfill(model_name: str | None = None, batch: int = 64) -> int:
     """Re-label every inbound message whose label came from another model."""
-    name = model_name or f"{model().name}@{model().version}"
+    # "" (flask backfill-sentiment --all) re-labels everything, so only None means "the current model".
+    name = model().tag if model_name is None else model_name
     done = 0
     last_id = 0
     while True:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from helpdesk.extensions import db
@@ -70,3 +71,12 @@ def test_each_log_line_is_printed_once(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stderr.count("HELPDESK_SECRET_KEY is not set") == 1, out.stderr
     assert out.stderr.count("marker 受信") == 1, out.stderr
+
+
+@pytest.mark.config(SENTIMENT_MODEL="/nonexistent/ja-sentiment")
+@pytest.mark.parametrize("command", ["label-sentiment", "backfill-sentiment"])
+def test_labelling_commands_fail_in_one_line_when_the_model_does_not_load(runner, command):
+    result = runner.invoke(args=[command])
+    assert result.exit_code == 1
+    assert "/nonexistent/ja-sentiment" in result.output and "no such directory" in result.output
+    assert "Traceback" not in result.output and "labelled" not in result.output

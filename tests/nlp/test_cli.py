@@ -40,3 +40,9 @@ def test_evaluate_reports_metrics(tmp_path):
     assert ours["accuracy"] == 1.0 and ours["macro_f1"] == 1.0
     assert ours["confusion"]["matrix"] == [[1, 0, 0], [0, 1, 0], [0, 0, 2]]
     assert set(ours["per_class"]) == {"negative", "neutral", "positive"}
+
+
+def test_a_model_that_does_not_load_is_one_clear_line(tmp_path):
+    res = _run(["predict", "--model", str(tmp_path / "missing")], "テスト\n")
+    assert res.returncode == 2
+    assert "no such directory" in res.stderr and "Traceback" not in res.stderr
