@@ -162,3 +162,31 @@ def test_good_addresses_and_urls_are_saved(app, client, admin):
     settings = {"address": "support@example.jp", "callback_url": "https://crm.example.jp/hook"}
     resp = post(client, "/admin/inboxes", {"name": "API", "kind": "api", "settings": json.dumps(settings)}, "/admin/")
     assert resp.status_code == 302 and db.session.scalar(select(Inbox)).settings == settings
+
+
+def test_the_audit_log_shows_who_changed_what_escaped_and_filtered(app, client, admin):
+    from helpdesk.services.ingest import ingest
+    from helpdesk.services.tickets import update_contact, update_ticket
+
+    inbox = f.inbox(kind="test")
+    colleague = f.agent(inboxes=[inbox], name="鈴木 一郎")
+    ticket = ingest(inbox, f.inbound(user_id="a")).message.ticket
+    update_ticket(ticket, colleague, status="pending", tags=["返金"])
+    update_contact(ticket.contact, colleague, name="<script>alert(1)</script>山田", email=None, phone=None, note="")
+    assert post(client, "/admin/teams", {"name": "一次対応"}, "/admin/").status_code == 302
+    html = client.get("/admin/audit").get_data(as_text=True)
+    assert "監査ログ" in html and "全3件" in html
+    table = html[html.index('id="audit"'):]
+    assert table.index("team.create") < table.index("contact.update") < table.index("ticket.update")  # newest first
+    assert f'href="/agent/tickets/{ticket.id}"' in html and "鈴木 一郎" in html and "管理 花子" in html
+    assert "返金" in html and "\\u" not in html  # Japanese as written
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
+    only = client.get(f"/admin/audit?agent={colleague.id}&action=ticket.update").get_data(as_text=True)
+    assert "ticket.update</code>" in only and "contact.update</code>" not in only and "全1件" in only
+    assert client.get("/admin/audit?agent=²&page=abc").status_code == 200  # ignored, not a 500
+
+
+@pytest.mark.parametrize("role", [Role.agent, Role.supervisor])
+def test_only_admins_read_the_audit_log(app, client, role):
+    login(client, f.agent(role=role).email)
+    assert client.get("/admin/audit").status_code == 403
