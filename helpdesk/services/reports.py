@@ -646,6 +646,8 @@ def keyword_messages(f: Filters, term: str, label: str = "negative", limit: int 
     term = normalize(term or "").strip()[:100]
     if not term:
         raise ReportError(_("Give a keyword."))
+    if label not in LABELS and label != "all":  # as keywords() refuses it: not "every message" silently
+        raise ReportError(_("Unknown sentiment label."))
     if "\x00" in term:  # PostgreSQL refuses NUL in a parameter
         raise ReportError(_("Bad value for %(name)s.", name=_("Keyword")))
     kw, is_array = _keyword_source()

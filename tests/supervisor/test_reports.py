@@ -360,3 +360,10 @@ def test_keyword_drill_down_finds_a_term_however_it_is_typed(app, filters, typed
 def test_keyword_drill_down_refuses_a_nul_character(app, filters):
     with pytest.raises(reports.ReportError):
         reports.keyword_messages(filters("2026-03-08", "2026-03-14"), "返\x00金")
+
+
+def test_keyword_drill_down_refuses_a_label_it_does_not_know(app, filters):
+    """As the keyword list does: a typo is a 400, not every message's keywords."""
+    with pytest.raises(reports.ReportError):
+        reports.keyword_messages(filters("2026-03-08", "2026-03-14"), "返金", label="negativ")
+    assert reports.keyword_messages(filters("2026-03-08", "2026-03-14"), "返金", label="all")["messages"] == []
