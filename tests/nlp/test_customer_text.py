@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 
-from nlp.sentiment import load_model
 from nlp.text import fold_halfwidth_kana, strip_quoted
 
 ORDER_LINES = ["お世話になっております。山田と申します。", "以下の内容で注文しております。", "注文日：2026年10月10日",
@@ -11,17 +10,6 @@ ORDER_LINES = ["お世話になっております。山田と申します。", "
                "配送希望日：11月20日午前", "備考：設置もお願いしています", "会員番号：00123456",
                "電話番号は登録のものと同じです", "注文確認メールは受け取っています。"]
 FACTS = "\n".join(ORDER_LINES * 3) + "\n"  # about 300 tokens of order details, over the model's 128
-
-
-@pytest.fixture(scope="module")
-def model():
-    mp = pytest.MonkeyPatch()
-    mp.setenv("HF_HUB_OFFLINE", "1")
-    mp.delenv("HELPDESK_SENTIMENT_MODEL", raising=False)
-    try:
-        yield load_model()
-    finally:
-        mp.undo()
 
 
 def test_half_width_katakana_reads_like_full_width(model):

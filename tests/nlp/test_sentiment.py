@@ -6,17 +6,6 @@ import pytest
 from nlp.sentiment import LABELS, Prediction, load_model
 
 
-@pytest.fixture(scope="module")
-def model():
-    mp = pytest.MonkeyPatch()
-    mp.setenv("HF_HUB_OFFLINE", "1")
-    mp.delenv("HELPDESK_SENTIMENT_MODEL", raising=False)
-    try:
-        yield load_model()
-    finally:
-        mp.undo()
-
-
 @pytest.mark.parametrize(
     ("text", "label", "anger"),
     [
