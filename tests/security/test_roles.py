@@ -82,6 +82,7 @@ ACCESS = {
     "admin.delete_team": "admin",
     "admin.delete_canned": "admin",
     "admin.revoke_token": "admin",
+    "admin.audit_log": "admin",
 }
 
 # What each role must get, per audience.
