@@ -159,7 +159,10 @@ class Adapter:
         self.secrets = dict(secrets or {})
 
     def verify(self, headers: Mapping[str, str], raw_body: bytes) -> bool:
-        return not self.webhook
+        """Whether a post to the public webhook route is the provider's own: webhook channels
+        check its signature. Every other channel takes nothing there (email and chat arrive by
+        their own paths, the API channel with its Bearer token on /api/v1)."""
+        return False
 
     def handshake(self, args: Mapping[str, str]) -> tuple[int, str] | None:
         """Answer a provider's GET verification (Messenger hub.challenge, X CRC), if any."""

@@ -136,9 +136,6 @@ class ChatAdapter(Adapter):
     label = "Website chat"
     webhook = False
 
-    def verify(self, headers: Mapping[str, str], raw_body: bytes) -> bool:
-        return False  # visitors speak only through the /widget socket
-
     def parse(self, raw: bytes | Mapping[str, Any]) -> list[Inbound]:
         """A widget message (already authenticated by the socket) -> one Inbound."""
         if not isinstance(raw, Mapping):

@@ -98,10 +98,6 @@ class EmailAdapter(Adapter):
 
     # -------------------------------------------------------------- inbound
 
-    def verify(self, headers: Mapping[str, str], raw_body: bytes) -> bool:
-        """Email never arrives over the public webhook route: anyone could forge it there."""
-        return False
-
     def parse(self, raw: bytes | Mapping[str, Any]) -> list[Inbound]:
         """The adapter contract's entry point; mail code calls parse_message directly."""
         if not isinstance(raw, (bytes, bytearray)):
