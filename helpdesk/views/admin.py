@@ -20,6 +20,7 @@ from wtforms import BooleanField, EmailField, PasswordField, SelectField, Select
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
 from channels import kinds
+from channels.base import valid_email
 from channels.chat import clean_origin
 
 from ..extensions import db
@@ -58,7 +59,6 @@ def _json_object(form, field):
 # bounce that never comes, a callback that never arrives), so it is refused when it is saved.
 _ADDRESS_SETTINGS = ("address", "from_address")
 _URL_SETTINGS = ("callback_url", "api_base", "api_data_base", "graph_base")
-_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 def _setting_values(form, field):
@@ -70,7 +70,7 @@ def _setting_values(form, field):
         return
     for key in _ADDRESS_SETTINGS:
         value = settings.get(key)
-        if value not in (None, "") and not (isinstance(value, str) and _ADDRESS.fullmatch(value.strip())):
+        if value not in (None, "") and not (isinstance(value, str) and valid_email(value.strip())):
             raise ValidationError(_("%(key)s: not an email address.", key=key))
     for key in _URL_SETTINGS:
         value = settings.get(key)
@@ -112,8 +112,8 @@ def _row_id(raw) -> int | None:
 
 def _existing_team(form, field):
     """A team chosen by id: it may have been deleted since the form was opened."""
-    raw = field.data or ""
-    if raw and (_row_id(raw) is None or db.session.get(Team, _row_id(raw)) is None):
+    row_id = _row_id(field.data)
+    if field.data and (row_id is None or db.session.get(Team, row_id) is None):
         raise ValidationError(_("No such team."))
 
 
