@@ -24,6 +24,16 @@ STOPWORDS = frozenset(
     やつ 奴 捲る まくる
     加減
     """.split()
+    # English function words in mixed messages (「The app crashes」) and net laughter and despair
+    # (「w」「草」「(笑)」「orz」): not topics.
+    + """
+    a an the and or but if so of to in on at by for from with about into as than then there here
+    is are was were be been being am do does did done have has had not no yes can could will would should
+    may might must shall it its it's this that these those i me my we us our you your he she him her they them
+    their what when where which who whom how why all any each every some just very too also again please
+    thanks thank hi hello dear regards get got
+    orz w ww www wwww 笑 草
+    """.split()
 )
 # Addresses are not topics: links, email addresses and @mentions (whose parts would
 # otherwise come out as "https", "com", "example" and glue onto the next noun).
@@ -36,18 +46,6 @@ _PLACEHOLDERS = re.compile(
 # Order numbers, ids, tokens and codes (「A-10234」, 「user_12345abc」, a UUID, a JWT): once
 # cut up by the tagger, their pieces came out as 「abc」, 「def」 or glued to a word (「エラーコードe」).
 _ASCII_RUN = re.compile(r"(?<![0-9a-z_-])[0-9a-z][0-9a-z_-]*(?![0-9a-z_-])")
-# English function words in mixed messages (「The app crashes」) and net laughter and despair
-# (「w」「草」「(笑)」「orz」): not topics.
-ENGLISH_STOPWORDS = frozenset(
-    """
-    a an the and or but if so of to in on at by for from with about into as than then there here
-    is are was were be been being am do does did done have has had not no yes can could will would should
-    may might must shall it its it's this that these those i me my we us our you your he she him her they them
-    their what when where which who whom how why all any each every some just very too also again please
-    thanks thank hi hello dear regards get got
-    orz w ww www wwww 笑 草
-    """.split()
-)
 
 _NOUN_POS2 = {"普通名詞", "固有名詞"}
 _HONORIFIC = {"お", "ご", "御"}
@@ -74,7 +72,7 @@ def _drop_ids(match: re.Match) -> str:
 
 
 def _keep(term: str) -> bool:
-    if not term or term in STOPWORDS or term in ENGLISH_STOPWORDS or len(term) > MAX_KEYWORD_CHARS:
+    if not term or term in STOPWORDS or len(term) > MAX_KEYWORD_CHARS:
         return False
     if term.strip("w") == "":
         return False  # 「wwwww」: laughter
