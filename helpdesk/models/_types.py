@@ -8,7 +8,9 @@ from sqlalchemy import JSON, DateTime, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 
 
-ROW_ID_MAX = 2**63 - 1  # the largest id a column holds (PostgreSQL's BIGINT, SQLite's INTEGER)
+# The largest id a column holds: the id columns are INTEGER, 32 bits on PostgreSQL (SQLite's hold
+# more). A larger number compared with one fails there ("integer out of range"), so it is no id.
+ROW_ID_MAX = 2**31 - 1
 
 
 def utcnow() -> datetime:

@@ -27,6 +27,7 @@ from ..labels import channel_label
 from ..models import Agent, Alert, Contact, Direction, Inbox, Message, Status, Tag, Team, Ticket
 from ..models.survey import Survey, SurveyAnswer
 from ..models.ticket import ticket_tags
+from ..models._types import ROW_ID_MAX
 from . import sla
 
 LABELS = ("negative", "neutral", "positive")
@@ -39,7 +40,6 @@ EARLIEST_DAY = date(1970, 1, 1)
 LATEST_DAY = date(9998, 12, 31)
 
 
-MAX_ID = 2**31 - 1  # ids are INTEGER columns
 
 
 class ReportError(ValueError):
@@ -105,7 +105,7 @@ class Filters:
                 value = None
             # An id no row can have (0, negative, past the id column's range) is a typo, not a
             # filter: it used to show every row (0) or fail in the database (a 20-digit id).
-            if value is None or not 0 < value <= MAX_ID:
+            if value is None or not 0 < value <= ROW_ID_MAX:
                 raise ReportError(_("Bad value for %(name)s.", name=_filter_name(name)))
             return value
 

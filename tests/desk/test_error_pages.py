@@ -225,6 +225,7 @@ def test_any_other_http_error_gets_our_page_or_json(app, client):
 
 
 HUGE = "1" * 20  # past the largest id a database column holds
+PAST_INTEGER = str(2**31)  # past PostgreSQL's INTEGER, which the id columns are
 
 
 @pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
@@ -233,10 +234,12 @@ def test_ids_no_database_holds_are_bad_input_not_a_server_error(app, client, cap
     or a hand-edited address."""
     inbox = f.inbox()
     login(client, f.agent(inboxes=[inbox], role=Role.admin).email)
-    assert client.get(f"/agent/tickets/{HUGE}").status_code == 404  # no route takes it
-    for path in ("/agent/", "/agent/contacts"):  # a search for "#<digits>" finds nothing
-        resp = client.get(path, query_string={"q": f"#{HUGE}"})
-        assert resp.status_code == 200
+    for number in (HUGE, PAST_INTEGER):
+        for path in ("tickets", "contacts"):  # no route takes it
+            assert client.get(f"/agent/{path}/{number}").status_code == 404
+        for path in ("/agent/", "/agent/contacts"):  # a search for "#<digits>" finds nothing
+            resp = client.get(path, query_string={"q": f"#{number}"})
+            assert resp.status_code == 200
     for query in ({"inbox": HUGE}, {"team": HUGE}, {"assignee": HUGE}):
         resp = client.get("/agent/", query_string=query)
         assert resp.status_code == 400 and TITLES[400][0] in resp.get_data(as_text=True)
