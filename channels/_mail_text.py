@@ -277,15 +277,51 @@ def _utf8_over_sjis(data: bytes, sjis_text: str) -> str:
     return utf8_text if _plausibility(utf8_text) >= _plausibility(sjis_text) else sjis_text
 
 
+def _euc_over_sjis(data: bytes, sjis_text: str) -> str:
+    """EUC-JP labelled Shift_JIS (old Unix servers, mail gateways): cp932 reads EUC-JP bytes
+    without an error, as half-width katakana soup. Bytes that are valid EUC-JP hold no Shift_JIS
+    hiragana (lead byte 0x82), so the EUC-JP reading wins where it has kana and reads better."""
+    try:
+        euc_text = decode_eucjp(data)
+    except UnicodeDecodeError:
+        return sjis_text
+    if _KANA.search(euc_text) and _plausibility(euc_text) > _plausibility(sjis_text):
+        return euc_text
+    return sjis_text
+
+
+_KANA = re.compile(r"[\u3041-\u30ff]")
+# ISO-2022-JP's escape sequences (JIS X 0208/0212/0213, JIS-Roman, half-width kana).
+_JIS_ESCAPE = re.compile(rb"\x1b(?:\$[@B]|\$\([DOQ]|\([BJI])")
+
+
+def _jis_mislabelled(data: bytes, charset: str | None) -> str | None:
+    """7-bit ISO-2022-JP under another label (a gateway converted Shift_JIS to JIS and kept
+    "charset=Shift_JIS"; UTF-8 declared by a misconfigured server): every other codec reads
+    it without an error, escape sequences and all. None where the bytes are no such text."""
+    label = (charset or "").strip().strip('"').lower()
+    if label.startswith("iso-2022") or label.startswith("iso2022") or not data.isascii() \
+            or not _JIS_ESCAPE.search(data):
+        return None
+    try:
+        return _decode_jis_any(data)
+    except UnicodeDecodeError:
+        return None
+
+
 def decode_bytes(data: bytes, charset: str | None) -> str:
     """Decode with the declared charset when it fits the bytes, else guess; never garble decodable bytes."""
     family = _family(charset or "")
+    if family != "jis":
+        jis = _jis_mislabelled(data, charset)
+        if jis is not None:
+            return jis
     if family in _DECODERS:
         try:
             text = _DECODERS[family](data)
         except UnicodeDecodeError:
             return guess_decode(data)  # mis-declared (SJIS labelled ISO-2022-JP, UTF-8 labelled SJIS...)
-        return _utf8_over_sjis(data, text) if family == "sjis" else text
+        return _euc_over_sjis(data, _utf8_over_sjis(data, text)) if family == "sjis" else text
     if family == "other":
         try:
             text = data.decode(charset.strip().strip('"'))

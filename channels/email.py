@@ -141,11 +141,15 @@ class EmailAdapter(Adapter):
             reply_to = normalize_address(addr)
             if reply_to:
                 break
-        meta["reply_to"] = reply_to or address
         meta["to"] = [a for a in (normalize_address(x) for _, x in getaddresses(
             [_raw_header(msg, "to") or "", _raw_header(msg, "cc") or ""])) if a][:50]
         if _auto_submitted(msg) or subject_is_auto_reply(subject):
             meta["auto_submitted"] = True  # a vacation notice is no answer: it must not reopen the ticket
+        # Ingest points the ticket's replies at meta["reply_to"]. A machine's mail names only the
+        # machine (a no-reply acknowledgement threaded into the ticket) unless it says whom to
+        # answer (a web form's Reply-To): without one, the ticket keeps its address.
+        if reply_to or not meta.get("auto_submitted"):
+            meta["reply_to"] = reply_to or address
         bounce = _bounce(msg, address, name, subject)
         if bounce is not None:
             meta["bounce"] = bounce
@@ -564,7 +568,8 @@ def _payload_bytes(part: Message) -> bytes | None:
 
 
 def _safe_filename(name: str) -> str:
-    name = clean_header_text(name).replace("\\", "/").rsplit("/", 1)[-1].strip(". ")
+    # NFC: Mac mailers send names as macOS stores them, with ダ as タ + a combining mark (NFD)
+    name = unicodedata.normalize("NFC", clean_header_text(name)).replace("\\", "/").rsplit("/", 1)[-1].strip(". ")
     return name[:200] or "attachment"
 
 

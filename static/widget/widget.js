@@ -212,6 +212,22 @@
     emailRow.hidden = !(online === false && !state.emailKnown);
   }
 
+  // The desk holds a message back until it has what it needs: show the form that asks for it.
+  // The state it was drawn from may be stale: the last agent went offline after the presence
+  // check, or the inbox started asking for the pre-chat form after this page was loaded.
+  function askFor(code) {
+    if (code === "email_required") {
+      state.online = false;
+      state.emailKnown = false;
+      renderMode();
+      emailInput.focus();
+    } else if (code === "prechat_required") {
+      state.prechat = true;
+      renderMode();
+      $("prechat-name").focus();
+    }
+  }
+
   // ---- socket --------------------------------------------------------------------
   const socket = io("/widget", {
     transports: ["websocket", "polling"],
@@ -245,7 +261,7 @@
   });
   socket.on("disconnect", () => { state.online = null; renderMode(); });
   socket.on("message.created", (m) => addMessage(m, true));
-  socket.on("widget.error", (e) => showError(e.code, e.message));
+  socket.on("widget.error", (e) => { showError(e.code, e.message); askFor(e.code); });
   let typingTimer = null;
   socket.on("agent.typing", (p) => {
     clearTimeout(typingTimer);
@@ -342,7 +358,7 @@
     try {
       const r = await fetch(cfg.uploadUrl, {method: "POST", body: form, headers: {"X-Widget-Pass": state.pass || ""}});
       const data = await r.json().catch(() => ({}));
-      if (!r.ok || !data.ok) showError(data.error || "unavailable", data.message);
+      if (!r.ok || !data.ok) { showError(data.error || "unavailable", data.message); askFor(data.error); }
       else { if (email) state.emailKnown = true; addMessage(data.message, false); }
     } catch (e) {
       showError("unavailable");
