@@ -48,11 +48,14 @@ def _matches(q: str):
     account's name or id; ``#12`` is contact 12. Full-width and half-width forms match."""
     needle = normalize(q.strip())
     handle = needle.lstrip("@") or needle  # "@sato_hanako" as written on social media
+    # Names are stored as written: the query as typed finds ﾔﾏﾀﾞ or ＡＢＣ商事 written that way too.
+    names = list(dict.fromkeys([needle, q.strip().lower(), q.strip()]))
     conds = [
-        func.lower(Contact.name).contains(needle, autoescape=True),
+        *[func.lower(Contact.name).contains(text, autoescape=True) for text in names],
         func.lower(Contact.email).contains(needle, autoescape=True),
         exists().where(ContactIdentity.contact_id == Contact.id,
-                       or_(func.lower(ContactIdentity.display_name).contains(needle, autoescape=True),
+                       or_(*[func.lower(ContactIdentity.display_name).contains(text, autoescape=True)
+                             for text in names],
                            func.lower(ContactIdentity.external_id).contains(handle, autoescape=True))),
     ]
     digits = _NOT_DIGITS.sub("", needle)

@@ -129,10 +129,13 @@ def _text_match(q: str):
             )
         )
     needle = normalize(q)
-    conds.append(func.lower(Ticket.subject).contains(needle, autoescape=True))
-    conds.append(
-        exists().where(Contact.id == Ticket.contact_id, func.lower(Contact.name).contains(needle, autoescape=True))
-    )
+    # Subjects and names are stored as written: the query as typed finds ＡＢＣ or ﾔﾏﾀﾞ written that
+    # way (as is: SQLite's lower() folds ASCII only), its normal form (NFKC) the usual way.
+    for text in dict.fromkeys([needle, q.strip().lower(), q.strip()]):
+        conds.append(func.lower(Ticket.subject).contains(text, autoescape=True))
+        conds.append(
+            exists().where(Contact.id == Ticket.contact_id, func.lower(Contact.name).contains(text, autoescape=True))
+        )
     if needle.startswith("#") and needle[1:].isdigit() and int(needle[1:]) <= ROW_ID_MAX:
         conds.append(Ticket.id == int(needle[1:]))
     return or_(*conds)

@@ -166,7 +166,7 @@ def bulk():
         priority=form.priority.data or None,
         assignee_id=current_user.id if assignee == "me" else (assignee or ""),
         team_id=None if team == "none" else (int(team) if team else ""),
-        add_tags=[form.add_tag.data.strip()] if (form.add_tag.data or "").strip() else None,
+        add_tags=_tag_list(form.add_tag.data or "") or None,  # split as the ticket page's tags field is
     )
     flash(ngettext("%(num)d ticket updated.", "%(num)d tickets updated.", changed), "info")
     for ticket_id, reason in list(refused.items())[:5]:
@@ -197,8 +197,14 @@ def ticket(ticket_id: int):
     ).all()
     form = TicketForm(status=t.status.value, priority=t.priority.value, assignee=str(t.assignee_id or ""),
                       team=str(t.team_id or ""), tags=", ".join(tag.name for tag in t.tags))
+    assignable = assignable_agents(t.inbox)
     form.assignee.choices = [SelectChoice("", _("Unassigned"))] + [
-        SelectChoice(str(a.id), a.name) for a in assignable_agents(t.inbox)]
+        SelectChoice(str(a.id), a.name) for a in assignable]
+    if t.assignee is not None and t.assignee not in assignable:
+        # Shown as it is (an assignee who lost access to the inbox), so saving another field
+        # does not quietly unassign the ticket.
+        form.assignee.choices.insert(1, SelectChoice(str(t.assignee.id), _(
+            "%(name)s (cannot work on this inbox)", name=t.assignee.name)))
     form.team.choices = [SelectChoice("", _("No team"))] + [
         SelectChoice(str(team.id), team.name) for team in db.session.scalars(select(Team).order_by(Team.name))]
     return render_template(
@@ -212,6 +218,8 @@ def ticket(ticket_id: int):
         merge_form=MergeForm(),
         contact_form=ContactForm(name=contact.name, email=contact.email, phone=contact.phone,
                                  note=(contact.attributes or {}).get("note", "")),
+        # As on the customer's own page: no forms the server would refuse (_require_contact_visible).
+        contact_editable=not seen_only_in_part([contact.id], visible),
         ticket_merge_form=TicketMergeForm(),
         merge_candidates=[p for p in past if p.inbox_id == t.inbox_id and p.status is not Status.closed],
         canned=db.session.scalars(select(CannedReply).order_by(CannedReply.shortcut)).all(),
@@ -264,18 +272,35 @@ def update(ticket_id: int):
     team = request.form.get("team", "")
     if not (team == "" or team.isdigit()) or not (assignee in ("", "none") or assignee.isdigit()):
         abort(400)  # not one of the offered choices: a hand-made request
+    tags = _tag_list(form.tags.data or "")
+    # The form posts every field; only those the agent changed apply. A field left as the page
+    # showed it (``was_*``) must not undo what a colleague changed since (an assignment, a status).
+    posted = {name for name in ("status", "priority", "assignee", "team", "tags") if name in request.form}
+    for name, value in (("status", form.status.data or ""), ("priority", form.priority.data or ""),
+                        ("assignee", assignee), ("team", team)):
+        if request.form.get(f"was_{name}") == value:
+            posted.discard(name)
+    if "was_tags" in request.form and _tag_list(request.form["was_tags"]) == tags:
+        posted.discard("tags")
     try:
         update_ticket(
             t, current_user,
-            status=form.status.data or None,
-            priority=form.priority.data or None,
-            assignee_id=None if assignee == "" and "assignee" in request.form else (assignee or ""),
-            team_id=(int(team) if team else None) if "team" in request.form else "",
-            tags=[s for s in (form.tags.data or "").replace("、", ",").split(",")] if "tags" in request.form else None,
+            status=(form.status.data or None) if "status" in posted else None,
+            priority=(form.priority.data or None) if "priority" in posted else None,
+            assignee_id=(None if assignee in ("", "none") else assignee) if "assignee" in posted else "",
+            team_id=(int(team) if team else None) if "team" in posted else "",
+            tags=tags if "tags" in posted else None,
         )
     except TicketError as exc:
         flash(str(exc), "error")
     return redirect(url_for(".ticket", ticket_id=t.id))
+
+
+def _tag_list(text: str) -> list[str]:
+    """Tags as typed: separated by commas, the Japanese 「、」 and full-width 「，」 included."""
+    for comma in ("、", "，", "､"):
+        text = text.replace(comma, ",")
+    return sorted({tag.strip()[:60] for tag in text.split(",") if tag.strip()})
 
 
 @bp.post("/tickets/<int:ticket_id>/merge")

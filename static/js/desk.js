@@ -171,14 +171,22 @@
     const ts = document.querySelector(".ticket-sentiment");
     if (ts) { ts.replaceChildren(sentimentBadge(tk.sentiment, tk.sentiment.trend)); }
     // Keep the form in step unless this agent is editing it.
+    // The was-* fields follow too: what the form shows is what the server compares a save with, so
+    // a field this agent left alone never undoes a colleague's change (views/agent.py update).
     const form = document.getElementById("props");
     if (form && !form.contains(document.activeElement)) {
-      form.querySelector("#status").value = tk.status;
-      form.querySelector("#priority").value = tk.priority;
-      const a = form.querySelector("#assignee");
-      if (a) a.value = tk.assignee ? String(tk.assignee.id) : "";
-      const tm = form.querySelector("#team");
-      if (tm) tm.value = tk.team_id ? String(tk.team_id) : "";
+      const set = (sel, value) => { const e = form.querySelector(sel); if (e) e.value = value; };
+      const assignee = tk.assignee ? String(tk.assignee.id) : "";
+      const team = tk.team_id ? String(tk.team_id) : "";
+      set("#status", tk.status); set("#was-status", tk.status);
+      set("#priority", tk.priority); set("#was-priority", tk.priority);
+      const pick = form.querySelector("#assignee");
+      if (pick && assignee && !Array.from(pick.options).some((o) => o.value === assignee)) {
+        pick.append(new Option(tk.assignee.name, assignee));  // shown as it is, never blanked
+      }
+      set("#assignee", assignee); set("#was-assignee", assignee);
+      set("#team", team); set("#was-team", team);
+      if (Array.isArray(tk.tags)) { const tags = tk.tags.join(", "); set("#tags", tags); set("#was-tags", tags); }
     }
   }
 
@@ -489,9 +497,10 @@
     const canned = document.getElementById("canned");
     if (canned) canned.addEventListener("change", () => {
       if (canned.value) {
-        // Placeholders a canned reply may use: {customer}, {agent}, {ticket}.
-        const text = canned.value.replaceAll("{agent}", cfg.agent.name).replaceAll("{customer}", rc.customer)
-          .replaceAll("{ticket}", String(rc.ticketId));
+        // Placeholders a canned reply may use: {customer}, {agent}, {ticket}. One pass, with a function:
+        // a name is put in as it is, never read as a replacement pattern ("$&") or another placeholder.
+        const values = {customer: rc.customer, agent: cfg.agent.name, ticket: String(rc.ticketId)};
+        const text = canned.value.replace(/\{(customer|agent|ticket)\}/g, (_, k) => values[k]);
         body.value = (body.value ? body.value + "\n" : "") + text;
         body.focus();
       }
@@ -539,6 +548,7 @@
         if (!r.ok) { showReplyError(data.message || (r.status === 413 ? rc.i18n.too_large_total : rc.i18n.failed)); return; }
         composer.reset();
         fileList.replaceChildren();
+        body.focus();  // ready for the next answer (the Send button the agent clicked was disabled meanwhile)
         // The live event may have come first (and be newer: already sent); never overwrite it.
         if (!document.getElementById("m" + data.id)) upsertMessage(data);
       } catch (err) {
