@@ -16,7 +16,10 @@ _DATED_HEADER = re.compile(
     r"^\d{4}\s*[年/.\-]\s*\d{1,2}\s*[月/.\-]\s*\d{1,2}.{0,200}(wrote|書きました|のメール|のメッセージ|[>＞]|@.*)\s*[:：]\s*$",
     re.I)
 _HEADER_LINES = [
-    re.compile(r"^-{2,}\s*(original message|元のメッセージ|オリジナル メッセージ|オリジナルメッセージ)\s*-{2,}\s*$", re.I),
+    # "-----Original Message-----", "----- 元のメッセージ -----", also ruled with = ― ─ ー (matched after NFKC)
+    re.compile(r"^[-=_―─—ー]{2,}\s*(original message|元のメッセージ|オリジナル ?メッセージ)\s*[-=_―─—ー]{2,}\s*$", re.I),
+    # Yahoo! Mail: "--- Taro <taro@yahoo.co.jp> wrote:", "--- On Sun, 11/1/26, Taro <...> wrote:"
+    re.compile(r"^-{2,}\s*\S.{0,240}\b(wrote|schrieb|a écrit|escribió)\s*[:：]\s*$", re.I),
     re.compile(r"^.{1,160}(は|が)書きました\s*[:：]?\s*$"),
     re.compile(r"^(on|am|le|el)\b.{0,200}\b(wrote|schrieb|a écrit|escribió)\s*[:：]\s*$", re.I),
     _DATED_HEADER,
@@ -43,7 +46,8 @@ def _is_header_at(lines: list[str], i: int) -> bool:
     # Gmail wraps long headers over two lines: "On ... <address>\nwrote:", "2026年…山田 <\naddress>:".
     if i + 1 < len(lines) and len(line) > 10:
         joined = line + " " + _norm(lines[i + 1])
-        if re.match(r"^(on|\d{4}).{0,240}\b(wrote|書きました)\s*[:：]\s*$", joined, re.I) or _DATED_HEADER.match(joined):
+        if re.match(r"^(-{2,}\s*\S|on\b|\d{4}).{0,240}\b(wrote|書きました)\s*[:：]\s*$", joined, re.I) \
+                or _DATED_HEADER.match(joined):
             return True
     if _OUTLOOK_FROM.match(line):
         keys = sum(1 for ln in lines[i + 1:i + 6] if _OUTLOOK_OTHER.match(_norm(ln)))

@@ -291,6 +291,42 @@ def _euc_over_sjis(data: bytes, sjis_text: str) -> str:
 
 
 _KANA = re.compile(r"[\u3041-\u30ff]")
+_GB_NAMES = {"gb2312", "csgb2312", "euc-cn", "euccn", "x-euc-cn", "gbk", "x-gbk", "cp936", "ms936", "gb18030",
+             "chinese", "iso-ir-58"}
+# Kanji that fill everyday and business Japanese. EUC-JP read as GB2312 keeps its kana and
+# punctuation (both code them at the same bytes) but turns every kanji into another, mostly
+# uncommon, hanzi; real GB2312 text (also Japanese written by a Chinese-locale mailer) keeps
+# its common characters. Only the share of these tells the two readings apart.
+_COMMON_KANJI = frozenset(
+    "日一国会人年大十二本中長出三同時政事自行社見月分議後前民生連五発間対上部東者地合市業内相方四定今回新場"
+    "金員九入選立開手力学問高代明実円関決子動京全目表経通外最言氏現理調体化田当八六約主題下意法不来作性的要"
+    "用制度務強気小七成期公持野協取都和以機平総加山思家話世受区多県続進正安設保改数記院女初北午指心界支第"
+    "産結百点教報済書活原先共得解名交資予川向際査面委告文反元重近千考判認画海参売利組知案道信策集在件団別"
+    "物側任引使求所次水半品昨論計官増係感特情投示変打男基私各始島直両朝価式確村提運終果西減台広容必応電住"
+    "談能無再位置企真流格有口過局少放税検町常校料状工建語営空職証土与急止送援供可役構木割聞身費付施切由説"
+    "転食比難防補車何南万毎白天母火右読友左休父雨様御願申届注承拝啓敬具担返購商客頼依絡伺致頂誠恐縮迷惑訳"
+    "添請領収納配達到着番号登録更契払振込換良故障修理詳細早至宜存失礼宛殿株課携帯曜祝週末先日程内容確認返信"
+    "送付商品注文配送問合対応担当連絡返品交換届遅延欠損傷汚破損不具合操作画面表示入力登録方法手続完了予定"
+)
+
+
+def _common_kanji(text: str) -> int:
+    return sum(1 for ch in text if ch in _COMMON_KANJI)
+
+
+def _euc_over_gb(data: bytes, gb_text: str) -> str:
+    """EUC-JP labelled GB2312 (Chinese-locale servers and gateways): both are two bytes of
+    0xA1-0xFE, so GB2312 reads EUC-JP without an error, kana intact and kanji as the wrong hanzi.
+    The EUC-JP reading wins where it has kana and clearly more common kanji; text without kana
+    (Chinese) and Japanese that a Chinese mailer really wrote in GB2312 keep their reading."""
+    if not _KANA.search(gb_text):
+        return gb_text
+    try:
+        euc_text = decode_eucjp(data)
+    except UnicodeDecodeError:
+        return gb_text
+    euc_hits, gb_hits = _common_kanji(euc_text), _common_kanji(gb_text)
+    return euc_text if euc_hits >= 3 and euc_hits >= 2 * gb_hits + 1 else gb_text
 # ISO-2022-JP's escape sequences (JIS X 0208/0212/0213, JIS-Roman, half-width kana).
 _JIS_ESCAPE = re.compile(rb"\x1b(?:\$[@B]|\$\([DOQ]|\([BJI])")
 
@@ -327,7 +363,7 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
             text = data.decode(charset.strip().strip('"'))
         except (LookupError, ValueError, TypeError):  # unknown, binary-only ("hex") or broken codecs
             return guess_decode(data)
-        return text
+        return _euc_over_gb(data, text) if charset.strip().strip('"').lower() in _GB_NAMES else text
     # vague or missing label
     label = (charset or "").strip().strip('"').lower()
     if label not in ("iso-8859-1", "latin1", "latin-1", "windows-1252", "cp1252") or all(b < 0x80 for b in data):
@@ -518,71 +554,131 @@ def ticket_token(subject: str) -> int | None:
 
 # ---------------------------------------------------------------- HTML
 
-_BLOCK = {"p", "div", "br", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
-          "pre", "hr", "section", "article", "header", "footer", "dt", "dd", "address"}
+# Elements that start and end a line of their own (a browser's display:block).
+_BLOCK = {"p", "div", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
+          "pre", "hr", "section", "article", "header", "footer", "dt", "dd", "dl", "address", "center",
+          "main", "nav", "aside", "figure", "figcaption", "form", "fieldset", "details", "summary", "caption",
+          "thead", "tbody", "tfoot"}
+# Blocks a browser draws with a blank line's margin above and below.
+_SPACED = {"h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "pre", "blockquote", "table"}
 _SKIP = {"script", "style", "head", "title", "template", "noscript", "svg", "object", "iframe"}
+# A paragraph that holds nothing visible: the writer's mailer makes one <p> per line and writes
+# a blank line as <p>&nbsp;</p> (Outlook, web editors), so its paragraphs have no margins.
+_EMPTY_P = re.compile(r"<p\b[^>]*>(?:\s|&nbsp;|&#0*160;|&#x0*a0;|\xa0|<br\s*/?>|</?o:p>|</?span\b[^>]*>|"
+                      r"</?font\b[^>]*>)*</p\s*>", re.I)
+# Outlook's paragraph classes (MsoNormal, MsoPlainText, MsoListParagraph...) and explicit zero
+# margins: a line each, not a spaced paragraph.
+_MSO_CLASS = re.compile(r"(?:^|\s)mso", re.I)
+_NO_MARGIN = re.compile(r"(?:^|;)\s*margin\s*:\s*0(?:\.0+)?[a-z%]*\s*(?:;|$)", re.I)
 
 
 class _TextExtractor(HTMLParser):
-    def __init__(self) -> None:
+    """Lines as a browser lays the mail out: each block on its own line, <br> a line break
+    (so <div><br></div> and <p>&nbsp;</p> are the writer's blank lines), and a blank line
+    only where a block has a margin (spaced paragraphs, headings, lists)."""
+
+    def __init__(self, lined_paragraphs: bool = False) -> None:
         super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
+        self.lines: list[str] = []
+        self.cur: list[str] = []
         self.skip = 0
         self.pre = 0
+        self.lined = lined_paragraphs
+        self.p_spaced = not lined_paragraphs
+
+    def _has_content(self) -> bool:
+        return any(part.strip(" \t\n") for part in self.cur)
+
+    def _break(self) -> None:
+        """End the current line, if it holds anything visible (a block boundary)."""
+        if self._has_content():
+            self.lines.append("".join(self.cur))
+        self.cur = []
+
+    def _newline(self) -> None:
+        """A hard line break (<br>, a newline in <pre>): an empty line stays a blank line."""
+        self.lines.append("".join(self.cur) if self._has_content() else "")
+        self.cur = []
+
+    def _blank(self) -> None:
+        """A margin: at least one blank line here (margins between blocks do not add up)."""
+        self._break()
+        if self.lines and self.lines[-1].strip(" \t\xa0"):
+            self.lines.append("")
+
+    def _spaced(self, tag: str, attrs) -> bool:
+        if tag != "p":
+            return tag in _SPACED
+        if self.lined:
+            return False
+        a = dict(attrs)
+        return not (_MSO_CLASS.search(a.get("class") or "") or _NO_MARGIN.search(a.get("style") or ""))
 
     def handle_starttag(self, tag, attrs):
         if tag in _SKIP:
             self.skip += 1
+        elif self.skip:
+            return
         elif tag == "br":
-            self.out.append("\n")
-        elif tag == "li":
-            self.out.append("\n・")
+            self._newline()
         elif tag in ("td", "th"):
-            self.out.append("\t")
-        elif tag == "pre":
-            self.pre += 1
-            self.out.append("\n")
+            self.cur.append("\t")
         elif tag == "img":
             alt = dict(attrs).get("alt")
-            if alt and not self.skip:
-                self.out.append(f"[{alt}]")
+            if alt:
+                self.cur.append(f"[{alt}]")
         elif tag in _BLOCK:
-            self.out.append("\n")
+            spaced = self._spaced(tag, attrs)
+            self._blank() if spaced else self._break()
+            if tag == "p":
+                self.p_spaced = spaced  # an end tag has no attributes; <p> does not nest
+            elif tag == "pre":
+                self.pre += 1
+            elif tag == "li":
+                self.cur.append("・")
 
     def handle_startendtag(self, tag, attrs):
-        self.handle_starttag(tag, attrs)
         if tag in _SKIP:
-            self.skip = max(0, self.skip - 1)
+            return
+        self.handle_starttag(tag, attrs)
 
     def handle_endtag(self, tag):
         if tag in _SKIP:
             self.skip = max(0, self.skip - 1)
-        elif tag == "pre":
-            self.pre = max(0, self.pre - 1)
-            self.out.append("\n")
-        elif tag in _BLOCK and tag != "li":
-            self.out.append("\n")
+        elif self.skip:
+            return
+        elif tag in _BLOCK:
+            if tag == "pre":
+                self.pre = max(0, self.pre - 1)
+            self._blank() if (tag in _SPACED or (tag == "p" and self.p_spaced)) else self._break()
 
     def handle_data(self, data):
         if self.skip:
             return
-        if not self.pre:
-            data = re.sub(r"[ \t\r\n\f]+", " ", data)
-        self.out.append(data)
+        if self.pre:
+            parts = data.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+            for k, part in enumerate(parts):
+                if k:
+                    self._newline()
+                self.cur.append(part)
+            return
+        self.cur.append(re.sub(r"[ \t\r\n\f]+", " ", data))
+
+    def text(self) -> str:
+        self._break()
+        return "\n".join(line.replace("\xa0", " ").strip(" \t") for line in self.lines)
 
 
 def html_to_text(markup: str) -> str:
-    """Readable plain text from an HTML mail: no tags, scripts or styles; entities decoded.
+    """Readable plain text from an HTML mail: no tags, scripts or styles; entities decoded;
+    the writer's lines and blank lines where they left them.
 
     The result is text, not markup: the agent view escapes it like any other body.
     """
-    parser = _TextExtractor()
+    parser = _TextExtractor(lined_paragraphs=bool(_EMPTY_P.search(markup)))
     try:
         parser.feed(markup)
         parser.close()
     except Exception:  # html.parser is lenient; this is a last resort for pathological input
         return html.unescape(re.sub(r"<[^>]*>", " ", markup))
-    text = "".join(parser.out).replace("\xa0", " ")
-    lines = [ln.strip(" \t") for ln in text.split("\n")]
-    text = "\n".join(lines)
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
+    return parser.text().strip()

@@ -59,11 +59,45 @@ def sniff_type(data: bytes) -> str | None:
     return None
 
 
+_ZWJ = "\u200d"
+# A subdivision flag (🏴 + tag letters + cancel tag, e.g. Scotland); any other tag character is
+# invisible text.
+_TAG_FLAG = re.compile("\U0001f3f4[\U000e0030-\U000e0039\U000e0061-\U000e007a]{2,6}\U000e007f")
+
+
+def _emoji_like(ch: str) -> bool:
+    """A pictograph, or what may end an emoji before a joiner (skin tone, VS16)."""
+    return unicodedata.category(ch) == "So" or 0x1F000 <= ord(ch) <= 0x1FAFF or ch == "\ufe0f"
+
+
+def _visible(text: str) -> str:
+    """``text`` without control and format characters (bidi overrides, zero-width spaces, BOM,
+    tag characters): they hide or reorder what the desk shows. A joiner (U+200D) between two
+    emoji stays, and so does a subdivision flag: that is how 👨‍💻, 👨‍👩‍👧 and 🏴󠁧󠁢󠁳󠁣󠁴󠁿 are written.
+    Unassigned code points in the emoji blocks stay too (emoji newer than this Python)."""
+    out: list[str] = []
+    k, n = 0, len(text)
+    while k < n:
+        ch = text[k]
+        flag = _TAG_FLAG.match(text, k) if ch == "\U0001f3f4" else None
+        if flag:
+            out.append(flag.group())
+            k = flag.end()
+            continue
+        cat = unicodedata.category(ch)
+        if cat[0] != "C" \
+                or (ch == _ZWJ and out and _emoji_like(out[-1][-1]) and k + 1 < n and _emoji_like(text[k + 1])) \
+                or (cat == "Cn" and 0x1F000 <= ord(ch) <= 0x1FAFF):
+            out.append(ch)
+        k += 1
+    return "".join(out)
+
+
 def clean_filename(name: str) -> str:
     """A display-safe file name: no paths, no control characters, bounded length."""
     name = unicodedata.normalize("NFC", str(name or "")).replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip(" .")
-    return name[-120:] or "file"
+    name = _visible(name).strip(" .")
+    return name[-120:].lstrip(_ZWJ) or "file"
 
 
 def check_attachment(filename: str, data: bytes, max_bytes: int = MAX_ATTACHMENT_BYTES) -> Attachment:
@@ -121,8 +155,7 @@ def verified_key(inbox_key: str, identifier: str) -> str:
 def clean_name(value: Any) -> str:
     if not isinstance(value, str):
         return ""
-    value = "".join(ch for ch in value if unicodedata.category(ch)[0] != "C")
-    return value.strip()[:MAX_NAME]
+    return _visible(value).strip()[:MAX_NAME].rstrip(_ZWJ)
 
 
 @register
@@ -149,7 +182,7 @@ class ChatAdapter(Adapter):
         max_text = int(self.settings.get("max_text") or MAX_TEXT)
         if len(text) > max_text:
             raise ChannelError("too_long")
-        text = text.replace("\r\n", "\n").strip()
+        text = text.replace("\r\n", "\n").replace("\r", "\n").strip()  # CRLF and a lone CR (old Mac)
         attachments = raw.get("attachments") or ()
         if not isinstance(attachments, (list, tuple)) or not all(isinstance(a, Attachment) for a in attachments):
             raise ChannelError("bad_payload")  # files arrive stored by the upload view, never from the socket

@@ -751,10 +751,25 @@ def _sjis_to_jis(s1: int, s2: int) -> tuple[int, int]:
     return 2 * t, s2 - 0x7E
 
 
+# Characters that Mac, Linux and web input write where Windows (cp932) has a JIS X 0208 one
+# that every Japanese mailer shows the same way: converted as Japanese mail software does,
+# so the reply stays ISO-2022-JP. Anything else outside the repertoire sends the reply as UTF-8.
+_JIS_SUBSTITUTES = {
+    "\u00a5": "\uffe5",  # ¥ (Mac JIS keyboards) -> ￥
+    "\u203e": "\uffe3",  # ‾ overline -> ￣
+    "\u2014": "\u2015",  # — em dash -> ― (JIS 1-29; Windows decodes it as U+2015)
+    "\u2013": "\uff0d",  # – en dash (ranges, "10–20") -> －
+    "\u2011": "\u2010",  # non-breaking hyphen -> ‐
+    "\u00a6": "\uffe4",  # ¦ -> ￤
+    "\u00a0": " ",  # no-break space pasted from web pages
+}
+
+
 def encode_iso2022jp(text: str) -> bytes:
     """Text -> ISO-2022-JP with the cp932 repertoire (NEC ① ㈱ Ⅱ included), like cp50220.
 
-    Half-width katakana become full-width (not allowed in ISO-2022-JP). Raises
+    Half-width katakana become full-width (not allowed in ISO-2022-JP), and the few characters in
+    _JIS_SUBSTITUTES become their JIS X 0208 forms (¥ -> ￥, — -> ―). Raises
     UnicodeEncodeError for characters outside it (emoji): the caller sends UTF-8 then.
     """
     out = bytearray()
@@ -768,6 +783,7 @@ def encode_iso2022jp(text: str) -> bytes:
             continue
         if 0xFF61 <= ord(ch) <= 0xFF9F:
             ch = unicodedata.normalize("NFKC", ch)
+        ch = _JIS_SUBSTITUTES.get(ch, ch)
         for c in ch:
             sj = c.encode("cp932")
             if len(sj) != 2 or sj[0] >= 0xF0:

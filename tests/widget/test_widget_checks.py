@@ -169,3 +169,44 @@ def test_admin_form_keeps_valid_origins(app, admin_client):
     db.session.expire_all()
     assert db.session.get(Inbox, inbox.id).settings == {"allowed_origins": listed}
     assert save_settings(admin_client, inbox, {"allowed_origins": []}).status_code == 302
+
+
+# ---- what the visitor typed reaches the desk as typed --------------------------------------------
+
+CODER, FAMILY = "\U0001f468\u200d\U0001f4bb", "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # 👨‍💻 👨‍👩‍👧
+
+
+def test_joined_emoji_survive_in_names_and_file_names(app, client, sockets, chat_inbox, agent):
+    sockets.agent(agent)
+    c = sockets.visitor(chat_inbox, name=f"{CODER} 田中")
+    pass_ = hello(c)["pass"]
+    assert say(c, "こんにちは")["ok"]
+    assert db.session.scalar(select(Contact)).name == f"{CODER} 田中"
+    r = client.post("/widget/api/upload", headers={"X-Widget-Pass": pass_},
+                    data={"file": (io.BytesIO(PNG), f"{FAMILY}家族\u2764\ufe0f.png"), "client_id": "upload-0002"},
+                    content_type="multipart/form-data")
+    assert r.status_code == 201, r.json
+    assert r.json["message"]["attachments"][0]["filename"] == f"{FAMILY}家族\u2764\ufe0f.png"
+
+
+@pytest.mark.parametrize("given,shown", [
+    ("\u202eexe.png", "exe.png"),  # right-to-left override: "gnp.exe" on screen
+    ("田\u200b中\ufeff", "田中"),  # zero-width space, BOM
+    ("a\u200db", "ab"),  # a joiner between letters joins no emoji
+    (f"{CODER}\u200d", CODER),  # nor one left dangling
+    ("\u2066田中\u2069", "田中"),  # bidi isolates
+])
+def test_invisible_and_bidi_characters_are_still_removed_from_names(app, sockets, chat_inbox, agent, given, shown):
+    sockets.agent(agent)
+    c = sockets.visitor(chat_inbox, name=given)
+    hello(c)
+    assert say(c, "質問です")["ok"]
+    assert db.session.scalar(select(Contact)).name == shown
+
+
+def test_a_lone_carriage_return_is_a_new_line(app, sockets, chat_inbox, agent):
+    sockets.agent(agent)
+    c = sockets.visitor(chat_inbox)
+    hello(c)
+    assert say(c, "一行目\r二行目\r\n三行目\r\r五行目")["ok"]
+    assert db.session.scalar(select(Message)).body == "一行目\n二行目\n三行目\n\n五行目"
