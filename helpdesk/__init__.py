@@ -53,10 +53,18 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     # Flask-SocketIO keeps options across init_app calls; a Redis client manager left by
     # an earlier app in this process must not leak into this one.
     socketio.server_options.pop("client_manager", None)
+    queue: dict[str, Any] = {}
+    if app.config["REDIS_URL"]:
+        from .realtime.queue import RedisQueue
+
+        # Not Flask-SocketIO's own from message_queue: its emits could hang on a hung Redis.
+        queue["client_manager"] = RedisQueue(app.config["REDIS_URL"], channel=app.config["SOCKETIO_CHANNEL"],
+                                             timeout=float(app.config["REDIS_TIMEOUT_SECONDS"]))
     socketio.init_app(
         app,
         message_queue=app.config["REDIS_URL"] or None,
         channel=app.config["SOCKETIO_CHANNEL"],
+        **queue,
         async_mode="threading",
         cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS", "*"),
         max_http_buffer_size=2 * 1024 * 1024,

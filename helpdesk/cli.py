@@ -172,8 +172,12 @@ def worker(burst: bool):
     # or a killed worker's open transaction (and its row locks) would outlive it.
     db.session.remove()
     db.engine.dispose()
-    q = jobs.queue()
-    SimpleWorker([q], connection=q.connection, worker_ttl=WORKER_TTL,
+    from redis import Redis
+
+    # A connection of the worker's own, with redis-py's default retries and no short timeout:
+    # jobs.queue()'s, which jobs enqueue on, gives up after REDIS_TIMEOUT_SECONDS (for requests).
+    connection = Redis.from_url(current_app.config["REDIS_URL"])
+    SimpleWorker([jobs.queue().name], connection=connection, worker_ttl=WORKER_TTL,
                  maintenance_interval=WORKER_MAINTENANCE_SECONDS).work(burst=burst, with_scheduler=True)
 
 
@@ -185,8 +189,10 @@ def _requeue_pending_sends() -> None:
 
     ids = db.session.scalars(select(Message.id).where(Message.direction == Direction.outbound,
                                                       Message.delivery == Delivery.pending)).all()
+    retrying = jobs.scheduled_args("send_message")  # their retry is due later (tasks.sweep)
     for message_id in ids:
-        jobs.enqueue("send_message", message_id)
+        if message_id not in retrying:
+            jobs.enqueue("send_message", message_id)
 
 
 @click.command("poll-social")

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 JOBS: dict[str, Callable[..., Any]] = {}
 LANES: dict[str, str] = {}
 COALESCE: set[str] = set()
+NO_RETRY: set[str] = set()  # jobs RQ does not run again when they fail (see ``job``)
 # Lanes whose thread yields to request threads: the CPU (this much nicer, on Linux), and the
 # SQLite writer lock (sqlite_writes.yield_to_requests). Labelling can wait a moment, a
 # customer's message on its way to the agents' screens cannot (docs/performance.md: ingest
@@ -31,12 +32,16 @@ COALESCE: set[str] = set()
 NICE = {"sentiment": 10}
 
 
-def job(fn: Callable[..., Any] | None = None, *, lane: str = "default", coalesce: bool = False):
+def job(fn: Callable[..., Any] | None = None, *, lane: str = "default", coalesce: bool = False,
+        retry: bool = True):
     """Register a job by its function name. Jobs in different lanes never wait for
     each other in the embedded runner (a long labelling batch must not hold a reply).
 
     ``coalesce``: the job drains whatever is pending when it runs, so in the embedded
     runner one queued run that has not started yet stands for any number of requests.
+
+    ``retry``: with RQ, a run that raises is run again (``JOB_RETRY_SECONDS``). Off for a job
+    that each sweep queues anyway: a retry would only run beside the next one.
     """
 
     def register(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -44,6 +49,8 @@ def job(fn: Callable[..., Any] | None = None, *, lane: str = "default", coalesce
         LANES[f.__name__] = lane
         if coalesce:
             COALESCE.add(f.__name__)
+        if not retry:
+            NO_RETRY.add(f.__name__)
         return f
 
     return register(fn) if fn is not None else register
@@ -114,8 +121,8 @@ class _ThreadRunner:
         return True
 
 
-def run(name: str, *args: Any, own_session: bool = True) -> Any:
-    """Run one job by name; errors are logged, never raised into the runner.
+def run(name: str, *args: Any, own_session: bool = True, reraise: bool = False) -> Any:
+    """Run one job by name; errors are logged, and raised into the runner only with ``reraise``.
 
     ``own_session`` is False for inline jobs, which share the caller's session.
     """
@@ -127,14 +134,30 @@ def run(name: str, *args: Any, own_session: bool = True) -> Any:
     except Exception:
         log.exception("job %s%r failed", name, args)
         db.session.rollback()
+        if reraise:
+            raise
     finally:
         if own_session:
             db.session.remove()
 
 
 def _rq_entry(name: str, *args: Any) -> Any:
-    """What an RQ worker executes: the worker process already holds an app context."""
-    return run(name, *args)
+    """What an RQ worker executes: the worker process already holds an app context. A job that
+    raises (the database connection dropped, a provider's API down while fetching media) fails
+    in RQ's eyes, so that RQ runs it again after ``JOB_RETRY_SECONDS`` and, when every retry
+    failed too, keeps it in the queue's failed job registry with its traceback. Handled, it
+    would count as done and the work nobody's sweep looks for (a chat reply's email copy, a
+    LINE message's media) would be lost."""
+    return run(name, *args, reraise=True)
+
+
+def _rq_retry():
+    """RQ's retry policy for every job: one retry per entry of JOB_RETRY_SECONDS, after that many
+    seconds (the workers' scheduler moves it back onto the queue). Jobs are idempotent."""
+    from rq import Retry
+
+    waits = current_app.config["JOB_RETRY_SECONDS"]
+    return Retry(max=len(waits), interval=list(waits)) if waits else None
 
 
 class Jobs:
@@ -156,8 +179,13 @@ class Jobs:
             from redis import Redis
             from rq import Queue
 
+            from .config import redis_timeouts
+
+            # Timeouts: a hung Redis fails the enqueue (the sweep picks the work up) instead of the
+            # request that stored it. An RQ worker gives its own connection a longer one.
             state["queue"] = Queue(current_app.config["JOBS_QUEUE"],
-                                   connection=Redis.from_url(current_app.config["REDIS_URL"]))
+                                   connection=Redis.from_url(current_app.config["REDIS_URL"],
+                                                             **redis_timeouts(current_app.config)))
         return state["queue"]
 
     def enqueue(self, name: str, *args: Any, delay: float = 0.0, job_id: str | None = None) -> bool:
@@ -188,7 +216,9 @@ class Jobs:
 
             q = self.queue()
             # Job ids are global on the Redis server, which several desks may share.
-            kwargs = {"job_id": re.sub(r"[^A-Za-z0-9_-]", "_", f"{q.name}-{job_id}"), "unique": True} if job_id else {}
+            kwargs: dict[str, Any] = {"retry": None if name in NO_RETRY else _rq_retry()}
+            if job_id:
+                kwargs.update(job_id=re.sub(r"[^A-Za-z0-9_-]", "_", f"{q.name}-{job_id}"), unique=True)
             try:
                 if delay > 0:
                     q.enqueue_in(timedelta(seconds=delay), _rq_entry, name, *args, **kwargs)
@@ -202,6 +232,23 @@ class Jobs:
                 log.error("could not queue job %s%r (Redis unavailable: %s); the sweep will retry", name, args, exc)
                 return False
         return True
+
+    def scheduled_args(self, name: str) -> set[Any]:
+        """The first argument of each RQ job of ``name`` waiting for its time (a send's retry after
+        a timeout or a provider's Retry-After, or RQ's retry of a failed job): work the sweep must
+        not run before then. Empty outside RQ, or when Redis does not answer."""
+        if self._state()["mode"] != "rq":
+            return set()
+        from redis.exceptions import RedisError
+        from rq.job import Job
+
+        q = self.queue()
+        try:
+            waiting = Job.fetch_many(q.scheduled_job_registry.get_job_ids(), connection=q.connection)
+            return {j.args[1] for j in waiting if j is not None and len(j.args) > 1 and j.args[0] == name}
+        except RedisError as exc:
+            log.warning("could not read the scheduled jobs (Redis unavailable: %s)", exc)
+            return set()
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         state = self._state()

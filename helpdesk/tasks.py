@@ -122,7 +122,7 @@ def poll_social(inbox_id: int | None = None) -> int:
     return created
 
 
-@job
+@job(retry=False)  # every sweep queues one
 def poll_email() -> float:
     """Poll due IMAP mailboxes. The embedded runner's job re-enqueues itself (no cron needed);
     with RQ workers every sweep queues one, so polling lives as long as the sweep does."""
@@ -158,7 +158,7 @@ def schedule_sweep(after: int | None = None) -> None:
     jobs.enqueue("sweep", due, delay=due - now, job_id=f"sweep-{due}")
 
 
-@job
+@job(retry=False)  # the next run, 30 s later, does its work; a retry would run beside it
 def sweep(slot: int | None = None) -> None:
     """Production safety net, every 30 s on the RQ scheduler: work recorded in the
     database whose job was lost (Redis down when it was queued, a worker killed) is
@@ -176,11 +176,16 @@ def sweep(slot: int | None = None) -> None:
     schedule_sweep(after=slot)  # first: this run may die with its worker
     jobs.enqueue("poll_email")
     stale = utcnow() - timedelta(seconds=SWEEP_SECONDS)
+    # A send whose retry is scheduled (backing off after a timeout, or told by the provider to
+    # wait: a 429's Retry-After) is not lost: sent now, it would use up its attempts early and
+    # end failed for good while the provider still asks us to wait.
+    retrying = jobs.scheduled_args("send_message")
     for message_id in db.session.scalars(
         select(Message.id).where(Message.direction == Direction.outbound, Message.delivery == Delivery.pending,
                                  Message.created_at < stale)
     ):
-        jobs.enqueue("send_message", message_id)
+        if message_id not in retrying:
+            jobs.enqueue("send_message", message_id)
     if db.session.scalar(select(exists().where(Message.direction == Direction.inbound,
                                                 Message.sentiment_label.is_(None)))):
         jobs.enqueue("label_sentiment")

@@ -99,7 +99,16 @@ def run_migrations_online():
         )
 
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Several processes upgrading at once (every container runs `flask init-db` as
+                # it starts): one migrates, the others wait here, then find the schema at head.
+                # Without the lock they raced to create alembic_version and the same tables.
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             context.run_migrations()
+
+
+# pg_advisory_xact_lock's key for migrations: any fixed number the desk uses for nothing else.
+MIGRATION_LOCK = 0x68656C70  # "help"
 
 
 if context.is_offline_mode():

@@ -150,7 +150,8 @@ def allow(visitor_key: str, inbox_id: int) -> bool:
     ext = current_app.extensions
     if "helpdesk.widget_limiter" not in ext:
         ext["helpdesk.widget_limiter"] = MovingWindowRateLimiter(
-            storage_from_string(current_app.config["RATELIMIT_STORAGE_URI"]))
+            storage_from_string(current_app.config["RATELIMIT_STORAGE_URI"],
+                                **current_app.config.get("RATELIMIT_STORAGE_OPTIONS", {})))
     limiter = ext["helpdesk.widget_limiter"]
     try:
         return all(limiter.hit(item, "widget", str(inbox_id), visitor_key) for item in parse_many(spec))

@@ -4,6 +4,8 @@ answer and store, with the limits counted per process in memory until Redis is b
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 
@@ -12,7 +14,7 @@ import requests
 
 from tests.conftest import pg_available
 from tests.live import free_port
-from tests.procs import Cluster, agent_session, redis_server_cmd, wait_until
+from tests.procs import Cluster, agent_session, agent_socket, redis_server_cmd, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -65,5 +67,58 @@ def test_redis_down_limits_fall_back_to_memory_and_nothing_is_lost(tmp_path):
             log = next(cluster.tmp.glob("web-*.log")).read_text()
             assert "Rate limit storage unreachable - falling back to in-memory storage" in log
     finally:
+        redis_proc.terminate()
+        redis_proc.wait(10)
+
+
+def test_a_hung_redis_does_not_hang_the_requests_that_store_messages(tmp_path):
+    """Redis paused (SIGSTOP: it accepts connections and never answers, as in a network partition):
+    the rate limit, the job queue and the live events each wait REDIS_TIMEOUT_SECONDS at most, so
+    every post is answered and stored, and once Redis answers again the events flow again."""
+    if not pg_available():
+        pytest.skip("needs PostgreSQL")
+    port = free_port()
+    redis_proc = subprocess.Popen(redis_server_cmd(port), stdout=subprocess.DEVNULL)
+    try:
+        with Cluster(tmp_path, REDIS_URL=f"redis://127.0.0.1:{port}/0", RATELIMIT_ENABLED="true",
+                     SENTIMENT_ENABLED="false") as cluster:
+            ids = cluster.setup()
+            web = cluster.start_web()
+            headers = {"Authorization": f"Bearer {ids['token']}"}
+
+            def post(n: int) -> tuple[int, float]:
+                started = time.monotonic()
+                try:
+                    status = requests.post(web + "/api/v1/messages", headers=headers, timeout=20,
+                                           json={"external_id": f"h-{n}", "user_id": "u",
+                                                 "text": f"止まっています{n}"}).status_code
+                except requests.Timeout:
+                    status = 0
+                return status, time.monotonic() - started
+
+            assert post(0)[0] == 201
+            os.kill(redis_proc.pid, signal.SIGSTOP)
+            try:
+                during = [post(n) for n in range(1, 5)]
+            finally:
+                os.kill(redis_proc.pid, signal.SIGCONT)
+            assert [status for status, _ in during] == [201] * 4, during
+            assert max(took for _, took in during) < 8, during
+            assert sum(took for _, took in during) < 12, during
+            assert cluster.count("messages") == 5
+            # Redis answers again: live events reach an agent's page.
+            received: list = []
+            sio = agent_socket(web, agent_session(web, "e2e@example.com", "e2e-password"), received)
+            try:
+                def posted_and_seen() -> bool:
+                    post(len(received) + 100)
+                    return any(e == "message.created" for e, _ in received)
+
+                assert wait_until(posted_and_seen, 30, interval=1)
+            finally:
+                sio.disconnect()
+    finally:
+        if redis_proc.poll() is None:
+            os.kill(redis_proc.pid, signal.SIGCONT)
         redis_proc.terminate()
         redis_proc.wait(10)

@@ -130,3 +130,79 @@ def test_readme_production_section_names_real_settings():
     assert named <= set(vars(Defaults)), named - set(vars(Defaults))
     assert {"SECRET_KEY", "DATABASE_URL", "REDIS_URL", "JOBS", "PUBLIC_URL", "PROXY_FIX", "SOCKETIO_CHANNEL",
             "JOBS_QUEUE", "UPLOAD_DIR"} <= named
+
+
+# ---- database and Redis URLs --------------------------------------------------------------------
+
+@pytest.mark.parametrize(("url", "said"), [
+    ("notaurl", "is not a database URL"),
+    ("postgresql://helpdesk:s3cret@db:five/helpdesk", "is not a database URL"),
+    ("mysql://helpdesk:s3cret@db/helpdesk", "runs on SQLite or PostgreSQL, not mysql"),
+    ("postgresql+psycopg2://helpdesk:s3cret@db/helpdesk", "driver that is not installed"),
+    ("", "HELPDESK_DATABASE_URL is empty"),
+])
+def test_a_bad_database_url_is_one_line_without_the_password(tmp_path, url, said):
+    out = flask(tmp_path, "init-db", HELPDESK_DATABASE_URL=url, HELPDESK_SECRET_KEY="k" * 32)
+    assert out.returncode != 0
+    assert said in out.stderr and "postgresql://user:password@host:5432/dbname" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and "No such command" not in out.stderr, out.stderr
+    assert "s3cret" not in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("url", ["localhost:6379", "6379", "http://redis:6379/0", "redis://:s3cret@redis:port/0"])
+def test_a_bad_redis_url_is_one_line_without_the_password(tmp_path, url):
+    out = flask(tmp_path, "init-db", HELPDESK_REDIS_URL=url, HELPDESK_JOBS="rq", HELPDESK_SECRET_KEY="k" * 32)
+    assert out.returncode != 0
+    assert "HELPDESK_REDIS_URL" in out.stderr and "is not a Redis URL" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and "s3cret" not in out.stderr, out.stderr
+
+
+# ---- migrations ---------------------------------------------------------------------------------
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_servers_upgrading_one_postgresql_database_at_once_all_start(tmp_path):
+    """Every container of a desk runs `flask init-db` as it starts: on an empty database one of
+    them migrates and the others wait for it, instead of failing on the tables it is creating."""
+    import uuid
+
+    import psycopg
+
+    from tests.conftest import PG_BASE, pg_available
+
+    if not pg_available():
+        pytest.skip("needs PostgreSQL")
+    name = f"hd_migrate_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_BASE, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        settings = env(tmp_path, HELPDESK_DATABASE_URL=PG_BASE.rsplit("/", 1)[0] + "/" + name,
+                       HELPDESK_SECRET_KEY="k" * 32)
+        procs = [subprocess.Popen([sys.executable, "-m", "flask", "init-db"], env=settings, cwd=ROOT,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        outs = [p.communicate(timeout=120) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0], [err[-1500:] for _, err in outs]
+        assert sum("Running upgrade  ->" in err for _, err in outs) == 1, [err[-1500:] for _, err in outs]
+        with psycopg.connect(PG_BASE.rsplit("/", 1)[0] + "/" + name) as conn:
+            (version,) = conn.execute("select version_num from alembic_version").fetchall()
+        heads = subprocess.run([sys.executable, "-m", "flask", "db", "heads"], env=settings, cwd=ROOT,
+                               capture_output=True, text=True, timeout=120, check=True).stdout
+        assert version[0] in heads
+    finally:
+        with psycopg.connect(PG_BASE, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("url", ["desk.example.jp", "//desk.example.jp", "ftp://desk.example.jp", "https://",
+                                 "https://desk.example.jp/?x=1", "8080"])
+def test_a_public_url_that_links_nowhere_is_refused(tmp_path, url):
+    out = flask(tmp_path, "init-db", HELPDESK_PUBLIC_URL=url, HELPDESK_SECRET_KEY="k" * 32)
+    assert out.returncode != 0
+    assert "HELPDESK_PUBLIC_URL must be the desk's address" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("url", ["https://desk.example.jp/", "http://127.0.0.1:5000", "https://example.jp/desk"])
+def test_a_public_url_with_a_port_or_a_path_is_accepted(tmp_path, url):
+    out = flask(tmp_path, "init-db", HELPDESK_PUBLIC_URL=url, HELPDESK_SECRET_KEY="k" * 32)
+    assert out.returncode == 0, out.stderr

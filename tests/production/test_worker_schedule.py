@@ -104,3 +104,50 @@ def test_worker_polls_the_email_inboxes(cluster, mailbox):  # noqa: F811
                                                   body="追加で質問があります。").encode())
     assert wait_until(lambda: len(inbound()) == 2, 75), "the worker polled the mailbox only once"
     assert "届きません" in inbound()[0] and "追加で質問" in inbound()[1]
+
+
+def test_the_sweep_leaves_a_send_that_waits_for_its_retry_to_its_time(tmp_path):
+    """A send that timed out, or that the provider answered 429 with Retry-After, is pending with
+    its retry scheduled: the sweep must not send it before then (each early try uses up one of
+    SEND_MAX_ATTEMPTS, so a rate-limited reply ended failed for good). One with no job is queued."""
+    if not redis_available():
+        pytest.skip("needs Redis")
+    import uuid
+    from datetime import timedelta
+
+    from rq.job import Job
+
+    from helpdesk.extensions import db
+    from helpdesk.models import Message
+    from helpdesk.jobs import jobs
+    from helpdesk.models._types import utcnow
+    from helpdesk.services.ingest import ingest
+    from helpdesk.services.replies import post_reply
+    from helpdesk.tasks import sweep
+    from tests import factories
+    from tests.conftest import make_app
+    from tests.procs import drop_rq_queue
+
+    queue = f"hd-sweep-{uuid.uuid4().hex[:8]}"
+    app = make_app(f"sqlite:///{tmp_path / 'desk.db'}", tmp_path, JOBS="rq", REDIS_URL=REDIS_URL, JOBS_QUEUE=queue,
+                   SOCKETIO_CHANNEL=queue)
+    try:
+        with app.app_context():
+            db.create_all()
+            inbox, agent = factories.inbox(), factories.agent(role="admin")
+            ticket = ingest(inbox, factories.inbound()).message.ticket
+            db.session.commit()
+            waiting, lost = (post_reply(ticket, agent, text).id for text in ("429 の後で", "失われたジョブ"))
+            for message_id in (waiting, lost):
+                db.session.get(Message, message_id).created_at = utcnow() - timedelta(minutes=5)
+            db.session.commit()
+            q = jobs.queue()
+            q.empty()  # their first jobs ran: one was told to wait, the other's retry was lost
+            jobs.enqueue("send_message", waiting, delay=120)  # as replies.deliver does after a Retry-After
+            sweep(int(time.time()))
+            queued = [Job.fetch(i, connection=q.connection).args for i in q.job_ids]
+            assert ("send_message", lost) in queued
+            assert ("send_message", waiting) not in queued, queued
+            db.session.remove()
+    finally:
+        drop_rq_queue(REDIS_URL, queue)
