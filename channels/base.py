@@ -109,7 +109,16 @@ class Inbound:
 @dataclass(frozen=True)
 class StatusUpdate:
     """A provider event that changes existing rows instead of adding a message:
-    ``delivered``/``read`` receipts, ``unsend``, ``follow``/``unfollow``."""
+
+    - ``delivered``/``read``: receipts for ``external_ids`` (or up to ``watermark``);
+    - ``unsend``: the customer took ``external_ids`` back;
+    - ``follow``/``unfollow``: ``user_id`` (un)subscribed;
+    - ``edit``: the customer edited the message ``external_ids[0]``; ``meta``: ``text`` (the new
+      text), ``num_edit`` (the provider's edit count, or None), ``at`` (ISO time of the edit, or None);
+    - ``reaction``: the customer reacted to the message ``external_ids[0]`` (usually an agent's
+      reply); ``meta``: ``action`` ("react" or "unreact"), ``emoji`` (may be "" on unreact),
+      ``reaction`` (the provider's name for it: love, like...), ``at``.
+    """
 
     kind: str
     user_id: str = ""
@@ -117,6 +126,9 @@ class StatusUpdate:
     # Messenger receipts say "everything before this time"; epoch milliseconds.
     watermark: int | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        _make_storable(self)  # an edit's text is the customer's, like an Inbound's
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,10 @@ after that Meta refuses every message, so we refuse it first with a clear error 
 
 Events come from each entry's ``messaging`` list and, when another app owns the conversation
 (handover protocol), its ``standby`` list; standby messages are stored with ``messenger_standby``.
+Handled: messages and postbacks (``Inbound``); ``delivery``/``read`` receipts, deleted
+messages (``unsend``), ``message_edit`` (``edit``: the customer changed a message's text) and
+``reaction`` (``reaction``: an emoji on a message, or its removal) as ``StatusUpdate``s
+(services.status applies them). Other events are acknowledged and ignored.
 """
 
 from __future__ import annotations
@@ -45,6 +49,11 @@ ATTACHMENT_TYPES = {"image": "image/jpeg", "video": "video/mp4", "audio": "audio
 ATTACHMENT_LABELS = {"image": "[画像]", "video": "[動画]", "audio": "[音声]", "file": "[ファイル]", "location": "[位置情報]",
                      "sticker": "[スタンプ]", "share": "[共有]", "story_mention": "[ストーリーズのメンション]",
                      "ig_reel": "[リール]", "reel": "[リール]", "fallback": "[リンク]", "template": "[テンプレート]"}
+# A reaction's emoji when Meta names it only ("reaction": "love"; the documented names).
+REACTION_EMOJI = {"love": "❤️", "like": "👍", "dislike": "👎", "smile": "😆", "wow": "😮", "sad": "😢",
+                  "angry": "😠"}
+# An edited text is the customer's message again: bounded like any inbound text field.
+MAX_INBOUND_TEXT = 20000
 
 
 def hub_signature(secret: str, raw_body: bytes) -> str:
@@ -144,6 +153,38 @@ def _parse_iso(value: Any) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
+def _edit(sender: str, event: dict) -> StatusUpdate | None:
+    """``message_edit`` (webhook field message_edits): the message's new text. The customer
+    can edit a message five times; ``num_edit`` counts them (documented as an integer,
+    accepted as a numeric string too)."""
+    edit = _d(event.get("message_edit"))
+    mid, text = _s(edit.get("mid")), edit.get("text")
+    if not mid or not isinstance(text, str) or not text.strip():
+        log.warning("Messenger message_edit without a mid or a text skipped")
+        return None
+    num = _s(edit.get("num_edit"))
+    num = int(num) if num.isdigit() else None
+    at = _ms_to_dt(event.get("timestamp"))
+    return StatusUpdate(kind="edit", user_id=sender, external_ids=(mid,),
+                        meta={"text": text[:MAX_INBOUND_TEXT], "num_edit": num, "at": at.isoformat() if at else None})
+
+
+def _reaction(sender: str, event: dict) -> StatusUpdate | None:
+    """``reaction`` (webhook field message_reactions): an emoji on a message, mostly an
+    agent's reply; an "unreact" takes it back and may come without the emoji."""
+    reaction = _d(event.get("reaction"))
+    mid, action = _s(reaction.get("mid")), _s(reaction.get("action"))
+    name = _s(reaction.get("reaction"))[:20]
+    emoji = _s(reaction.get("emoji"))[:16] or REACTION_EMOJI.get(name, "")
+    if not mid or action not in ("react", "unreact") or (action == "react" and not emoji):
+        log.warning("Messenger reaction without a mid, an action or an emoji skipped")
+        return None
+    at = _ms_to_dt(event.get("timestamp"))
+    return StatusUpdate(kind="reaction", user_id=sender, external_ids=(mid,),
+                        meta={"action": action, "emoji": emoji, "reaction": name,
+                              "at": at.isoformat() if at else None})
+
+
 @register
 class MessengerAdapter(Adapter):
     kind = "messenger"
@@ -188,6 +229,10 @@ class MessengerAdapter(Adapter):
             return None
         sent_at = _ms_to_dt(event.get("timestamp"))
         identity = "instagram" if instagram else "messenger"
+        if "message_edit" in event:
+            return _edit(sender, event)
+        if "reaction" in event:
+            return _reaction(sender, event)
         if "message" in event:
             msg = _d(event["message"])
             if msg.get("is_echo"):

@@ -36,6 +36,12 @@ def message_json(msg: Message) -> dict[str, Any]:
         "unsent": msg.unsent,
         "public": bool((msg.meta or {}).get("public")),
         "sentiment": sentiment_json(msg),
+        # the customer edited it (Messenger): the earlier texts, oldest first, with when each was written
+        "edited": bool((msg.meta or {}).get("edits")),
+        "edits": [{"text": e.get("text"), "at": e.get("at")} for e in (msg.meta or {}).get("edits") or []
+                  if isinstance(e, dict)],
+        # the customer's emoji on it (a Messenger reaction), or None
+        "reaction": (msg.meta or {}).get("reaction") or None,
     }
 
 

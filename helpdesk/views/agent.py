@@ -92,6 +92,18 @@ class MergeForm(FlaskForm):
     other_id = StringField(_l("Contact id to merge"), validators=[DataRequired(), Length(max=12)])
 
 
+@bp.app_template_filter("fromiso")
+def _fromiso(value):
+    """An ISO time kept in a message's meta (an edit's) as a datetime for ``datetimeformat``; None
+    when it is missing or unreadable."""
+    from ..services.ingest import parse_datetime
+
+    try:
+        return parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 @bp.before_request
 @login_required
 def _require_login():

@@ -67,6 +67,7 @@
     const time = el("time", null, timeText(m.sent_at));
     time.dateTime = m.sent_at;
     head.append(time);
+    if (m.edited) head.append(el("span", "badge edited", t.edited));
     if (m.direction === "in") { const s = el("span", "msg-sentiment"); s.append(sentimentBadge(m.sentiment)); head.append(s); }
     if (m.direction === "out") {
       const d = el("span", "delivery", deliveryText(m.delivery));
@@ -75,6 +76,24 @@
       head.append(d);
     }
     li.append(head, el("div", "body", m.body));
+    if (m.edited && m.edits && m.edits.length) {
+      // The customer's earlier texts (newest first), as the page renders them.
+      const details = el("details", "edit-history");
+      const list = el("ol");
+      m.edits.slice().reverse().forEach((e) => {
+        const item = el("li");
+        if (e.at) { const at = el("time", null, timeText(e.at)); at.dateTime = e.at; item.append(at, " "); }
+        item.append(el("span", "edit-text", e.text));
+        list.append(item);
+      });
+      details.append(el("summary", null, t.earlier_versions), list);
+      li.append(details);
+    }
+    if (m.reaction) {
+      const r = el("div", "reaction");
+      r.append(el("span", "muted", t.reaction), " ", el("span", "emoji", m.reaction));
+      li.append(r);
+    }
     if (m.delivery === "failed" && m.delivery_error) {
       // The provider's own words (English, technical) after a sentence in the agent's language.
       const detail = el("span", "detail", m.delivery_error);

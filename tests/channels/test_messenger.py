@@ -132,7 +132,7 @@ def test_postback_becomes_message(client, inbox):
 
 def test_unknown_events_are_acknowledged(client, inbox):
     ev = {"sender": {"id": "7005"}, "recipient": {"id": PAGE}, "timestamp": ms(),
-          "reaction": {"mid": "m_x", "action": "react", "reaction": "love"}}
+          "optin": {"ref": "landing-page", "user_ref": "u-1"}}
     resp = post_hub(client, "messenger", inbox, messaging(ev, {"sender": {}}, "junk"))
     assert resp.status_code == 200 and count(Message) == 0
 
@@ -322,3 +322,212 @@ def test_temporary_send_failure_code_1200_is_retried(client, inbox, graph):
     msg = post_reply(only_ticket(), f.agent(inboxes=[inbox]), "再送されます")
     db.session.refresh(msg)
     assert msg.delivery is Delivery.sent and msg.delivery_attempts == 2
+
+
+# ---- edits and reactions (message_edits, message_reactions) ---------------------------------------------
+
+def edit(mid, text, num=1, psid="7040"):
+    return {"sender": {"id": psid}, "recipient": {"id": PAGE}, "timestamp": ms(),
+            "message_edit": {"mid": mid, "text": text, "num_edit": num}}
+
+
+def reaction(mid, action="react", emoji="❤️", name="love", psid="7040"):
+    r = {"mid": mid, "action": action, "reaction": name}
+    if emoji is not None:
+        r["emoji"] = emoji
+    return {"sender": {"id": psid}, "recipient": {"id": PAGE}, "timestamp": ms(), "reaction": r}
+
+
+def search_ids(term: str) -> list[int]:
+    from nlp.text import search_document
+
+    token = search_document(term)
+    return [m.id for m in db.session.scalars(select(Message)) if token in (m.search_text or "")]
+
+
+def test_edit_replaces_the_text_keeps_the_history_and_reaches_agents(app, client, inbox):
+    agent = f.agent(inboxes=[inbox])
+    post_hub(client, "messenger", inbox, messaging(message("注文番号は123です", psid="7040", mid="m_ed1")))
+    sio = agent_socket(app, client, agent)
+    resp = post_hub(client, "messenger", inbox, messaging(edit("m_ed1", "注文番号は124です")))
+    assert resp.status_code == 200 and resp.json == {"ok": True, "received": 1, "created": 0}
+    msg = db.session.scalars(select(Message)).one()
+    sent_at = msg.sent_at
+    assert msg.body == "注文番号は124です"
+    assert [e["text"] for e in msg.meta["edits"]] == ["注文番号は123です"]
+    assert msg.meta["edits"][0]["at"] == sent_at.isoformat() and msg.meta["num_edit"] == 1
+    assert "124" in msg.search_text and "123" not in msg.search_text
+    [update] = received(sio, "message.updated")
+    assert (update["id"], update["body"], update["edited"]) == (msg.id, "注文番号は124です", True)
+    assert [e["text"] for e in update["edits"]] == ["注文番号は123です"]
+    # a second edit: both earlier texts, oldest first
+    post_hub(client, "messenger", inbox, messaging(edit("m_ed1", "注文番号は125です", num=2)))
+    db.session.refresh(msg)
+    assert msg.body == "注文番号は125です"
+    assert [e["text"] for e in msg.meta["edits"]] == ["注文番号は123です", "注文番号は124です"]
+    assert count(Message) == 1
+
+
+def test_redelivered_edit_adds_no_history(client, inbox):
+    post_hub(client, "messenger", inbox, messaging(message("住所は東京です", psid="7041", mid="m_ed2")))
+    payload = messaging(edit("m_ed2", "住所は大阪です", psid="7041"))
+    post_hub(client, "messenger", inbox, payload)
+    post_hub(client, "messenger", inbox, payload)  # Meta retries a webhook it thinks failed
+    # the same text again under another count, and an older edit arriving late
+    post_hub(client, "messenger", inbox, messaging(edit("m_ed2", "住所は大阪です", num=2, psid="7041")))
+    post_hub(client, "messenger", inbox, messaging(edit("m_ed2", "住所は京都です", num=1, psid="7041")))
+    msg = db.session.scalars(select(Message)).one()
+    assert msg.body == "住所は大阪です"
+    assert [e["text"] for e in msg.meta["edits"]] == ["住所は東京です"]
+
+
+def test_history_is_bounded(client, inbox):
+    from helpdesk.services.status import MAX_EDITS
+
+    post_hub(client, "messenger", inbox, messaging(message("版0", psid="7042", mid="m_ed3")))
+    for n in range(1, MAX_EDITS + 3):
+        post_hub(client, "messenger", inbox, messaging(edit("m_ed3", f"版{n}", num=n, psid="7042")))
+    msg = db.session.scalars(select(Message)).one()
+    assert msg.body == f"版{MAX_EDITS + 2}"
+    assert [e["text"] for e in msg.meta["edits"]] == [f"版{n}" for n in range(2, MAX_EDITS + 2)]
+
+
+def test_edit_of_an_unknown_or_outbound_message_is_logged_and_ignored(client, inbox, graph, caplog):
+    post_hub(client, "messenger", inbox, messaging(message("こんにちは", psid="7043", mid="m_ed4")))
+    reply = post_reply(only_ticket(), f.agent(inboxes=[inbox]), "ご連絡ありがとうございます")
+    db.session.refresh(reply)
+    with caplog.at_level(logging.INFO, logger="helpdesk.services.status"):
+        assert post_hub(client, "messenger", inbox, messaging(edit("m_never_seen", "別の文", psid="7043"))
+                        ).status_code == 200
+        post_hub(client, "messenger", inbox, messaging(edit(reply.external_id, "書き換え", psid="7043")))
+    assert "m_never_seen" in caplog.text and "never stored" in caplog.text
+    assert "not a customer's message" in caplog.text
+    db.session.refresh(reply)
+    assert reply.body == "ご連絡ありがとうございます" and "edits" not in (reply.meta or {})
+    assert [m.body for m in db.session.scalars(select(Message).order_by(Message.id))] == [
+        "こんにちは", "ご連絡ありがとうございます"]
+
+
+@pytest.mark.parametrize("bad", [{"text": "新しい文"}, {"mid": "m_x"}, {"mid": "m_x", "text": ""},
+                                 {"mid": "m_x", "text": ["a"]}, "junk"])
+def test_partial_edit_is_skipped_with_a_warning(client, inbox, bad, caplog):
+    post_hub(client, "messenger", inbox, messaging(message("元の文", psid="7044", mid="m_x")))
+    ev = {"sender": {"id": "7044"}, "recipient": {"id": PAGE}, "timestamp": ms(), "message_edit": bad}
+    with caplog.at_level(logging.WARNING):
+        assert post_hub(client, "messenger", inbox, messaging(ev)).status_code == 200
+    assert "message_edit" in caplog.text
+    assert db.session.scalars(select(Message)).one().body == "元の文"
+
+
+def test_instagram_edit_is_applied_too(client, ig_inbox):
+    post_hub(client, "messenger", ig_inbox, messaging(message("Mサイズ", psid="17850", mid="aWdfZAG1"),
+                                                      obj="instagram"))
+    post_hub(client, "messenger", ig_inbox, messaging(edit("aWdfZAG1", "Lサイズ", psid="17850"), obj="instagram"))
+    assert db.session.scalars(select(Message)).one().body == "Lサイズ"
+
+
+@pytest.mark.config(SENTIMENT_ENABLED=True)
+def test_edit_is_labelled_again_and_the_aggregates_follow(client, inbox):
+    from helpdesk.models import Contact
+
+    happy = "ありがとうございます。とても助かりました"
+    angry = "何度も問い合わせているのに返事がない。いい加減にしてください"
+    post_hub(client, "messenger", inbox, messaging(message(happy, psid="7045", mid="m_ed5")))
+    msg = db.session.scalars(select(Message)).one()
+    assert msg.sentiment_label == "positive" and only_ticket().sentiment_label == "positive"
+    first_model = msg.sentiment_model
+    post_hub(client, "messenger", inbox, messaging(edit("m_ed5", angry, psid="7045")))
+    db.session.expire_all()
+    msg = db.session.scalars(select(Message)).one()
+    assert msg.body == angry and msg.sentiment_label == "negative" and msg.sentiment_model == first_model
+    assert msg.keywords and msg.sentiment_at is not None
+    ticket = only_ticket()
+    assert ticket.sentiment_label == "negative" and ticket.sentiment_worst_score < 0
+    assert db.session.scalars(select(Contact)).one().sentiment_latest_label == "negative"
+
+
+def test_edit_is_pending_for_the_labelling_job(client, inbox):
+    """With labelling off here the message stays pending: a NULL label is what label_pending takes."""
+    post_hub(client, "messenger", inbox, messaging(message("元の文", psid="7046", mid="m_ed6")))
+    msg = db.session.scalars(select(Message)).one()
+    msg.sentiment_label, msg.sentiment_score, msg.keywords = "positive", 0.9, ["元"]
+    db.session.commit()
+    post_hub(client, "messenger", inbox, messaging(edit("m_ed6", "新しい文", psid="7046")))
+    db.session.refresh(msg)
+    assert (msg.sentiment_label, msg.sentiment_score, msg.keywords) == (None, None, None)
+
+
+def test_edited_html_is_shown_escaped_with_its_history(client, inbox):
+    from tests.conftest import login
+
+    agent = f.agent(inboxes=[inbox])
+    post_hub(client, "messenger", inbox, messaging(message("<b>最初</b>の文", psid="7047", mid="m_ed7")))
+    post_hub(client, "messenger", inbox, messaging(edit("m_ed7", "<script>alert(1)</script><img src=x>", psid="7047")))
+    login(client, agent.email)
+    html = client.get(f"/agent/tickets/{only_ticket().id}").get_data(as_text=True)
+    assert "<script>alert(1)" not in html and "<img src=x>" not in html and "<b>最初" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x&gt;" in html
+    assert "&lt;b&gt;最初&lt;/b&gt;の文" in html  # the earlier version, in the history
+    assert 'class="badge edited"' in html and 'class="edit-history"' in html
+    assert ">編集済み<" in html and "お客様のリアクション" not in html
+
+
+def test_reaction_is_set_replaced_and_cleared(app, client, inbox, graph):
+    agent = f.agent(inboxes=[inbox])
+    post_hub(client, "messenger", inbox, messaging(message("届きません", psid="7048")))
+    reply = post_reply(only_ticket(), agent, "本日発送いたしました")
+    db.session.refresh(reply)
+    sio = agent_socket(app, client, agent)
+    post_hub(client, "messenger", inbox, messaging(reaction(reply.external_id, psid="7048")))
+    db.session.refresh(reply)
+    assert reply.meta["reaction"] == "❤️"
+    post_hub(client, "messenger", inbox, messaging(reaction(reply.external_id, psid="7048")))  # redelivered
+    # Meta named the reaction only: its emoji all the same
+    post_hub(client, "messenger", inbox, messaging(reaction(reply.external_id, emoji=None, name="like", psid="7048")))
+    db.session.refresh(reply)
+    assert reply.meta["reaction"] == "👍"
+    html = client.get(f"/agent/tickets/{reply.ticket_id}").get_data(as_text=True)
+    assert '<span class="emoji">👍</span>' in html
+    post_hub(client, "messenger", inbox, messaging(reaction(reply.external_id, action="unreact", emoji=None,
+                                                            psid="7048")))
+    db.session.refresh(reply)
+    assert "reaction" not in reply.meta and reply.body == "本日発送いたしました"
+    assert [(u["id"], u["reaction"]) for u in received(sio, "message.updated")] == [
+        (reply.id, "❤️"), (reply.id, "👍"), (reply.id, None)]
+    assert 'class="reaction"' not in client.get(f"/agent/tickets/{reply.ticket_id}").get_data(as_text=True)
+
+
+def test_reaction_on_an_unknown_message_or_without_an_action_is_ignored(client, inbox, caplog):
+    with caplog.at_level(logging.INFO):
+        post_hub(client, "messenger", inbox, messaging(reaction("m_unknown", psid="7049")))
+        post_hub(client, "messenger", inbox, messaging(reaction("m_unknown", action="poke", psid="7049")))
+    assert "never stored" in caplog.text and "reaction without" in caplog.text
+    assert count(Message) == 0
+
+
+@pytest.mark.browser
+@pytest.mark.config(JOBS="thread", SENTIMENT_ENABLED=False)
+def test_open_ticket_page_shows_an_edit_live(app, tmp_path):
+    from tests.live import chromium, live_server, open_desk_page
+
+    box = f.inbox(kind="messenger", secrets={"app_secret": "app-secret", "page_token": "t", "verify_token": "v"})
+    agent = f.agent(inboxes=[box], name="田中")
+    hooks = app.test_client()
+    post_hub(hooks, "messenger", box, messaging(message("注文番号は123です", psid="7050", mid="m_live")))
+    msg = db.session.scalars(select(Message)).one()
+    with live_server(app) as server, chromium() as browser:
+        page = open_desk_page(browser, server, agent.email, f.PASSWORD)
+        page.goto(f"{server.url}/agent/tickets/{msg.ticket_id}")
+        page.wait_for_selector("body[data-live=ready]")
+        assert page.locator(f"#m{msg.id} .badge.edited").count() == 0
+        edited = page.evaluate("() => JSON.parse(document.getElementById('desk-config').textContent).i18n.edited")
+        assert edited == "編集済み"
+        post_hub(hooks, "messenger", box, messaging(edit("m_live", "注文番号は124です<b>!</b>", psid="7050")))
+        page.wait_for_function(f"() => document.querySelector('#m{msg.id} .body').textContent"
+                               " === '注文番号は124です<b>!</b>'", timeout=10000)
+        li = page.locator(f"#m{msg.id}")
+        assert li.locator(".badge.edited").inner_text() == edited
+        assert li.locator(".body b").count() == 0  # text, never markup
+        li.locator(".edit-history summary").click()
+        assert li.locator(".edit-history .edit-text").all_inner_texts() == ["注文番号は123です"]
+        assert page.errors == []
