@@ -172,6 +172,12 @@ class Jobs:
     def _state(self) -> dict[str, Any]:
         return current_app.extensions["helpdesk.jobs"]
 
+    @property
+    def mode(self) -> str:
+        """"thread", "rq" or "inline" (tests: a job runs at once, its ``delay`` ignored, so a job
+        that queues itself again for later must not do so there)."""
+        return self._state()["mode"]
+
     def queue(self):
         """The RQ queue (production only); created lazily, no I/O in the factory."""
         state = self._state()

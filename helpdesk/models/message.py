@@ -70,6 +70,9 @@ class Message(db.Model):
     delivery: Mapped[Delivery] = mapped_column(Enum(Delivery, native_enum=False, length=10), default=Delivery.none)
     delivery_error: Mapped[str | None] = mapped_column(Text)
     delivery_attempts: Mapped[int] = mapped_column(default=0)
+    # A pending reply being sent: until then no other worker sends it (services/replies.deliver,
+    # which holds no transaction open across the provider's call).
+    send_claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsent: Mapped[bool] = mapped_column(default=False)
     # Sentiment: NULL label on an inbound message means "pending" for the worker.
     sentiment_label: Mapped[str | None] = mapped_column(String(10))

@@ -86,6 +86,10 @@ class Ticket(db.Model):
     last_message_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The ticket this one was merged into (services/tickets.merge_tickets): its conversation is
+    # there. No foreign key: both are tickets of one inbox, deleted together; and SQLite can add a
+    # column with a reference it reports back only by copying the table (the migration).
+    merged_into_id: Mapped[int | None]
     # Sentiment aggregate over the customer's messages (services/sentiment.py).
     sentiment_label: Mapped[str | None] = mapped_column(String(10), index=True)
     sentiment_score: Mapped[float | None]

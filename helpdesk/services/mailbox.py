@@ -398,7 +398,7 @@ def run_scheduled_poll() -> float:
     from ..jobs import jobs
 
     delay = poll_due()
-    if current_app.extensions["helpdesk.jobs"]["mode"] != "inline":
+    if jobs.mode != "inline":
         jobs.enqueue("poll_email", delay=delay, job_id="helpdesk-poll-email")
     return delay
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import mimetypes
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import PurePath
 
 from flask import current_app
@@ -105,6 +106,10 @@ def post_reply(ticket: Ticket, agent: Agent | None, body: str, *, private: bool 
     ``record_only`` stores a reply that was already delivered elsewhere (history
     imported from another desk, demo data): it is marked sent and never sent again.
     """
+    if ticket.merged_into_id and not private:
+        # Its conversation, and the customer's next message, are on that ticket now: an answer
+        # sent from here would be the only message of a closed ticket.
+        raise ReplyError(_l("This ticket was merged into #%(id)s: reply there.", id=ticket.merged_into_id))
     body = (body or "").strip()
     if not body and not files:
         raise ReplyError(_l("The reply is empty."))
@@ -147,11 +152,34 @@ def post_reply(ticket: Ticket, agent: Agent | None, body: str, *, private: bool 
     return msg
 
 
+# How long a worker's claim on a reply it is sending lasts: far longer than any send takes
+# (SMTP gives each step 30 s). A worker killed mid-send leaves the reply pending; once the claim
+# has lapsed, another sends it.
+SEND_CLAIM_SECONDS = 300
+
+
 def deliver(message_id: int) -> None:
-    """Send one pending outbound message; idempotent (a sent message is never resent)."""
-    # The row lock makes a second worker wait, then see "sent" and skip (no double send).
-    msg = db.session.get(Message, message_id, with_for_update=True)
+    """Send one pending outbound message; idempotent (a sent message is never resent).
+
+    The message is claimed in a short transaction (``send_claimed_until``), which is committed
+    before the provider's call: no transaction, and no row lock, is held open across a send that
+    may take long (PostgreSQL ends a session idle in a transaction after a minute, and the send's
+    result would be lost with it, the reply sent again by the sweep). Another worker asked to
+    send it meanwhile (the sweep, a duplicate job) sees the claim and checks again when it lapses.
+    """
+    # The row lock makes a second worker wait for the claim, then see it (no double send); read
+    # afresh, not from this session's identity map (inline jobs share their caller's session).
+    msg = db.session.get(Message, message_id, with_for_update=True, populate_existing=True)
     if msg is None or msg.direction is not Direction.outbound or msg.delivery is not Delivery.pending:
+        db.session.rollback()
+        return
+    now = utcnow()
+    if msg.send_claimed_until is not None and msg.send_claimed_until > now:
+        wait = (msg.send_claimed_until - now).total_seconds() + 1
+        log.info("message %s is being sent by another worker; checking again in %.0f s", msg.id, wait)
+        db.session.rollback()
+        if jobs.mode != "inline":  # there it would run at once, and again, until the claim lapsed
+            jobs.enqueue("send_message", message_id, delay=wait)
         return
     ticket = msg.ticket
     adapter = get_adapter(ticket.inbox)
@@ -173,9 +201,13 @@ def deliver(message_id: int) -> None:
         meta=dict(msg.meta or {}),
     )
     msg.delivery_attempts += 1
+    msg.send_claimed_until = now + timedelta(seconds=SEND_CLAIM_SECONDS)
+    db.session.commit()
+    # What the provider answers is recorded below, in a new transaction (the objects reload).
     try:
         result = adapter.send(ticket.reply_to, outbound)
     except TransientSendError as exc:
+        msg.send_claimed_until = None
         if exc.meta:
             msg.meta = {**(msg.meta or {}), **exc.meta}
         max_attempts = current_app.config["SEND_MAX_ATTEMPTS"]
@@ -192,8 +224,10 @@ def deliver(message_id: int) -> None:
         msg.delivery, msg.delivery_error = Delivery.failed, str(exc)
     except Exception as exc:  # an adapter bug must show up on the message, not vanish
         log.exception("adapter %s crashed sending message %s", ticket.inbox.kind, msg.id)
+        msg.send_claimed_until = None
         msg.delivery, msg.delivery_error = Delivery.failed, f"internal error: {exc.__class__.__name__}"
     else:
+        msg.send_claimed_until = None
         if result.ok:
             msg.delivery, msg.delivery_error = Delivery.sent, None
             if result.external_id:

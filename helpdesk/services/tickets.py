@@ -145,6 +145,7 @@ def merge_tickets(target: Ticket, source: Ticket, agent: Agent) -> Ticket:
     now = utcnow()
     old_status = source.status.value
     source.status, source.resolved_at = Status.closed, source.resolved_at or now
+    source.merged_into_id = target.id
     with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):  # stored text: the desk's language
         note = gettext("Merged into ticket #%(id)s.", id=target.id)
     note_msg = Message(ticket=source, inbox_id=source.inbox_id, agent_id=agent.id, direction=Direction.note,

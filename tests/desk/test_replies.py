@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 from sqlalchemy import select
 
 from channels import testing as test_channel
 from helpdesk.extensions import db
-from helpdesk.models import Delivery, Direction, Event, Status
+from helpdesk.models import Delivery, Direction, Event, Message, Status
 from helpdesk.services.ingest import ingest
 from helpdesk.services.replies import ReplyError, deliver, post_reply
 from tests import factories as f
@@ -175,3 +178,70 @@ def test_record_only_reply_is_never_sent(app):
     assert msg.delivery is Delivery.sent
     deliver(msg.id)
     assert test_channel.SENT == []
+
+
+def test_a_reply_is_claimed_and_committed_before_the_provider_is_called(app):
+    """No transaction, and no row lock, is held open across a send: on PostgreSQL a session idle
+    in a transaction is ended after a minute, and a slow send's result was lost with it (the
+    sweep then sent the reply again). A second sender meanwhile sees the claim and sends nothing:
+    on SQLite, where there is no row lock, it used to send the reply a second time."""
+    import http.server
+    import threading
+
+    from sqlalchemy import text
+
+    calls, seen = [], {}
+    release = threading.Event()
+    engine = db.engine
+    postgres = engine.dialect.name == "postgresql"
+
+    class Provider(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            calls.append(body["message_id"])
+            lock = " FOR UPDATE NOWAIT" if postgres else ""
+            with engine.connect() as conn:  # another connection, while our send is in flight
+                row = conn.execute(text(f"SELECT delivery, send_claimed_until FROM messages WHERE id = :id{lock}"),
+                                   {"id": body["message_id"]}).one()
+                seen.update(delivery=row[0], claimed=row[1] is not None)
+                conn.rollback()
+            release.wait(30)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Provider)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        inbox = f.inbox(kind="api", settings={"callback_url": f"http://127.0.0.1:{server.server_port}/hook"})
+        ticket = ingest(inbox, f.inbound(user_id="U-7")).message.ticket
+        msg = Message(ticket_id=ticket.id, inbox_id=inbox.id, direction=Direction.outbound, body="お待たせしました",
+                      delivery=Delivery.pending)
+        db.session.add(msg)
+        db.session.commit()
+        message_id = msg.id
+
+        def first_sender():
+            with app.app_context():
+                deliver(message_id)
+                db.session.remove()
+
+        sender = threading.Thread(target=first_sender)
+        sender.start()
+        for _ in range(300):
+            if seen:
+                break
+            time.sleep(0.05)
+        assert seen == {"delivery": "pending", "claimed": True}  # committed, and not locked (NOWAIT)
+        deliver(message_id)  # a second sender (the sweep) while the first is still sending
+        release.set()
+        sender.join(30)
+        assert calls == [message_id]
+        msg = db.session.get(Message, message_id, populate_existing=True)
+        assert msg.delivery is Delivery.sent and msg.send_claimed_until is None and msg.delivery_attempts == 1
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from helpdesk.extensions import db
 from helpdesk.models import AuditLog, Direction, Event, Message, Status, Ticket
 from helpdesk.services.ingest import ingest
-from helpdesk.services.replies import post_reply
+from helpdesk.services.replies import ReplyError, post_reply
 from helpdesk.services.tickets import TicketError, merge_tickets, update_ticket
 from tests import factories as f
 from tests.conftest import csrf_token, login
@@ -96,3 +96,43 @@ def test_merge_from_the_ticket_page(app, client, pair):
     token = csrf_token(client, "/agent/")
     assert client.post(f"/agent/tickets/{keep.id}/merge",
                        data={"into": str(dup.id), "csrf_token": token}).status_code == 403
+
+
+def test_the_merged_ticket_points_to_the_kept_one_and_takes_no_reply(app, client, pair):
+    """Its conversation, and the customer's next message, are on the kept ticket: an answer
+    sent from the merged one went to the customer as the only message of a closed ticket."""
+    inbox, agent, keep, dup = pair
+    merge_tickets(keep, dup, agent)
+    dup = db.session.get(Ticket, dup.id, populate_existing=True)
+    assert dup.merged_into_id == keep.id
+    with pytest.raises(ReplyError) as refused:
+        post_reply(dup, agent, "こちらでご案内します")
+    with app.test_request_context():  # the message is translated where it is shown
+        assert str(refused.value) == f"このチケットは #{keep.id} に統合されました。返信はそちらでどうぞ。"
+    note = post_reply(dup, agent, "統合済み（社内メモ）", private=True)  # a note stays possible
+    assert note.direction is Direction.note
+    login(client, agent.email)
+    page = client.get(f"/agent/tickets/{dup.id}").get_data(as_text=True)
+    assert f"このチケットは #{keep.id} に統合されました。" in page
+    assert f'href="/agent/tickets/{keep.id}"' in page
+    token = csrf_token(client, f"/agent/tickets/{dup.id}")
+    resp = client.post(f"/agent/tickets/{dup.id}/reply", data={"body": "返信", "csrf_token": token},
+                       headers={"Accept": "application/json"})
+    assert resp.status_code == 400 and f"#{keep.id}" in resp.json["error"]
+    assert client.get(f"/agent/tickets/{keep.id}").get_data(as_text=True).count("merged-into") == 0
+    assert _bodies(dup.id)[-1] == "統合済み（社内メモ）"
+
+
+def test_tickets_merged_before_the_column_get_their_keeper_from_the_audit_log(app, pair):
+    import importlib
+
+    inbox, agent, keep, dup = pair
+    merge_tickets(keep, dup, agent)
+    db.session.execute(update(Ticket).values(merged_into_id=None))  # as merges left them before
+    db.session.commit()
+    migration = importlib.import_module(
+        "helpdesk.migrations.versions.841ef24e5c35_reply_send_claims_and_merged_tickets")
+    with db.engine.begin() as conn:
+        migration.backfill_merged_into(conn)
+    rows = db.session.execute(select(Ticket.id, Ticket.merged_into_id).order_by(Ticket.id)).all()
+    assert rows == [(keep.id, None), (dup.id, keep.id)]
