@@ -8,6 +8,7 @@ from flask_socketio import Namespace, join_room, leave_room
 
 from ..extensions import db
 from ..models import Ticket
+from ..models._types import ROW_ID_MAX
 from ..services.access import visible_inbox_ids
 from . import events, presence
 
@@ -40,6 +41,8 @@ class AgentNamespace(Namespace):
         try:
             ticket_id = int((data or {}).get("ticket_id"))
         except (TypeError, ValueError):
+            return None
+        if not 0 < ticket_id <= ROW_ID_MAX:  # past the id column's range, PostgreSQL fails the lookup
             return None
         ticket = db.session.get(Ticket, ticket_id)
         if ticket is None or ticket.inbox_id not in visible_inbox_ids(current_user):

@@ -21,6 +21,7 @@ from channels.email import render_signature
 
 from ..extensions import db
 from ..models import Agent, CannedReply, Contact, Inbox, Message, Priority, Status, Tag, Team, Ticket
+from ..models._types import ROW_ID_MAX
 from ..realtime.events import last_event_id
 from ..realtime.serializers import message_json
 from ..services import storage
@@ -153,7 +154,7 @@ def bulk():
     back = safe_next(request.form.get("next"))
     if not form.validate_on_submit():
         abort(400)
-    ids = sorted(set(request.form.getlist("ticket_ids", type=int)))
+    ids = sorted({i for i in request.form.getlist("ticket_ids", type=int) if 0 < i <= ROW_ID_MAX})
     if not ids:
         flash(_("Select at least one ticket."), "error")
         return redirect(back)
