@@ -225,3 +225,15 @@ def email_inbox(settings: dict | None = None, secrets: dict | None = None, **kw)
     base = {"address": "support@example.jp", "from_address": "support@example.jp", "from_name": "サポート窓口"}
     base.update(settings or {})
     return f.inbox(kind="email", settings=base, secrets=secrets or {}, **kw)
+
+
+@pytest.fixture
+def listener(app):
+    """The desk's SMTP listener (aiosmtpd) on a free port; yields the port."""
+    from helpdesk.services.mailbox import smtp_controller
+
+    port = free_port()
+    controller = smtp_controller(app, port=port, max_bytes=200_000)
+    controller.start()
+    yield port
+    controller.stop()

@@ -19,22 +19,11 @@ from channels._mail_text import decode_bytes
 from channels.email import EmailAdapter, encode_iso2022jp
 from helpdesk.extensions import db
 from helpdesk.models import Message, Ticket
-from helpdesk.services.mailbox import smtp_controller
 from tests.email.conftest import email_inbox
-from tests.live import free_port
 
 pytestmark = pytest.mark.config(SENTIMENT_ENABLED=False)
 
 BODY = "お世話になっております。\n①の件、㈱髙橋商事の髙橋です。"
-
-
-@pytest.fixture
-def listener(app):
-    port = free_port()
-    controller = smtp_controller(app, port=port, max_bytes=200_000)
-    controller.start()
-    yield port
-    controller.stop()
 
 
 def _mail(body: bytes, charset: str, subject: str = "Subject: test", msgid: str = "<label@example.jp>") -> bytes:

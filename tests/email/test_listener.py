@@ -14,7 +14,6 @@ from sqlalchemy import select
 
 from helpdesk.extensions import db
 from helpdesk.models import AuditLog, Message
-from helpdesk.services.mailbox import smtp_controller
 from tests.email import make_fixtures
 from tests.email.conftest import _wait_port, email_inbox
 from tests.live import free_port
@@ -22,15 +21,6 @@ from tests.live import free_port
 pytestmark = pytest.mark.config(SENTIMENT_ENABLED=False)
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-@pytest.fixture
-def listener(app):
-    port = free_port()
-    controller = smtp_controller(app, port=port, max_bytes=200_000)
-    controller.start()
-    yield port
-    controller.stop()
 
 
 def send(port: int, raw: bytes, to: str = "support@example.jp") -> None:

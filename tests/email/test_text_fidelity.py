@@ -17,9 +17,7 @@ from channels._mail_quote import split_reply
 from channels._mail_text import decode_bytes, decode_iso2022jp, html_to_text
 from helpdesk.extensions import db
 from helpdesk.models import Message
-from helpdesk.services.mailbox import smtp_controller
 from tests.email.conftest import email_inbox
-from tests.live import free_port
 
 ADAPTER = EmailAdapter({"address": "support@example.jp"})
 
@@ -78,15 +76,6 @@ def test_gmail_html_only_mail_keeps_its_lines_and_blank_lines():
 ])
 def test_html_lines_are_the_writers_lines(markup, text):
     assert html_to_text(markup) == text
-
-
-@pytest.fixture
-def listener(app):
-    port = free_port()
-    controller = smtp_controller(app, port=port, max_bytes=200_000)
-    controller.start()
-    yield port
-    controller.stop()
 
 
 @pytest.mark.config(SENTIMENT_ENABLED=False)
