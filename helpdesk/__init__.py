@@ -93,7 +93,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     register_error_pages(app)
     from flask_babel import get_locale
 
-    from .labels import channel_label, channel_labels, language_name
+    from .labels import (channel_label, channel_labels, language_name, priority_label, priority_labels, role_label,
+                         status_label, status_labels)
     from .realtime.events import last_event_id
 
     app.jinja_env.globals.update(
@@ -102,6 +103,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         get_locale=get_locale,
         locale_choices=app.config["LANGUAGES"],
         language_name=language_name,
+        status_name=status_label,
+        priority_name=priority_label,
+        status_names=status_labels,
+        priority_names=priority_labels,
+        role_name=role_label,
         has_endpoint=lambda name: name in app.view_functions,
         last_event_id=last_event_id,
     )

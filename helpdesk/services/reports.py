@@ -23,7 +23,7 @@ from flask_babel import gettext as _
 from sqlalchemy import String, and_, case, column, func, literal_column, or_, select, true
 
 from ..extensions import db
-from ..labels import channel_label
+from ..labels import channel_label, status_label
 from ..models import Agent, Alert, Contact, Direction, Inbox, Message, Status, Tag, Team, Ticket
 from ..models.survey import Survey, SurveyAnswer
 from ..models.ticket import ticket_tags
@@ -311,7 +311,8 @@ def sentiment_series(f: Filters) -> dict[str, Any]:
         "summary": {"messages": n_all,
                     "negative_share": _r(sum(counts["negative"]) / n_all) if n_all else None,
                     "avg_score": _r(sum(score_sum) / n_all) if n_all else None},
-        "chart": {"type": "bar", "stacked": True, "integer": True, "labels": keys,
+        # "time": the labels are bucket keys (YYYY-MM-DD, or YYYY-MM-DD HH:00); the page words them
+        "chart": {"type": "bar", "stacked": True, "integer": True, "labels": keys, "time": f.bucket,
                   "datasets": [{"key": lab, "label": names[lab], "data": counts[lab]} for lab in LABELS]
                   + [{"key": "avg_score", "label": _("Average score"), "data": avg, "type": "line",
                       "yAxisID": "score"}]},
@@ -484,8 +485,7 @@ def operations(f: Filters, now: datetime | None = None) -> dict[str, Any]:
         subject, status, prio, assignee = details[r["id"]]
         r.update(subject=subject, status=status.value, priority=prio.value, assignee_id=assignee,
                  assignee=names.get(assignee) if assignee else None)
-    status_names = {"new": _("New"), "open": _("Open"), "pending": _("Pending")}
-    rows = [[status_names[s], n] for s, n in backlog.items()]
+    rows = [[status_label(s), n] for s, n in backlog.items()]
     rows += [[_("First response median (business min)"), first_response["median_min"]],
              [_("First response p90 (business min)"), first_response["p90_min"]],
              [_("First response target (min)"), first_response["target_min"]],
@@ -501,7 +501,7 @@ def operations(f: Filters, now: datetime | None = None) -> dict[str, Any]:
         "resolution": resolution,
         "breaching": {"breached": counts["breached"], "at_risk": counts["at_risk"], "tickets": at_risk},
         "business_open_now": clock.is_open(now),
-        "chart": {"type": "bar", "integer": True, "labels": [status_names[s] for s in backlog],
+        "chart": {"type": "bar", "integer": True, "labels": [status_label(s) for s in backlog],
                   "datasets": [{"key": "backlog", "label": _("Open tickets"), "data": list(backlog.values())}]},
         "table": _table([_("Measure"), _("Value")], rows),
     }
@@ -559,7 +559,7 @@ def surveys(f: Filters, by: str = "agent") -> dict[str, Any]:
     return {
         "buckets": keys, "series": series, "counts": counts, "summary": {**totals, "answers": len(rows)},
         "groups": groups, "by": by,
-        "chart": {"type": "line", "labels": keys,
+        "chart": {"type": "line", "labels": keys, "time": f.bucket,
                   "datasets": [{"key": "csat", "label": _("CSAT (%)"), "data": series["csat"]},
                                {"key": "nps", "label": "NPS", "data": series["nps"]},
                                {"key": "ces", "label": "CES", "data": series["ces"], "yAxisID": "ces"}]},
@@ -568,7 +568,9 @@ def surveys(f: Filters, by: str = "agent") -> dict[str, Any]:
         "group_table": _table([{"channel": _("Channel"), "agent": _("Agent"), "team": _("Team")}[by],
                                _("CSAT (%)"), _("CSAT answers"), "NPS", _("NPS answers"), "CES", _("CES answers")],
                               [[g["name"], g["csat"], g["csat_n"], g["nps"], g["nps_n"], g["ces"], g["ces_n"]]
-                               for g in groups]),
+                               for g in groups]) | {
+            # the narrow card's headers: "answers" after each score, the full name in <abbr title>
+            "short": [None, None, _("Answers"), None, _("Answers"), None, _("Answers")]},
     }
 
 

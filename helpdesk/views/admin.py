@@ -24,6 +24,8 @@ from channels.base import valid_email
 from channels.chat import clean_origin
 
 from ..extensions import db
+from ..labels import (AUDIT_ACTION_LABELS, audit_action_label, audit_field_label, audit_object_label, channel_label,
+                      language_name, priority_label, role_label, status_label)
 from ..models import Agent, ApiToken, AuditLog, CannedReply, Inbox, Role, Status, Team, Ticket
 from ..models._types import ROW_ID_MAX
 from ..realtime.agent_ns import drop_agent_sockets
@@ -612,6 +614,57 @@ def revoke_token(token_id: int):
 
 AUDIT_PAGE_SIZE = 50
 
+# Entries whose changes hold [before, after] pairs; the others hold the new value (or what a
+# creation, merge or deletion was about).
+_BEFORE_AFTER_ACTIONS = {"ticket.update"}
+
+
+
+def _audit_value(key: str, value, names: dict[int, str], teams: dict[int, str]) -> str:
+    """One value of an audit entry as a reader takes it: ids named, codes in words, the rest
+    as written (Japanese stays Japanese); the template escapes it like any text."""
+    if value is None or value == []:
+        return _("None")
+    if isinstance(value, bool):
+        return _("Yes") if value else _("No")
+    if isinstance(value, list):
+        return ", ".join(_audit_value(key, v, names, teams) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    if isinstance(value, int) and key in ("assignee_id", "members"):
+        return f"{names[value]} (#{value})" if value in names else f"#{value}"
+    if isinstance(value, int) and key in ("team_id", "teams"):
+        return f"{teams[value]} (#{value})" if value in teams else f"#{value}"
+    if isinstance(value, int) and key in ("merged", "merged_into"):
+        return f"#{value}"
+    if key == "status":
+        return status_label(str(value))
+    if key == "priority":
+        return priority_label(str(value))
+    if key == "role" and value in {r.value for r in Role}:
+        return role_label(value)
+    if key == "locale":
+        return language_name(str(value))
+    if key == "kind":
+        return channel_label(str(value))
+    return str(value) if value != "" else '""'
+
+
+def _audit_details(entry: AuditLog, names: dict[int, str], teams: dict[int, str]) -> list[dict]:
+    """The changes of an entry, one row per field: its label, and what it was before where the
+    entry recorded that."""
+    rows = []
+    changes = entry.changes if isinstance(entry.changes, dict) else {"": entry.changes}
+    pairs = entry.action in _BEFORE_AFTER_ACTIONS
+    for key, value in changes.items():
+        row = {"key": key, "label": audit_field_label(key) if key else ""}
+        if pairs and isinstance(value, list) and len(value) == 2:
+            row["old"], row["new"] = (_audit_value(key, v, names, teams) for v in value)
+        else:
+            row["new"] = _audit_value(key, value, names, teams)
+        rows.append(row)
+    return rows
+
 
 @bp.get("/audit")
 @admin_required
@@ -627,10 +680,15 @@ def audit_log():
     page = max(1, min(request.args.get("page", 1, type=int), 100_000))
     entries = db.paginate(stmt, page=page, per_page=AUDIT_PAGE_SIZE, error_out=False)
     agents = db.session.scalars(select(Agent).order_by(Agent.name)).all()
+    names = {a.id: a.name for a in agents}
+    teams = dict(db.session.execute(select(Team.id, Team.name)).all())
+    codes = set(db.session.scalars(select(AuditLog.action).distinct()).all())
+    # every action the desk writes, in the reader's words, then any older code as it was stored
+    actions = [(code, audit_action_label(code)) for code in AUDIT_ACTION_LABELS]
+    actions += sorted((code, code) for code in codes - AUDIT_ACTION_LABELS.keys())
     return render_template(
-        "admin/audit.html", entries=entries, agents=agents, names={a.id: a.name for a in agents},
-        # as written (Japanese stays Japanese), escaped by the template like any text
-        details={e.id: json.dumps(e.changes, ensure_ascii=False, default=str) for e in entries.items},
-        actions=db.session.scalars(select(AuditLog.action).distinct().order_by(AuditLog.action)).all(),
+        "admin/audit.html", entries=entries, agents=agents, names=names,
+        details={e.id: _audit_details(e, names, teams) for e in entries.items},
+        actions=actions, action_label=audit_action_label, object_label=audit_object_label,
         chosen_agent=agent_id, chosen_action=action,
         args={k: v for k, v in (("agent", agent_id), ("action", action)) if v})

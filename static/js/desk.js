@@ -134,7 +134,7 @@
     item.dataset.channel = tk.channel;
     const a = el("a", null, "#" + tk.id + " " + (tk.subject || t.no_subject));
     a.href = cfg.ticketUrl + tk.id;
-    item.append(a, " ", el("span", "muted", t[tk.status]));
+    item.append(a, " ", el("span", "muted", t.statuses[tk.status]));
     if (old) { old.replaceWith(item); return; }
     const none = list.querySelector("li:not([data-ticket-id])");
     if (none) none.remove();
@@ -182,9 +182,9 @@
     applyCustomer(tk);
     if (!ticketEl || tk.id !== ticketId) return;
     const st = document.querySelector(".status-badge");
-    if (st) { st.dataset.status = tk.status; st.textContent = t[tk.status]; }
+    if (st) { st.dataset.status = tk.status; st.textContent = t.statuses[tk.status]; }
     const pr = document.querySelector(".ticket-head .prio");
-    if (pr) { pr.className = "prio prio-" + tk.priority; pr.textContent = t[tk.priority]; }
+    if (pr) { pr.className = "prio prio-" + tk.priority; pr.textContent = t.priorities[tk.priority]; }
     const an = document.querySelector(".assignee-name");
     if (an) an.textContent = tk.assignee ? tk.assignee.name : t.unassigned;
     const ts = document.querySelector(".ticket-sentiment");
@@ -226,8 +226,8 @@
       tr.append(td("pick", box));
     }
     tr.append(td("id", link(String(tk.id))), td("channel", ch), td("contact", tk.contact.name),
-              td("subject", link(tk.subject || t.no_subject)), td("status", t[tk.status]),
-              td("priority", t[tk.priority]), td("assignee", tk.assignee ? tk.assignee.name : "—"),
+              td("subject", link(tk.subject || t.no_subject)), td("status", t.statuses[tk.status]),
+              td("priority", t.priorities[tk.priority]), td("assignee", tk.assignee ? tk.assignee.name : "—"),
               td("sentiment", sentimentBadge(tk.sentiment, tk.sentiment.trend)));
     const time = el("time", null, timeText(tk.last_message_at));
     time.dateTime = tk.last_message_at;

@@ -29,6 +29,38 @@
     try { return new Date(iso).toLocaleString(document.documentElement.lang || "ja", {timeZone: cfg.timeZone, dateStyle: "short", timeStyle: "short"}); }
     catch (e) { return iso; }
   }
+  // Time buckets arrive as sortable keys in the dashboard's zone ("2026-11-19", "2026-11-19 14:00");
+  // the axis words them in the page's language (11/19, 14時 / Nov 19, 2 PM), the tooltip and the
+  // table in full. The keys are local already, so they are read and formatted as UTC: no zone
+  // moves them a second time.
+  const lang = document.documentElement.lang || "ja";
+  const BUCKET_KEY = /^(\d{4})-(\d{2})-(\d{2})(?: (\d{2}):(\d{2}))?$/;
+  const formats = {};
+  function dateFormat(opts) {
+    const k = JSON.stringify(opts);
+    if (!formats[k]) formats[k] = new Intl.DateTimeFormat(lang, Object.assign({timeZone: "UTC"}, opts));
+    return formats[k];
+  }
+  function bucketDate(key) {
+    const m = BUCKET_KEY.exec(String(key));
+    return m ? new Date(Date.UTC(+m[1], +m[2] - 1, +m[3], +(m[4] || 0), +(m[5] || 0))) : null;
+  }
+  const SHORT_DAY = lang.startsWith("ja") ? {month: "numeric", day: "numeric"} : {month: "short", day: "numeric"};
+  // labels: all the chart's keys; an hourly axis over several days says the day at each hour.
+  function bucketTick(key, bucket, labels) {
+    const d = bucketDate(key);
+    if (!d) return key;
+    if (bucket !== "hour") return dateFormat(SHORT_DAY).format(d) + (bucket !== "week" ? "" : lang.startsWith("ja") ? "〜" : "–");
+    const oneDay = !labels.length || String(labels[0]).slice(0, 10) === String(labels[labels.length - 1]).slice(0, 10);
+    return dateFormat(oneDay ? {hour: "numeric"} : Object.assign({hour: "numeric"}, SHORT_DAY)).format(d);
+  }
+  function bucketText(key, bucket) {
+    const d = bucketDate(key);
+    if (!d) return key;
+    if (bucket === "hour") return dateFormat({dateStyle: "full", timeStyle: "short"}).format(d);
+    const day = dateFormat({dateStyle: "full"}).format(d);
+    return bucket === "week" ? fmt(t.week_of, {date: day}) : day;
+  }
   function pattern(color, kind) {
     if (kind === "solid") return color;
     const c = document.createElement("canvas");
@@ -66,13 +98,20 @@
     return tr;
   }
 
-  function renderTable(slot, table) {
+  // time: the bucket of a table whose first column holds time buckets (the chart's keys).
+  function renderTable(slot, table, time) {
     const tbl = el("table", "sv-table");
     const head = el("tr");
     // A column of numbers is right-aligned, its header too.
     const numeric = table.columns.map((_, i) => i > 0 && table.rows.length > 0
       && table.rows.every((r) => r[i] === null || typeof r[i] === "number"));
-    table.columns.forEach((c, i) => { const th = el("th", numeric[i] ? "num" : null, c); th.scope = "col"; head.append(th); });
+    table.columns.forEach((c, i) => {
+      const th = el("th", numeric[i] ? "num" : null);
+      th.scope = "col";
+      const short = table.short && table.short[i];  // a shorter header; the full one in its title
+      if (short) { const abbr = el("abbr", null, short); abbr.title = c; th.append(abbr); } else th.textContent = c;
+      head.append(th);
+    });
     tbl.append(el("thead")); tbl.tHead.append(head);
     const body = el("tbody");
     if (!table.rows.length) body.append(emptyRow(t.no_data, table.columns.length));
@@ -82,6 +121,10 @@
       row.forEach((v, i) => {
         const c = el(i === 0 ? "th" : "td", numeric[i] || typeof v === "number" ? "num" : null, v === null ? "–" : v);
         if (i === 0) c.scope = "row";
+        if (i === 0 && time && bucketDate(v)) {  // the period in words; the key stays for machines
+          c.replaceChildren(el("time", null, bucketText(v, time)));
+          c.firstChild.dateTime = String(v).replace(" ", "T");
+        }
         tr.append(c);
       });
       body.append(tr);
@@ -103,6 +146,11 @@
     });
     const scales = {x: {stacked: !!spec.stacked}, y: {stacked: !!spec.stacked, beginAtZero: true}};
     if (spec.horizontal) { scales.x.beginAtZero = true; }
+    const tooltip = {};
+    if (spec.time) {
+      scales.x.ticks = {callback(value) { return bucketTick(this.getLabelForValue(value), spec.time, this.chart.data.labels); }};
+      tooltip.callbacks = {title: (items) => (items.length ? bucketText(items[0].label, spec.time) : "")};
+    }
     // Counts of messages or tickets: whole-number ticks (a single message drew 0.1, 0.2 ... 1.0).
     if (spec.integer) scales[spec.horizontal ? "x" : "y"].ticks = {precision: 0};
     if (datasets.some((d) => d.yAxisID === "score")) scales.score = {position: "right", min: -1, max: 1, grid: {drawOnChartArea: false}};
@@ -122,7 +170,7 @@
       type: spec.type,
       data: {labels: spec.labels, datasets},
       options: {responsive: true, maintainAspectRatio: false, animation: false, indexAxis: spec.horizontal ? "y" : "x",
-                scales, plugins: {legend: {position: "bottom", labels: {usePointStyle: false}}}},
+                scales, plugins: {legend: {position: "bottom", labels: {usePointStyle: false}}, tooltip}},
     });
   }
 
@@ -196,11 +244,14 @@
     const err = section.querySelector(".report-error");
     try {
       const r = await fetch(urlFor(section, false), {credentials: "same-origin"});
-      const d = await r.json();
+      const d = await r.json().catch(() => ({}));  // a proxy's or server's error page is no JSON
+      // Logged out (the session ended, or in another tab): say what to do, not the API's code.
+      if (r.status === 401) throw new Error(t.logged_out);
       if (!r.ok) throw new Error(d.error || r.status);
       data[section.id] = d;
       renderChart(section, d.chart);
-      renderTable(section.querySelector(".table-slot"), d[section.dataset.table] || d.table);
+      const tableName = d[section.dataset.table] ? section.dataset.table : "table";
+      renderTable(section.querySelector(".table-slot"), d[tableName], tableName === "table" && d.chart ? d.chart.time : null);
       if (extras[section.dataset.report]) extras[section.dataset.report](section, d);
       if (err) err.hidden = true;
     } catch (e) {

@@ -177,12 +177,15 @@ def test_the_audit_log_shows_who_changed_what_escaped_and_filtered(app, client, 
     html = client.get("/admin/audit").get_data(as_text=True)
     assert "監査ログ" in html and "全3件" in html
     table = html[html.index('id="audit"'):]
-    assert table.index("team.create") < table.index("contact.update") < table.index("ticket.update")  # newest first
+    assert table.index('data-action="team.create"') < table.index('data-action="contact.update"') \
+        < table.index('data-action="ticket.update"')  # newest first
     assert f'href="/agent/tickets/{ticket.id}"' in html and "鈴木 一郎" in html and "管理 花子" in html
     assert "返金" in html and "\\u" not in html  # Japanese as written
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
     only = client.get(f"/admin/audit?agent={colleague.id}&action=ticket.update").get_data(as_text=True)
-    assert "ticket.update</code>" in only and "contact.update</code>" not in only and "全1件" in only
+    only = only[only.index('id="audit"'):]
+    assert 'data-action="ticket.update"' in only and 'data-action="contact.update"' not in only
+    assert "全1件" in only
     assert client.get("/admin/audit?agent=²&page=abc").status_code == 200  # ignored, not a 500
 
 
@@ -190,3 +193,80 @@ def test_the_audit_log_shows_who_changed_what_escaped_and_filtered(app, client, 
 def test_only_admins_read_the_audit_log(app, client, role):
     login(client, f.agent(role=role).email)
     assert client.get("/admin/audit").status_code == 403
+
+
+def _audit_rows(html: str) -> str:
+    return html[html.index('id="audit"'):]
+
+
+@pytest.mark.parametrize("locale, words", [
+    ("ja", {"ticket.update": "チケットを更新", "contact.merge": "顧客を統合", "inbox.create": "受信箱を作成",
+            "token.revoke": "APIトークンを失効", "canned.delete": "定型文を削除",
+            "account.update": "自分のアカウントを更新"}),
+    ("en", {"ticket.update": "Ticket updated", "contact.merge": "Customers merged", "inbox.create": "Inbox created",
+            "token.revoke": "API token revoked", "canned.delete": "Canned reply deleted",
+            "account.update": "Own account updated"}),
+])
+def test_the_audit_log_names_actions_and_records_in_words(app, client, locale, words):
+    """Every action the desk writes reads as words in the page's language, in the table and the
+    filter (whose value stays the code); a code of an older version shows as itself."""
+    import re
+
+    from flask_babel import force_locale
+
+    from helpdesk.labels import AUDIT_ACTION_LABELS
+    from helpdesk.models import AuditLog
+
+    admin = f.agent(role=Role.admin, name="管理 花子", locale=locale)
+    login(client, admin.email)
+    written = set()
+    for path in ("helpdesk/services/tickets.py", "helpdesk/views/admin.py", "helpdesk/views/auth.py"):
+        with open(path, encoding="utf-8") as fh:
+            written |= set(re.findall(r'audit\((?:current_user|agent), "([a-z_.]+)"', fh.read()))
+    assert len(written) >= 17 and written <= AUDIT_ACTION_LABELS.keys()
+    kinds = {"canned": "canned_reply", "token": "api_token", "account": "agent"}
+    for code in sorted(written) + ["legacy.thing"]:
+        kind = code.split(".")[0]
+        db.session.add(AuditLog(agent_id=admin.id, action=code, object_type=kinds.get(kind, kind), object_id=1,
+                                changes={}))
+    db.session.commit()
+    with app.test_request_context(), force_locale(locale):  # none of them left as its code
+        assert all(str(AUDIT_ACTION_LABELS[code]) != code for code in written)
+    html = client.get("/admin/audit").get_data(as_text=True)
+    table = _audit_rows(html)
+    form = html[:html.index('id="audit"')]
+    for code, word in words.items():
+        assert f'title="{code}">{word}</td>' in table
+        assert f'<option value="{code}" >{word}</option>' in form
+    assert '<option value="legacy.thing" >legacy.thing</option>' in form
+    assert 'title="legacy.thing">legacy.thing</td>' in table
+    assert "<code>" not in table
+    objects = {"ja": ("受信箱 #1", "定型文 #1", "エージェント #1"), "en": ("Inbox #1", "Canned reply #1", "API token #1")}
+    assert all(o in table for o in objects[locale])
+    assert "canned_reply #" not in table and "api_token #" not in table
+
+
+def test_the_audit_log_details_read_field_before_after_escaped(app, client, admin):
+    from helpdesk.models import AuditLog
+    from helpdesk.services.ingest import ingest
+    from helpdesk.services.tickets import update_ticket
+
+    inbox = f.inbox(kind="test")
+    colleague = f.agent(inboxes=[inbox], name="鈴木 一郎")
+    ticket = ingest(inbox, f.inbound(user_id="a")).message.ticket
+    update_ticket(ticket, colleague, status="pending", priority="urgent", assignee_id=colleague.id,
+                  tags=["返金", "<b>至急</b>"], subject="件名 & <i>新</i>")
+    db.session.add(AuditLog(agent_id=admin.id, action="contact.merge", object_type="contact", object_id=5,
+                            changes={"merged": 7, "identities": ["line:U1", "email:a@example.jp"]}))
+    db.session.commit()
+    table = _audit_rows(client.get("/admin/audit").get_data(as_text=True))
+    assert '{"' not in table and "&#34;" not in table and "&quot;status" not in table  # no raw JSON
+    assert '<dt title="status">ステータス</dt><dd><span class="old">新規</span> → <span class="new">保留中</span>' in table
+    priority = table[table.index('<dt title="priority">優先度</dt>'):]
+    assert priority.index('<span class="new">緊急</span>') < priority.index("</dd>")
+    assert f'<span class="old">なし</span> → <span class="new">鈴木 一郎 (#{colleague.id})</span>' in table
+    assert '<span class="new">&lt;b&gt;至急&lt;/b&gt;, 返金</span>' in table
+    assert "件名 &amp; &lt;i&gt;新&lt;/i&gt;" in table and "<i>新</i>" not in table
+    # a merge records what it merged, not before/after: a two-item list stays a list
+    assert '<dt title="identities">チャネル別アカウント</dt><dd>line:U1, email:a@example.jp</dd>' in table
+    assert '<dt title="merged">統合元</dt><dd>#7</dd>' in table

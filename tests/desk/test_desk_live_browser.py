@@ -120,13 +120,13 @@ def test_a_message_on_another_channel_joins_the_customers_history_live(app, tmp_
         t = page.evaluate(DESK_I18N)
         past = lambda: page.eval_on_selector_all(  # noqa: E731
             ".contact-card ul.past li", "items => items.map((i) => [i.dataset.ticketId, i.innerText])")
-        assert past() == [[str(fresh.ticket_id), f"#{fresh.ticket_id} 新しい件です {t['new']}"],
-                          [str(other_id), f"#{other_id} APIからの問い合わせ {t['new']}"]]
+        assert past() == [[str(fresh.ticket_id), f"#{fresh.ticket_id} 新しい件です {t['statuses']['new']}"],
+                          [str(other_id), f"#{other_id} APIからの問い合わせ {t['statuses']['new']}"]]
         from helpdesk.services.tickets import update_ticket
 
         update_ticket(db.session.get(Ticket, other_id), colleague, status="pending")
         page.wait_for_function(f"() => document.querySelector('.past li[data-ticket-id=\"{other_id}\"]')"
-                               f".innerText.endsWith('{t['pending']}')", timeout=10000)
+                               f".innerText.endsWith('{t['statuses']['pending']}')", timeout=10000)
         assert [i for i, _ in past()] == [str(fresh.ticket_id), str(other_id)]
         # Another customer's message stays out.
         ingest(api, f.inbound(user_id="someone-else", text="別の顧客の追記"))

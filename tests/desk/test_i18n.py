@@ -105,6 +105,9 @@ def test_live_labels_for_desk_js(app, client, lang, email, unassigned, alert):
     t = desk_config(client.get(f"/agent/?lang={lang}").get_data(as_text=True))["i18n"]
     assert t["channels"]["email"] == email and t["channels"]["line"] == "LINE"
     assert t["unassigned"] == unassigned and t["alert_text"] == alert
+    # the same words as the server's pages (helpdesk/labels.py, one table each)
+    assert t["statuses"]["pending"] == {"ja": "保留中", "en": "Pending"}[lang]
+    assert t["priorities"]["urgent"] == {"ja": "緊急", "en": "Urgent"}[lang]
 
 
 @pytest.mark.parametrize("lang, one, two, live_one, live_two, customers", [
