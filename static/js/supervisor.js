@@ -54,11 +54,12 @@
     const oneDay = !labels.length || String(labels[0]).slice(0, 10) === String(labels[labels.length - 1]).slice(0, 10);
     return dateFormat(oneDay ? {hour: "numeric"} : Object.assign({hour: "numeric"}, SHORT_DAY)).format(d);
   }
-  function bucketText(key, bucket) {
+  // style: "full" in a tooltip (2026年11月19日木曜日); "medium" in a table's narrow first column (2026/11/19).
+  function bucketText(key, bucket, style) {
     const d = bucketDate(key);
     if (!d) return key;
-    if (bucket === "hour") return dateFormat({dateStyle: "full", timeStyle: "short"}).format(d);
-    const day = dateFormat({dateStyle: "full"}).format(d);
+    if (bucket === "hour") return dateFormat({dateStyle: style, timeStyle: "short"}).format(d);
+    const day = dateFormat({dateStyle: style}).format(d);
     return bucket === "week" ? fmt(t.week_of, {date: day}) : day;
   }
   function pattern(color, kind) {
@@ -122,7 +123,7 @@
         const c = el(i === 0 ? "th" : "td", numeric[i] || typeof v === "number" ? "num" : null, v === null ? "–" : v);
         if (i === 0) c.scope = "row";
         if (i === 0 && time && bucketDate(v)) {  // the period in words; the key stays for machines
-          c.replaceChildren(el("time", null, bucketText(v, time)));
+          c.replaceChildren(el("time", null, bucketText(v, time, "medium")));
           c.firstChild.dateTime = String(v).replace(" ", "T");
         }
         tr.append(c);
@@ -149,7 +150,7 @@
     const tooltip = {};
     if (spec.time) {
       scales.x.ticks = {callback(value) { return bucketTick(this.getLabelForValue(value), spec.time, this.chart.data.labels); }};
-      tooltip.callbacks = {title: (items) => (items.length ? bucketText(items[0].label, spec.time) : "")};
+      tooltip.callbacks = {title: (items) => (items.length ? bucketText(items[0].label, spec.time, "full") : "")};
     }
     // Counts of messages or tickets: whole-number ticks (a single message drew 0.1, 0.2 ... 1.0).
     if (spec.integer) scales[spec.horizontal ? "x" : "y"].ticks = {precision: 0};

@@ -1,5 +1,5 @@
 """What the dashboard's reader sees of dates and tables: time axes in the page's language (not
-ISO keys), full dates in tooltips and tables, survey tables that fit their card."""
+ISO keys), full dates in tooltips and short ones in tables, survey tables that fit their card."""
 
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ CHART_TEXT = """(sel) => {
 }"""
 
 CASES = {
-    "ja": {"day": (["11/18", "11/19"], ["2026年11月19日木曜日"], "2026年11月18日水曜日"),
+    "ja": {"day": (["11/18", "11/19"], ["2026年11月19日木曜日"], "2026/11/18"),
            "hour": ("0時", "14時", ["2026年11月19日木曜日 1:00"])},
-    "en": {"day": (["Nov 18", "Nov 19"], ["Thursday, November 19, 2026"], "Wednesday, November 18, 2026"),
+    "en": {"day": (["Nov 18", "Nov 19"], ["Thursday, November 19, 2026"], "Nov 18, 2026"),
            "hour": ("12 AM", "2 PM", ["Thursday, November 19, 2026 at 1:00 AM"])},
 }
 
