@@ -108,7 +108,9 @@ def test_the_survey_page_fits_a_phone(app, tmp_path):
                              " <= document.querySelector('.survey-form').clientWidth")
 
 
-def test_the_dashboard_says_when_there_is_no_alert(app, tmp_path):
+def test_the_dashboard_says_when_there_is_no_alert_and_its_headers_break_between_words(app, tmp_path):
+    """The alerts card was an empty box; 「チャネル」 was drawn as 「チャ / ネル」 and 「CES回答数」 as
+    「CES回 / 答数」 in the narrow cards."""
     inbox = f.inbox(kind="test")
     admin = f.agent(inboxes=[inbox], role=Role.admin)
     with live_server(app) as server, chromium() as browser:
@@ -117,29 +119,18 @@ def test_the_dashboard_says_when_there_is_no_alert(app, tmp_path):
         page.goto(server.url + "/supervisor/")
         page.wait_for_load_state("networkidle")
         page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
-        assert page.locator("#alert-list > li").count() == 0
-        empty = page.locator("#alerts-feed .alerts-empty")
-        assert empty.is_visible() and empty.inner_text() == "この期間のデータはありません。"
-        # With an alert listed, the note goes.
-        page.evaluate("() => document.getElementById('alert-list').append(document.createElement('li'))")
-        assert not empty.is_visible()
-
-
-def test_survey_table_headers_break_between_words_not_inside_them(app, tmp_path):
-    """「チャネル」 was drawn as 「チャ / ネル」 and 「CES回答数」 as 「CES回 / 答数」 in the narrow cards."""
-    inbox = f.inbox(kind="test")
-    admin = f.agent(inboxes=[inbox], role=Role.admin)
-    with live_server(app) as server, chromium() as browser:
-        page = browser.new_page(locale="ja-JP", viewport=DESKTOP)
-        log_in(page, server, admin.email, f.PASSWORD)
-        page.goto(server.url + "/supervisor/")
-        page.wait_for_load_state("networkidle")
         headers = page.evaluate("""() => [...document.querySelectorAll('.sv-table th')].map(th => {
             const r = document.createRange(); r.selectNodeContents(th);  // lines: distinct tops of its boxes
             return [th.textContent.trim(), new Set([...r.getClientRects()].map((x) => Math.round(x.top))).size]; })""")
         assert headers
         split = [text for text, lines in headers if lines > 1 and " " not in text and "（" not in text]
         assert split == [], split
+        assert page.locator("#alert-list > li").count() == 0
+        empty = page.locator("#alerts-feed .alerts-empty")
+        assert empty.is_visible() and empty.inner_text() == "この期間のデータはありません。"
+        # With an alert listed, the note goes.
+        page.evaluate("() => document.getElementById('alert-list').append(document.createElement('li'))")
+        assert not empty.is_visible()
 
 
 def test_an_ordinary_email_address_reads_on_one_line_in_the_directory(app, tmp_path):
