@@ -188,17 +188,21 @@ def _decode_utf8(data: bytes) -> str:
         raise
 
 
-def _family(charset: str) -> str:
-    cs = (charset or "").strip().strip('"').lower()
-    if cs in _JIS_NAMES or cs.startswith("iso-2022-jp"):
+def _label(charset: str | None) -> str:
+    """A charset label as the tables below spell it: unquoted, trimmed, lower case."""
+    return (charset or "").strip().strip('"').lower()
+
+
+def _family(label: str) -> str:
+    if label in _JIS_NAMES or label.startswith("iso-2022-jp"):
         return "jis"
-    if cs in _SJIS_NAMES:
+    if label in _SJIS_NAMES:
         return "sjis"
-    if cs in _EUC_NAMES:
+    if label in _EUC_NAMES:
         return "euc"
-    if cs in _UTF8_NAMES:
+    if label in _UTF8_NAMES:
         return "utf8"
-    if cs in _VAGUE_NAMES:
+    if label in _VAGUE_NAMES:
         return "vague"
     return "other"
 
@@ -331,11 +335,10 @@ def _euc_over_gb(data: bytes, gb_text: str) -> str:
 _JIS_ESCAPE = re.compile(rb"\x1b(?:\$[@B]|\$\([DOQ]|\([BJI])")
 
 
-def _jis_mislabelled(data: bytes, charset: str | None) -> str | None:
+def _jis_mislabelled(data: bytes, label: str) -> str | None:
     """7-bit ISO-2022-JP under another label (a gateway converted Shift_JIS to JIS and kept
     "charset=Shift_JIS"; UTF-8 declared by a misconfigured server): every other codec reads
     it without an error, escape sequences and all. None where the bytes are no such text."""
-    label = (charset or "").strip().strip('"').lower()
     if label.startswith("iso-2022") or label.startswith("iso2022") or not data.isascii() \
             or not _JIS_ESCAPE.search(data):
         return None
@@ -347,9 +350,10 @@ def _jis_mislabelled(data: bytes, charset: str | None) -> str | None:
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
     """Decode with the declared charset when it fits the bytes, else guess; never garble decodable bytes."""
-    family = _family(charset or "")
+    label = _label(charset)
+    family = _family(label)
     if family != "jis":
-        jis = _jis_mislabelled(data, charset)
+        jis = _jis_mislabelled(data, label)
         if jis is not None:
             return jis
     if family in _DECODERS:
@@ -360,12 +364,11 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
         return _euc_over_sjis(data, _utf8_over_sjis(data, text)) if family == "sjis" else text
     if family == "other":
         try:
-            text = data.decode(charset.strip().strip('"'))
+            text = data.decode(label)
         except (LookupError, ValueError, TypeError):  # unknown, binary-only ("hex") or broken codecs
             return guess_decode(data)
-        return _euc_over_gb(data, text) if charset.strip().strip('"').lower() in _GB_NAMES else text
+        return _euc_over_gb(data, text) if label in _GB_NAMES else text
     # vague or missing label
-    label = (charset or "").strip().strip('"').lower()
     if label not in ("iso-8859-1", "latin1", "latin-1", "windows-1252", "cp1252") or all(b < 0x80 for b in data):
         return guess_decode(data)
     # Declared Latin-1/Windows-1252 always "decodes": valid UTF-8 or plausible Japanese wins over it.

@@ -160,12 +160,12 @@ def worker(burst: bool):
     from rq import SimpleWorker
 
     from .jobs import jobs
-    from .tasks import schedule_sweep
+    from .tasks import requeue_pending_sends, schedule_sweep
 
     if current_app.config["JOBS"] != "rq":
         raise click.UsageError("set HELPDESK_JOBS=rq and HELPDESK_REDIS_URL to run separate workers")
     jobs.enqueue("label_sentiment")  # pick up what a dead worker left pending
-    _requeue_pending_sends()
+    requeue_pending_sends()
     jobs.enqueue("poll_email")  # now, not at the first sweep
     schedule_sweep()  # the one chain of sweeps, if no other worker has scheduled it
     # The RQ scheduler is a forked child: it must not inherit our database connection,
@@ -179,20 +179,6 @@ def worker(burst: bool):
     connection = Redis.from_url(current_app.config["REDIS_URL"])
     SimpleWorker([jobs.queue().name], connection=connection, worker_ttl=WORKER_TTL,
                  maintenance_interval=WORKER_MAINTENANCE_SECONDS).work(burst=burst, with_scheduler=True)
-
-
-def _requeue_pending_sends() -> None:
-    """Outbound messages still pending (their job died with a worker) get a new job;
-    deliver() skips any that another worker already sent."""
-    from .jobs import jobs
-    from .models import Delivery, Direction, Message
-
-    ids = db.session.scalars(select(Message.id).where(Message.direction == Direction.outbound,
-                                                      Message.delivery == Delivery.pending)).all()
-    retrying = jobs.scheduled_args("send_message")  # their retry is due later (tasks.sweep)
-    for message_id in ids:
-        if message_id not in retrying:
-            jobs.enqueue("send_message", message_id)
 
 
 @click.command("poll-social")

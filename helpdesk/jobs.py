@@ -243,7 +243,7 @@ class Jobs:
         """The first argument of each RQ job of ``name`` waiting for its time (a send's retry after
         a timeout or a provider's Retry-After, or RQ's retry of a failed job): work the sweep must
         not run before then. Empty outside RQ, or when Redis does not answer."""
-        if self._state()["mode"] != "rq":
+        if self.mode != "rq":
             return set()
         from redis.exceptions import RedisError
         from rq.job import Job

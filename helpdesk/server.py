@@ -42,8 +42,8 @@ class EmbeddedServer(GunicornApp):
             db.engine.dispose(close=False)  # the parent's connections stay the parent's
 
     def _start_jobs(self, worker) -> None:
-        from .cli import _requeue_pending_sends
         from .jobs import jobs
+        from .tasks import requeue_pending_sends
 
         if self.app.config["JOBS"] == "rq":
             return  # `flask worker` processes label, send, poll email and sweep (cli.worker)
@@ -51,6 +51,6 @@ class EmbeddedServer(GunicornApp):
             jobs.enqueue("label_sentiment")  # anything left pending by the last run
             # Replies the last run stored but did not send: their jobs (a retry waiting out its
             # backoff, a send in flight at SIGTERM) lived in its memory, and there is no sweep.
-            _requeue_pending_sends()
+            requeue_pending_sends()
             db.session.remove()
             jobs.enqueue("poll_email")  # self-rescheduling IMAP polling (services/mailbox.py)

@@ -158,6 +158,28 @@ def schedule_sweep(after: int | None = None) -> None:
     jobs.enqueue("sweep", due, delay=due - now, job_id=f"sweep-{due}")
 
 
+def requeue_pending_sends(created_before=None) -> None:
+    """Replies still pending whose job was lost (Redis down when it was queued, a worker killed,
+    a stopped embedded server) get a new one; deliver() skips any sent or being sent meanwhile.
+    Not one whose retry is scheduled (backing off after a timeout, or told by the provider to
+    wait: a 429's Retry-After): sent now, it would use up its attempts early and end failed for
+    good while the provider still asks us to wait."""
+    from sqlalchemy import select
+
+    from .extensions import db
+    from .jobs import jobs
+    from .models import Delivery, Direction, Message
+
+    stmt = select(Message.id).where(Message.direction == Direction.outbound, Message.delivery == Delivery.pending)
+    if created_before is not None:
+        stmt = stmt.where(Message.created_at < created_before)
+    ids = db.session.scalars(stmt).all()
+    retrying = jobs.scheduled_args("send_message")
+    for message_id in ids:
+        if message_id not in retrying:
+            jobs.enqueue("send_message", message_id)
+
+
 @job(retry=False)  # the next run, 30 s later, does its work; a retry would run beside it
 def sweep(slot: int | None = None) -> None:
     """Production safety net, every 30 s on the RQ scheduler: work recorded in the
@@ -170,22 +192,12 @@ def sweep(slot: int | None = None) -> None:
 
     from .extensions import db
     from .jobs import jobs
-    from .models import Delivery, Direction, Message
+    from .models import Direction, Message
     from .models._types import utcnow
 
     schedule_sweep(after=slot)  # first: this run may die with its worker
     jobs.enqueue("poll_email")
-    stale = utcnow() - timedelta(seconds=SWEEP_SECONDS)
-    # A send whose retry is scheduled (backing off after a timeout, or told by the provider to
-    # wait: a 429's Retry-After) is not lost: sent now, it would use up its attempts early and
-    # end failed for good while the provider still asks us to wait.
-    retrying = jobs.scheduled_args("send_message")
-    for message_id in db.session.scalars(
-        select(Message.id).where(Message.direction == Direction.outbound, Message.delivery == Delivery.pending,
-                                 Message.created_at < stale)
-    ):
-        if message_id not in retrying:
-            jobs.enqueue("send_message", message_id)
+    requeue_pending_sends(created_before=utcnow() - timedelta(seconds=SWEEP_SECONDS))
     if db.session.scalar(select(exists().where(Message.direction == Direction.inbound,
                                                 Message.sentiment_label.is_(None)))):
         jobs.enqueue("label_sentiment")

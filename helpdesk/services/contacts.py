@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import selectinload
 
-from nlp.text import normalize
+from nlp.text import normalize, query_forms
 
 from ..extensions import db
 from ..models import Contact, ContactIdentity, Ticket
@@ -48,8 +48,7 @@ def _matches(q: str):
     account's name or id; ``#12`` is contact 12. Full-width and half-width forms match."""
     needle = normalize(q.strip())
     handle = needle.lstrip("@") or needle  # "@sato_hanako" as written on social media
-    # Names are stored as written: the query as typed finds ﾔﾏﾀﾞ or ＡＢＣ商事 written that way too.
-    names = list(dict.fromkeys([needle, q.strip().lower(), q.strip()]))
+    names = query_forms(q)  # names are stored as written
     conds = [
         *[func.lower(Contact.name).contains(text, autoescape=True) for text in names],
         func.lower(Contact.email).contains(needle, autoescape=True),

@@ -40,8 +40,6 @@ EARLIEST_DAY = date(1970, 1, 1)
 LATEST_DAY = date(9998, 12, 31)
 
 
-
-
 class ReportError(ValueError):
     """Bad report parameters (dates, bucket, ids): a 400 with this message."""
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from flask import current_app
 from sqlalchemy import and_, exists, func, or_, select
 
-from nlp.text import normalize, search_tokens
+from nlp.text import normalize, query_forms, search_tokens
 
 from ..extensions import db
 from ..models import Agent, Contact, Message, Priority, Status, Tag, Ticket
@@ -129,9 +129,7 @@ def _text_match(q: str):
             )
         )
     needle = normalize(q)
-    # Subjects and names are stored as written: the query as typed finds ＡＢＣ or ﾔﾏﾀﾞ written that
-    # way (as is: SQLite's lower() folds ASCII only), its normal form (NFKC) the usual way.
-    for text in dict.fromkeys([needle, q.strip().lower(), q.strip()]):
+    for text in query_forms(q):  # subjects and names are stored as written
         conds.append(func.lower(Ticket.subject).contains(text, autoescape=True))
         conds.append(
             exists().where(Contact.id == Ticket.contact_id, func.lower(Contact.name).contains(text, autoescape=True))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
 
 from flask import current_app
 from sqlalchemy import select
@@ -13,6 +12,7 @@ from channels.base import StatusUpdate
 from ..extensions import db
 from ..jobs import jobs
 from ..models import ContactIdentity, Delivery, Direction, Inbox, Message
+from ..models._types import utcnow
 from ..realtime import events
 from ..realtime.serializers import message_json
 from .ingest import resolve_contact
@@ -94,7 +94,7 @@ def _apply_edit(inbox: Inbox, update: StatusUpdate) -> int:
     if text == msg.body or (isinstance(num, int) and isinstance(seen, int) and num <= seen):
         log.info("edit %s of message %s on inbox %s already applied", num, msg.id, inbox.id)
         return 0
-    edited_at = str(update.meta.get("at") or datetime.now(timezone.utc).isoformat())
+    edited_at = str(update.meta.get("at") or utcnow().isoformat())
     written_at = meta.get("edited_at") or (msg.sent_at.isoformat() if msg.sent_at else None)
     meta["edits"] = [*(meta.get("edits") or []), {"text": msg.body, "at": written_at}][-MAX_EDITS:]
     meta["edited_at"] = edited_at

@@ -28,6 +28,11 @@ def audit(agent: Agent | None, action: str, obj_type: str, obj_id: int, changes:
                             object_id=obj_id, changes=changes))
 
 
+def tag_names(tags) -> list[str]:
+    """Tags as a ticket keeps them: trimmed, at most 60 characters, each once, in order."""
+    return sorted({t.strip()[:60] for t in tags if t.strip()})
+
+
 def update_ticket(ticket: Ticket, agent: Agent, *, status: str | None = None, priority: str | None = None,
                   assignee_id: int | None | str = "", team_id: int | None | str = "",
                   tags: list[str] | None = None, subject: str | None = None) -> dict[str, Any]:
@@ -76,7 +81,7 @@ def update_ticket(ticket: Ticket, agent: Agent, *, status: str | None = None, pr
             changes["team_id"] = [ticket.team_id, new_team]
             ticket.team_id = new_team
     if tags is not None:
-        names = sorted({t.strip()[:60] for t in tags if t.strip()})
+        names = tag_names(tags)
         old = [t.name for t in ticket.tags]
         if names != old:
             ticket.tags = [_tag(n) for n in names]

@@ -30,7 +30,7 @@ from ..services.contacts import (can_see_contact, contact_query, likely_duplicat
                                  ticket_stats)
 from ..services.replies import ReplyError, post_reply, public_reply, reply_file_limits
 from ..services.search import InboxFilter, inbox_query, paginate
-from ..services.tickets import (TicketError, bulk_update, merge_contacts, merge_tickets, update_contact,
+from ..services.tickets import (TicketError, bulk_update, merge_contacts, merge_tickets, tag_names, update_contact,
                                 update_ticket)
 from . import form_error_text
 from .auth import safe_next
@@ -313,7 +313,7 @@ def _tag_list(text: str) -> list[str]:
     """Tags as typed: separated by commas, the Japanese 「、」 and full-width 「，」 included."""
     for comma in ("、", "，", "､"):
         text = text.replace(comma, ",")
-    return sorted({tag.strip()[:60] for tag in text.split(",") if tag.strip()})
+    return tag_names(text.split(","))
 
 
 @bp.post("/tickets/<int:ticket_id>/merge")

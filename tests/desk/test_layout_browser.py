@@ -22,6 +22,10 @@ PHONE = {"width": 390, "height": 844}
 
 OVERFLOW = "() => document.documentElement.scrollWidth - window.innerWidth"
 RIGHT = "(sel) => document.querySelector(sel).getBoundingClientRect().right"
+# How many lines an element's text takes: the distinct tops of its boxes (an element inside it, a
+# <time> in a cell, is a second box on the same line).
+LINES = """(node) => { const r = document.createRange(); r.selectNodeContents(node);
+    return new Set([...r.getClientRects()].map((x) => Math.round(x.top))).size; }"""
 
 LONG_ADDRESS = "very.long.customer.address.for.testing.purposes@subdomain.example-company.co.jp"
 LONG_NAME = "株式会社サンプルインターナショナルホールディングス経営企画本部第二営業部長代理補佐 佐藤太郎左衛門"
@@ -119,9 +123,8 @@ def test_the_dashboard_says_when_there_is_no_alert_and_its_headers_break_between
         page.goto(server.url + "/supervisor/")
         page.wait_for_load_state("networkidle")
         page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
-        headers = page.evaluate("""() => [...document.querySelectorAll('.sv-table th')].map(th => {
-            const r = document.createRange(); r.selectNodeContents(th);  // lines: distinct tops of its boxes
-            return [th.textContent.trim(), new Set([...r.getClientRects()].map((x) => Math.round(x.top))).size]; })""")
+        headers = page.evaluate(f"""() => [...document.querySelectorAll('.sv-table th')].map(th =>
+            [th.textContent.trim(), ({LINES})(th)])""")
         assert headers
         split = [text for text, lines in headers if lines > 1 and " " not in text and "（" not in text]
         assert split == [], split
@@ -144,6 +147,5 @@ def test_an_ordinary_email_address_reads_on_one_line_in_the_directory(app, tmp_p
         log_in(page, server, agent.email, f.PASSWORD)
         page.goto(server.url + "/agent/contacts")
         page.screenshot(path=str(tmp_path / "contacts.png"), full_page=True)
-        lines = page.locator("#contacts td.email", has_text="m.kato@example.ne.jp").evaluate(
-            "td => { const r = document.createRange(); r.selectNodeContents(td); return r.getClientRects().length; }")
+        lines = page.locator("#contacts td.email", has_text="m.kato@example.ne.jp").evaluate(LINES)
         assert lines == 1
