@@ -53,6 +53,9 @@ class Defaults:
     # kept in RQ's failed job registry (``rq info``; tests/production/test_job_retry.py).
     JOB_RETRY_SECONDS = [10, 60, 300]
     SEND_BACKOFF_SECONDS = 2.0
+    # HELPDESK_JOBS=rq: how often the sweep runs (tasks.sweep): it polls the email inboxes that
+    # are due, and queues again the work whose job was lost. An inbox is polled at most this often.
+    SWEEP_SECONDS = 30
     # Escalation thresholds (see services/escalation.py).
     ESCALATE_SCORE = -0.6
     ESCALATE_ANGER_PROB = 0.5
@@ -99,6 +102,9 @@ def load(app, overrides: dict | None = None) -> None:
                                             for w in waits)):
         raise ConfigError(f"HELPDESK_JOB_RETRY_SECONDS must be a JSON list of seconds, e.g. [10, 60, 300], "
                           f"not {waits!r}")
+    sweep = cfg["SWEEP_SECONDS"]
+    if not (isinstance(sweep, int) and not isinstance(sweep, bool) and sweep >= 1):
+        raise ConfigError(f"HELPDESK_SWEEP_SECONDS must be a whole number of seconds, at least 1, not {sweep!r}")
     cfg["PROXY_FIX"] = _proxy_fix_options(cfg["PROXY_FIX"])
     cfg["SQLALCHEMY_DATABASE_URI"] = _checked_db_url(cfg["DATABASE_URL"])
     _check_redis_url(cfg["REDIS_URL"])

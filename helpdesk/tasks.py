@@ -135,9 +135,6 @@ def poll_email() -> float:
     return run_scheduled_poll()
 
 
-SWEEP_SECONDS = 30
-
-
 def schedule_sweep(after: int | None = None) -> None:
     """Queue the next sweep, at the next multiple of SWEEP_SECONDS (Unix time) from now, or
     from ``after``, the time of the run that asks (a worker's clock may lag the scheduler's).
@@ -151,10 +148,13 @@ def schedule_sweep(after: int | None = None) -> None:
     clean-up of a killed run marked whatever run held the id failed."""
     import time
 
+    from flask import current_app
+
     from .jobs import jobs
 
+    every = current_app.config["SWEEP_SECONDS"]
     now = time.time()
-    due = (max(int(now), after or 0) // SWEEP_SECONDS + 1) * SWEEP_SECONDS
+    due = (max(int(now), after or 0) // every + 1) * every
     jobs.enqueue("sweep", due, delay=due - now, job_id=f"sweep-{due}")
 
 
@@ -180,14 +180,15 @@ def requeue_pending_sends(created_before=None) -> None:
             jobs.enqueue("send_message", message_id)
 
 
-@job(retry=False)  # the next run, 30 s later, does its work; a retry would run beside it
+@job(retry=False)  # the next run, SWEEP_SECONDS later, does its work; a retry would run beside it
 def sweep(slot: int | None = None) -> None:
-    """Production safety net, every 30 s on the RQ scheduler: work recorded in the
+    """Production safety net, every SWEEP_SECONDS (30 s) on the RQ scheduler: work recorded in the
     database whose job was lost (Redis down when it was queued, a worker killed) is
     queued again, and the email inboxes are polled. Handlers are idempotent, so queueing
     twice is harmless."""
     from datetime import timedelta
 
+    from flask import current_app
     from sqlalchemy import exists, select
 
     from .extensions import db
@@ -197,7 +198,7 @@ def sweep(slot: int | None = None) -> None:
 
     schedule_sweep(after=slot)  # first: this run may die with its worker
     jobs.enqueue("poll_email")
-    requeue_pending_sends(created_before=utcnow() - timedelta(seconds=SWEEP_SECONDS))
+    requeue_pending_sends(created_before=utcnow() - timedelta(seconds=current_app.config["SWEEP_SECONDS"]))
     if db.session.scalar(select(exists().where(Message.direction == Direction.inbound,
                                                 Message.sentiment_label.is_(None)))):
         jobs.enqueue("label_sentiment")

@@ -163,3 +163,9 @@ def in_thread(app, fn, *, background: bool = False):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "config(**overrides): app config overrides for this test")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    from tests.live import close_chromium
+
+    close_chromium()

@@ -64,17 +64,37 @@ def live_server(app):
         server.stop()
 
 
+_shared: dict = {}
+
+
 @contextmanager
 def chromium():
-    """A headless Chromium via Playwright; yields the Browser."""
-    from playwright.sync_api import sync_playwright
+    """A headless Chromium via Playwright; yields the Browser. One Chromium serves the whole
+    run (starting one costs about a second): what a test opened in it (contexts, their pages)
+    is closed when the test's block ends, so each test starts with none, as with a new one."""
+    browser = _shared.get("browser")
+    if browser is None or not browser.is_connected():
+        from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+        if "pw" not in _shared:
+            _shared["pw"] = sync_playwright().start()
+        browser = _shared["browser"] = _shared["pw"].chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    try:
+        yield browser
+    finally:
+        if browser.is_connected():
+            for context in browser.contexts:
+                context.close()
+
+
+def close_chromium() -> None:
+    """End of the run (tests/conftest.py): the shared Chromium and Playwright's driver."""
+    browser, pw = _shared.pop("browser", None), _shared.pop("pw", None)
+    if browser is not None and browser.is_connected():
+        browser.close()
+    if pw is not None:
+        pw.stop()
 
 
 def open_desk_page(browser, server: LiveServer, email: str, password: str, locale: str = "ja-JP"):

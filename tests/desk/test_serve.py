@@ -20,18 +20,24 @@ from tests.procs import ROOT, agent_session, agent_socket, wait_http, wait_until
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def embedded(tmp_path):
-    db_file = tmp_path / "helpdesk.db"
+def _env(db_file, uploads) -> dict:
     env = dict(os.environ)
     env.update({
         "HELPDESK_DATABASE_URL": f"sqlite:///{db_file}",
         "HELPDESK_SECRET_KEY": "serve-test",
-        "HELPDESK_UPLOAD_DIR": str(tmp_path / "uploads"),
+        "HELPDESK_UPLOAD_DIR": str(uploads),
         "FLASK_APP": "wsgi",
         "PYTHONUNBUFFERED": "1",
     })
     env.pop("HELPDESK_JOBS", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def demo_desk(tmp_path_factory):
+    """A demo desk's database and an API token, made once; each test serves a copy."""
+    db_file = tmp_path_factory.mktemp("demo") / "helpdesk.db"
+    env = _env(db_file, db_file.parent / "uploads")
     for cmd in (["init-db"], ["demo"]):  # as bash .ci/dev does, but leaving the labels pending
         subprocess.run([sys.executable, "-m", "flask", *cmd], env=env, cwd=ROOT, check=True, capture_output=True,
                        timeout=300)
@@ -47,6 +53,16 @@ def embedded(tmp_path):
          "    print(tok)\n"],
         env=env, cwd=ROOT, check=True, capture_output=True, text=True, timeout=120).stdout.split()[-1]
     assert _pending_labels(db_file) > 10  # the demo's customer messages, for the server to label
+    return db_file, token
+
+
+@pytest.fixture
+def embedded(tmp_path, demo_desk):
+    template, token = demo_desk
+    db_file = tmp_path / "helpdesk.db"
+    with sqlite3.connect(template) as src, sqlite3.connect(db_file) as dst:
+        src.backup(dst)  # the file with whatever its WAL still holds
+    env = _env(db_file, tmp_path / "uploads")
     port = free_port()
     log = open(tmp_path / "serve.log", "w+")
     proc = subprocess.Popen([sys.executable, "-m", "flask", "serve", "--port", str(port)], env=env, cwd=ROOT,

@@ -11,7 +11,12 @@ from nlp.sentiment import DEFAULT_MODEL_DIR, ModelLoadError, SentimentModel, loa
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch):
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # read once at import, by then long done: without this the hub id below waits out the
+    # network's timeouts (47 s on a machine whose DNS does not answer)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
 
 
 def _message(path) -> str:

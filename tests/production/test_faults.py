@@ -60,7 +60,7 @@ class Receiver:
 def cluster(tmp_path):
     if not (pg_available() and redis_available()):
         pytest.skip("needs PostgreSQL and Redis")
-    with Cluster(tmp_path, SENTIMENT_BATCH="16") as c:
+    with Cluster(tmp_path, SENTIMENT_BATCH="16", SWEEP_SECONDS="5") as c:
         yield c
 
 
@@ -94,6 +94,17 @@ def rq_registries(cluster) -> tuple[list[str], list[str]]:
     return ScheduledJobRegistry(queue=queue).get_job_ids(), FailedJobRegistry(queue=queue).get_job_ids()
 
 
+def sweeps_due_now(cluster) -> list[str]:
+    """Sweep runs queued to run now, or running: one the dead worker's scheduler queued before the
+    kill still runs, on the restarted worker, before the dead scheduler's lock lapses."""
+    from redis import Redis
+    from rq import Queue
+    from rq.registry import StartedJobRegistry
+
+    queue = Queue(cluster.env["HELPDESK_JOBS_QUEUE"], connection=Redis.from_url(REDIS_URL))
+    return [j for j in queue.get_job_ids() + StartedJobRegistry(queue=queue).get_job_ids() if "sweep" in j]
+
+
 def post_many(url: str, token: str, n: int, prefix: str) -> list[int]:
     headers = {"Authorization": f"Bearer {token}"}
     session = requests.Session()
@@ -110,13 +121,14 @@ def post_many(url: str, token: str, n: int, prefix: str) -> list[int]:
 
 
 def test_worker_killed_mid_batch_loses_and_doubles_nothing(cluster):
+    N = 400  # over 100 customers; the worker is killed after its first batch
     receiver = Receiver()
     try:
         ids = cluster.setup()
         sql(cluster, f"update inboxes set settings = '{json.dumps({'callback_url': receiver.url})}'")
         web = cluster.start_web()
-        statuses = post_many(web, ids["token"], 1000, "k")
-        assert statuses.count(201) == 1000
+        statuses = post_many(web, ids["token"], N, "k")
+        assert statuses.count(201) == N
         # One agent reply on each of the 100 tickets: 100 outbound sends queued.
         out = cluster.python(
             "from helpdesk import create_app\nfrom helpdesk.extensions import db\n"
@@ -133,9 +145,9 @@ def test_worker_killed_mid_batch_loses_and_doubles_nothing(cluster):
         assert wait_until(lambda: labelled() >= 64, 180), "worker labelled nothing"
         kill_hard(worker)
         at_kill = labelled()
-        assert at_kill < 1000, "the batch finished before the kill; nothing was tested"
+        assert at_kill < N, "the batch finished before the kill; nothing was tested"
         cluster.start_worker()
-        assert wait_until(lambda: labelled() == 1000, 300), f"only {labelled()} of 1000 labelled"
+        assert wait_until(lambda: labelled() == N, 300), f"only {labelled()} of {N} labelled"
         sent = lambda: sql(cluster, "select count(*) from messages where direction='outbound' "  # noqa: E731
                                     "and delivery='sent'")[0][0]
         assert wait_until(lambda: sent() == 100, 120), f"only {sent()} of 100 replies sent"
@@ -147,14 +159,16 @@ def test_worker_killed_mid_batch_loses_and_doubles_nothing(cluster):
         assert dupes == 0
         # The sweep goes on after the kill (it once stopped: its fixed job id expired while the dead
         # worker's scheduler lock was held): a reply whose job was lost is sent by a sweep of the
-        # restarted worker, and RQ lists no job that is still to run as failed.
+        # restarted worker, and RQ lists no job that is still to run as failed. No sweep runs before
+        # the dead worker's scheduler lock lapses (RQ: 61 s), which is most of this test's time.
+        assert wait_until(lambda: not sweeps_due_now(cluster), 60), sweeps_due_now(cluster)
         lost = lost_reply(cluster)
         assert wait_until(lambda: sql(cluster, f"select delivery from messages where id = {lost}")[0][0] == "sent",
                           150), "no sweep ran after the worker was started again"
         scheduled, failed = rq_registries(cluster)
         assert len([job_id for job_id in scheduled if "sweep" in job_id]) == 1, scheduled  # one chain
         assert not set(failed) & set(scheduled), "a job RQ lists as failed is the one scheduled to run"
-        print(f"\nkill at {at_kill}/1000 labelled; sends attempted {receiver.attempts}, delivered "
+        print(f"\nkill at {at_kill}/{N} labelled; sends attempted {receiver.attempts}, delivered "
               f"{len(receiver.delivered)}, lost 0, duplicated 0")
     finally:
         receiver.close()

@@ -1,4 +1,4 @@
-"""What the RQ workers do on their own: one chain of sweeps every 30 s (which queues again the
+"""What the RQ workers do on their own: one chain of sweeps every 30 s (HELPDESK_SWEEP_SECONDS; which queues again the
 work whose job was lost; after a worker is killed with kill -9: tests/production/test_faults.py),
 and IMAP polling with real processes (README: ``flask worker`` polls email)."""
 
@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 def cluster(tmp_path):
     if not (pg_available() and redis_available()):
         pytest.skip("needs PostgreSQL and Redis")
-    with Cluster(tmp_path, SENTIMENT_ENABLED="false") as c:
+    with Cluster(tmp_path, SENTIMENT_ENABLED="false", SWEEP_SECONDS="5") as c:
         yield c
 
 
@@ -35,20 +35,23 @@ APP = ("from helpdesk import create_app\nfrom helpdesk.extensions import db\nfro
        "from sqlalchemy import select, text\napp = create_app()\n")
 
 
-def test_one_sweep_is_scheduled_however_many_workers_start_and_each_run_schedules_the_next(tmp_path):
+@pytest.mark.parametrize("every", [None, 7])  # the default (30 s), and as configured
+def test_one_sweep_is_scheduled_however_many_workers_start_and_each_run_schedules_the_next(tmp_path, every):
     """Without processes: the chain's bookkeeping on the real Redis."""
     if not redis_available():
         pytest.skip("needs Redis")
     import uuid
 
     from helpdesk.extensions import db
-    from helpdesk.tasks import SWEEP_SECONDS, schedule_sweep, sweep
+    from helpdesk.tasks import schedule_sweep, sweep
     from tests.conftest import make_app
     from tests.procs import drop_rq_queue
 
     queue = f"hd-sweep-{uuid.uuid4().hex[:8]}"
     app = make_app(f"sqlite:///{tmp_path / 'desk.db'}", tmp_path, JOBS="rq", REDIS_URL=REDIS_URL, JOBS_QUEUE=queue,
-                   SOCKETIO_CHANNEL=queue)
+                   SOCKETIO_CHANNEL=queue, **({"SWEEP_SECONDS": every} if every else {}))
+    every = every or 30
+    assert app.config["SWEEP_SECONDS"] == every
     try:
         with app.app_context():
             db.create_all()
@@ -56,16 +59,25 @@ def test_one_sweep_is_scheduled_however_many_workers_start_and_each_run_schedule
                 schedule_sweep()
             (first,) = scheduled_sweeps(queue)
             due = int(first.rsplit("-", 1)[1])
-            assert due % SWEEP_SECONDS == 0 and 0 < due - time.time() <= SWEEP_SECONDS
+            assert due % every == 0 and 0 < due - time.time() <= every
             sweep(due)  # the run at that time (called here, before its time)
-            assert scheduled_sweeps(queue) == [first, f"{queue}-sweep-{due + SWEEP_SECONDS}"]
+            assert scheduled_sweeps(queue) == [first, f"{queue}-sweep-{due + every}"]
             # A run on a worker whose clock lags still schedules the one after itself, not itself.
-            later = due + 10 * SWEEP_SECONDS
+            later = due + 10 * every
             sweep(later)
-            assert scheduled_sweeps(queue)[-1] == f"{queue}-sweep-{later + SWEEP_SECONDS}"
+            assert scheduled_sweeps(queue)[-1] == f"{queue}-sweep-{later + every}"
             db.session.remove()
     finally:
         drop_rq_queue(REDIS_URL, queue)
+
+
+@pytest.mark.parametrize("value", [0, "5", 1.5, True])
+def test_a_bad_sweep_interval_is_refused(tmp_path, value):
+    from helpdesk.config import ConfigError
+    from tests.conftest import make_app
+
+    with pytest.raises(ConfigError, match="HELPDESK_SWEEP_SECONDS must be a whole number of seconds"):
+        make_app(f"sqlite:///{tmp_path / 'desk.db'}", tmp_path, SWEEP_SECONDS=value)
 
 
 def scheduled_sweeps(queue_name: str) -> list[str]:
@@ -99,7 +111,7 @@ def test_worker_polls_the_email_inboxes(cluster, mailbox):  # noqa: F811
                                                   body="注文した商品が届きません。").encode())
     cluster.start_worker()
     assert wait_until(lambda: len(inbound()) == 1, 60), "the worker did not poll the mailbox"
-    # And again later: each sweep (every 30 s) polls the inboxes that are due.
+    # And again later: each sweep (every 5 s here, 30 s by default) polls the inboxes that are due.
     server.append(user, password, RAW_MAIL.format(to=user, subject="追加", mid="poll-2",
                                                   body="追加で質問があります。").encode())
     assert wait_until(lambda: len(inbound()) == 2, 75), "the worker polled the mailbox only once"
