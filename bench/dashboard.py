@@ -34,6 +34,7 @@ from sqlalchemy import insert, text  # noqa: E402
 
 from helpdesk import create_app  # noqa: E402
 from helpdesk.extensions import db  # noqa: E402
+from helpdesk.models import Agent  # noqa: E402
 
 PG_URL = "postgresql://postgres@127.0.0.1/sv_bench"
 CHANNELS = ["email", "chat", "line", "messenger", "social"]
@@ -219,7 +220,7 @@ def measure(app, repeat: int, samples: dict[str, list[float]]) -> None:
     """Call every endpoint ``repeat`` times after one warm-up call; add the times (ms) to ``samples``."""
     client = app.test_client()
     with client.session_transaction() as sess:
-        sess["_user_id"] = "1"  # agent 1 is the supervisor
+        sess["_user_id"] = db.session.get(Agent, 1).get_id()  # agent 1 is the supervisor
         sess["_fresh"] = True
     today = datetime.now(timezone.utc).date()
     for label, path in ENDPOINTS:

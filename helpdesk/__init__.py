@@ -147,9 +147,14 @@ def _sqlite_pragmas(app: Flask) -> None:
 
 
 def _on_sqlite_connect(dbapi_conn, _record) -> None:
+    from nlp.text import normalize
+
     from .sqlite_writes import AUTOCHECKPOINT_PAGES
 
     if dbapi_conn.__class__.__module__.startswith("sqlite3"):
+        # models._types.folded: what PostgreSQL's lower(normalize(x, NFKC)) does there
+        dbapi_conn.create_function("hd_fold", 1, lambda text: None if text is None else normalize(text),
+                                   deterministic=True)
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA busy_timeout=10000")

@@ -71,8 +71,14 @@ def audit_object_label(code: str) -> str:
     return str(AUDIT_OBJECT_LABELS.get(code, code))
 
 
-def audit_field_label(key: str) -> str:
-    return str(AUDIT_FIELD_LABELS.get(key, key))
+# A field whose meaning depends on the record: an inbox's "active" is not an agent's.
+AUDIT_FIELD_LABELS_OF = {
+    ("inbox", "active"): _l("Active (accepts new messages)"),
+}
+
+
+def audit_field_label(key: str, object_type: str | None = None) -> str:
+    return str(AUDIT_FIELD_LABELS_OF.get((object_type, key)) or AUDIT_FIELD_LABELS.get(key, key))
 
 
 ROLE_LABELS = {"admin": _l("Administrator"), "supervisor": _l("Supervisor"), "agent": _l("Agent")}

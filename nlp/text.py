@@ -21,14 +21,6 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text or "").lower()
 
 
-def query_forms(query: str) -> list[str]:
-    """A search query to match against text stored as written (subjects, names): its normal
-    form, and as typed, lower-cased and not (SQLite's lower() folds ASCII only), so ＡＢＣ or
-    ﾔﾏﾀﾞ typed as stored finds it too. Duplicates removed, the normal form first."""
-    query = (query or "").strip()
-    return list(dict.fromkeys([normalize(query), query.lower(), query]))
-
-
 # Half-width katakana (and its voicing marks ﾞ ﾟ as separate characters): U+FF61..U+FF9F.
 _HALFWIDTH_KANA = re.compile("[\uff61-\uff9f]+")
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime, TypeDecorator
+from sqlalchemy import JSON, DateTime, String, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 
 # The largest id a column holds: the id columns are INTEGER, 32 bits on PostgreSQL (SQLite's hold
@@ -37,3 +39,24 @@ class UTCDateTime(TypeDecorator):
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class folded(FunctionElement):
+    """Text as ``nlp.text.normalize`` makes it (NFKC, then lower case), in SQL: a name stored as
+    written, ﾔﾏﾀﾞ or ＳＡＴＯ, is found by ヤマダ or sato, and by itself. PostgreSQL has NFKC
+    built in; on SQLite it is ``hd_fold``, the same Python function, registered on every
+    connection (``helpdesk._on_sqlite_connect``)."""
+
+    type = String()
+    name = "folded"
+    inherit_cache = True
+
+
+@compiles(folded)
+def _folded_sqlite(element, compiler, **kw):
+    return f"hd_fold({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(folded, "postgresql")
+def _folded_postgresql(element, compiler, **kw):
+    return f"lower(normalize({compiler.process(element.clauses, **kw)}, NFKC))"

@@ -13,11 +13,11 @@ from datetime import datetime
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import selectinload
 
-from nlp.text import normalize, query_forms
+from nlp.text import normalize
 
 from ..extensions import db
 from ..models import Contact, ContactIdentity, Ticket
-from ..models._types import ROW_ID_MAX
+from ..models._types import ROW_ID_MAX, folded
 
 _NOT_DIGITS = re.compile(r"\D")
 # The dashes people type in a phone number: ASCII and full-width hyphen-minus, the IME's minus
@@ -48,13 +48,11 @@ def _matches(q: str):
     account's name or id; ``#12`` is contact 12. Full-width and half-width forms match."""
     needle = normalize(q.strip())
     handle = needle.lstrip("@") or needle  # "@sato_hanako" as written on social media
-    names = query_forms(q)  # names are stored as written
     conds = [
-        *[func.lower(Contact.name).contains(text, autoescape=True) for text in names],
+        folded(Contact.name).contains(needle, autoescape=True),  # names are stored as written: ﾔﾏﾀﾞ
         func.lower(Contact.email).contains(needle, autoescape=True),
         exists().where(ContactIdentity.contact_id == Contact.id,
-                       or_(*[func.lower(ContactIdentity.display_name).contains(text, autoescape=True)
-                             for text in names],
+                       or_(folded(ContactIdentity.display_name).contains(needle, autoescape=True),
                            func.lower(ContactIdentity.external_id).contains(handle, autoescape=True))),
     ]
     digits = _NOT_DIGITS.sub("", needle)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flask import current_app
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, exists, or_, select
 
-from nlp.text import normalize, query_forms, search_tokens
+from nlp.text import normalize, search_tokens
 
 from ..extensions import db
 from ..models import Agent, Contact, Message, Priority, Status, Tag, Ticket
-from ..models._types import ROW_ID_MAX
+from ..models._types import ROW_ID_MAX, folded
 from ..models.ticket import ticket_tags
 
 SORTS = {
@@ -129,11 +129,10 @@ def _text_match(q: str):
             )
         )
     needle = normalize(q)
-    for text in query_forms(q):  # subjects and names are stored as written
-        conds.append(func.lower(Ticket.subject).contains(text, autoescape=True))
-        conds.append(
-            exists().where(Contact.id == Ticket.contact_id, func.lower(Contact.name).contains(text, autoescape=True))
-        )
+    # subjects and names are stored as written: ﾔﾏﾀﾞ, ＡＢＣ
+    conds.append(folded(Ticket.subject).contains(needle, autoescape=True))
+    conds.append(exists().where(Contact.id == Ticket.contact_id,
+                                folded(Contact.name).contains(needle, autoescape=True)))
     if needle.startswith("#") and needle[1:].isdigit() and int(needle[1:]) <= ROW_ID_MAX:
         conds.append(Ticket.id == int(needle[1:]))
     return or_(*conds)

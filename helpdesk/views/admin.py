@@ -657,7 +657,7 @@ def _audit_details(entry: AuditLog, names: dict[int, str], teams: dict[int, str]
     changes = entry.changes if isinstance(entry.changes, dict) else {"": entry.changes}
     pairs = entry.action in _BEFORE_AFTER_ACTIONS
     for key, value in changes.items():
-        row = {"key": key, "label": audit_field_label(key) if key else ""}
+        row = {"key": key, "label": audit_field_label(key, entry.object_type) if key else ""}
         if pairs and isinstance(value, list) and len(value) == 2:
             row["old"], row["new"] = (_audit_value(key, v, names, teams) for v in value)
         else:

@@ -270,3 +270,17 @@ def test_the_audit_log_details_read_field_before_after_escaped(app, client, admi
     # a merge records what it merged, not before/after: a two-item list stays a list
     assert '<dt title="identities">チャネル別アカウント</dt><dd>line:U1, email:a@example.jp</dd>' in table
     assert '<dt title="merged">統合元</dt><dd>#7</dd>' in table
+
+
+def test_the_audit_log_tells_an_inbox_switched_off_from_an_agent(app, client, admin):
+    """An inbox's "active" takes messages; an agent's logs in (the inbox's once read as the latter)."""
+    from helpdesk.models import AuditLog
+
+    inbox, agent = f.inbox(kind="test"), f.agent()
+    assert post(client, f"/admin/inboxes/{inbox.id}", inbox_form(inbox, active="")).status_code == 302
+    db.session.add(AuditLog(agent_id=admin.id, action="agent.update", object_type="agent", object_id=agent.id,
+                            changes={"active": False}))
+    db.session.commit()
+    table = _audit_rows(client.get("/admin/audit").get_data(as_text=True))
+    assert '<dt title="active">有効（新しいメッセージを受け付ける）</dt><dd>いいえ</dd>' in table
+    assert '<dt title="active">有効（ログインできる）</dt><dd>いいえ</dd>' in table

@@ -38,10 +38,15 @@ def test_search_finds_customers_as_agents_type_them(app, client):
     # typed with a Japanese IME: the minus sign 「−」, the long vowel mark 「ー」, full-width brackets
     ime = customer(inbox, "U5", "伊藤", phone="080−3333ー4444")
     brackets = customer(inbox, "U6", "加藤", phone="（06）5555‐6666")
+    # an older system's export: the account's name in half-width katakana, the agent's in kanji
+    tanaka = customer(inbox, "U7", "ﾀﾅｶ ﾐｷ")
+    tanaka.name = "田中美紀"
+    db.session.commit()
     login(client, f.agent(inboxes=[inbox]).email)
     assert listed(client, "08033334444") == {ime.id} and listed(client, "080-3333-4444") == {ime.id}
     assert listed(client, "0655556666") == {brackets.id} and listed(client, "06−5555") == {brackets.id}
-    assert listed(client) == {sato.id, kana.id, social.id, suzuki.id, ime.id, brackets.id}
+    assert listed(client) == {sato.id, kana.id, social.id, suzuki.id, ime.id, brackets.id, tanaka.id}
+    assert listed(client, "タナカ") == {tanaka.id} and listed(client, "ﾀﾅｶ") == {tanaka.id}
     assert listed(client, "佐藤") == {sato.id}  # part of the name
     assert listed(client, "ｻﾄｳ") == {kana.id}  # half-width katakana, as some systems export it
     assert listed(client, "hanako.sato@EXAMPLE") == {sato.id}  # email, any case
