@@ -37,6 +37,7 @@ AUDIT_ACTION_LABELS = {
     "contact.update": _l("Customer updated"), "contact.merge": _l("Customers merged"),
     "account.update": _l("Own account updated"),
     "inbox.create": _l("Inbox created"), "inbox.update": _l("Inbox updated"),
+    "inbox.delete": _l("Inbox deleted"),
     "agent.create": _l("Agent added"), "agent.update": _l("Agent updated"),
     "team.create": _l("Team created"), "team.update": _l("Team updated"), "team.delete": _l("Team deleted"),
     "canned.create": _l("Canned reply created"), "canned.update": _l("Canned reply updated"),

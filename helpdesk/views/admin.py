@@ -31,6 +31,7 @@ from ..models._types import ROW_ID_MAX
 from ..realtime.agent_ns import drop_agent_sockets
 from ..services.access import assignable_agents, visible_inbox_ids
 from ..services.tickets import audit
+from ..sqlite_writes import write_now
 from . import email_filter, form_error_text
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -401,7 +402,8 @@ def edit_inbox(inbox_id: int):
         if not form.validate_on_submit():
             flash(_("Inbox not saved: %(errors)s", errors=form_error_text(form)), "error")
             form.secrets.data = ""  # never echo secrets into a page
-            return render_template("admin/inbox.html", inbox=inbox, form=form, hint=_connect_hint(inbox)), 400
+            return render_template("admin/inbox.html", inbox=inbox, form=form, hint=_connect_hint(inbox),
+                                   ticket_count=_ticket_count(inbox)), 400
 
         def state() -> dict:
             return {"name": inbox.name, "team_id": inbox.team_id, "settings": inbox.settings, "active": inbox.active,
@@ -438,7 +440,38 @@ def edit_inbox(inbox_id: int):
         log.info("inbox %s updated by agent %s: %s", inbox.id, current_user.id, sorted(changes))
         flash(_("Inbox saved."), "ok")
         return redirect(url_for(".edit_inbox", inbox_id=inbox.id))
-    return render_template("admin/inbox.html", inbox=inbox, form=form, hint=_connect_hint(inbox))
+    return render_template("admin/inbox.html", inbox=inbox, form=form, hint=_connect_hint(inbox),
+                           ticket_count=_ticket_count(inbox))
+
+
+def _ticket_count(inbox: Inbox) -> int:
+    return db.session.scalar(select(func.count()).select_from(Ticket).where(Ticket.inbox_id == inbox.id))
+
+
+@bp.post("/inboxes/<int:inbox_id>/delete")
+@admin_required
+def delete_inbox(inbox_id: int):
+    """Only an inbox no customer has written to yet (made by mistake, or to try a channel):
+    tickets go with their inbox, and a desk's conversations are its history, so one with
+    tickets is switched off instead (edit_inbox, "active")."""
+    write_now(db.session)  # no message may arrive between the count and the delete
+    inbox = db.session.scalar(select(Inbox).where(Inbox.id == inbox_id).with_for_update())
+    if inbox is None:
+        abort(404)
+    tickets = _ticket_count(inbox)
+    if tickets:
+        db.session.rollback()
+        flash(_("The inbox %(name)s has %(n)s tickets, so it cannot be deleted; untick Active to stop it "
+                "taking messages.", name=inbox.name, n=tickets), "error")
+        return redirect(url_for(".edit_inbox", inbox_id=inbox_id))
+    name, saw = inbox.name, {a.id for a in assignable_agents(inbox)}
+    audit(current_user, "inbox.delete", "inbox", inbox.id, {"name": name, "kind": inbox.kind})
+    db.session.delete(inbox)  # its members, API tokens and surveys go with it (ON DELETE CASCADE)
+    db.session.commit()
+    drop_agent_sockets(saw)  # their open pages leave its room
+    log.info("inbox %s (%s) deleted by agent %s", inbox_id, name, current_user.id)
+    flash(_("Inbox deleted: %(name)s", name=name), "ok")
+    return redirect(url_for(".index"))
 
 
 def _active_admins() -> int:

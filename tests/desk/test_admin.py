@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from helpdesk.extensions import db, socketio
 from helpdesk.models import Agent, ApiToken, AuditLog, CannedReply, Inbox, Role, Team
+from helpdesk.models.inbox import inbox_members
 from helpdesk.services.ingest import ingest
 from tests import factories as f
 from tests.conftest import csrf_token, login
@@ -369,6 +370,45 @@ def test_deleting_a_team_keeps_its_inboxes_tickets_and_agents(app, client, admin
     assert agent_client.get(f"/agent/tickets/{ticket_id}").status_code == 403
     assert audit_actions()[-1] == ("team.delete", {"name": "解散するチーム", "members": [agent.id],
                                                    "inboxes": [inbox.id], "open_tickets": 1})
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+def test_an_inbox_nobody_wrote_to_can_be_deleted_one_with_tickets_cannot(app, client, admin):
+    from helpdesk.models import Ticket
+
+    mistake, used = f.inbox(name="試し<b>用</b>"), f.inbox(name="本番")
+    row, token = ApiToken.issue("試し", mistake.id)
+    db.session.add(row)
+    agent = f.agent(inboxes=[mistake, used])
+    ticket_id = ingest(used, f.inbound(text="注文の件です")).message.ticket_id
+    db.session.commit()
+    mistake_id, kind = mistake.id, mistake.kind
+    page = client.get(f"/admin/inboxes/{used.id}").get_data(as_text=True)
+    assert f'action="/admin/inboxes/{used.id}/delete"' not in page and "1 件のチケット" in page
+    page = client.get(f"/admin/inboxes/{mistake.id}").get_data(as_text=True)
+    assert f'action="/admin/inboxes/{mistake.id}/delete"' in page and "data-confirm=" in page
+    assert "試し&lt;b&gt;用&lt;/b&gt;" in page and "試し<b>用</b>" not in page
+
+    # One with tickets is refused, even when asked directly: nothing of it goes.
+    resp = post(client, f"/admin/inboxes/{used.id}/delete", {}, page=f"/admin/inboxes/{used.id}")
+    assert resp.status_code == 302 and resp.headers["Location"].endswith(f"/admin/inboxes/{used.id}")
+    assert "削除できません" in client.get(resp.headers["Location"]).get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Inbox, used.id) is not None and db.session.get(Ticket, ticket_id) is not None
+
+    resp = post(client, f"/admin/inboxes/{mistake_id}/delete", {}, page=f"/admin/inboxes/{mistake_id}")
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/admin/")
+    db.session.expire_all()
+    assert db.session.get(Inbox, mistake_id) is None
+    assert db.session.scalars(select(ApiToken).where(ApiToken.inbox_id == mistake_id)).all() == []
+    assert [a.id for a in db.session.get(Inbox, used.id).members] == [agent.id]
+    assert db.session.scalar(select(func.count()).select_from(inbox_members)) == 1  # theirs of the other went
+    assert audit_actions()[-1] == ("inbox.delete", {"name": "試し<b>用</b>", "kind": kind})
+    # its token no longer posts anything, and the inbox is gone for good
+    api = client.post("/api/v1/messages", headers={"Authorization": f"Bearer {token}"},
+                      json={"external_id": "x", "user_id": "u", "text": "届く？"})
+    assert api.status_code == 401
+    assert post(client, f"/admin/inboxes/{mistake_id}/delete", {}, page="/admin/").status_code == 404
 
 
 # ---- canned replies and tokens ---------------------------------------------------------------

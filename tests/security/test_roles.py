@@ -80,6 +80,7 @@ ACCESS = {
     "admin.edit_canned": "admin",
     "admin.edit_team": "admin",
     "admin.delete_team": "admin",
+    "admin.delete_inbox": "admin",
     "admin.delete_canned": "admin",
     "admin.revoke_token": "admin",
     "admin.audit_log": "admin",
