@@ -36,16 +36,34 @@ def open_alert_rules(ticket_ids) -> dict[int, set[str]]:
     return found
 
 
-def evaluate(ticket: Ticket, new_messages: list[Message], rows: list[tuple], open_rules: set[str]) -> list[Alert]:
+def raised_by(messages: list[Message]) -> dict[int, int]:
+    """The severity of the worst alert each edited message has raised, acknowledged or not. A
+    customer's edit is labelled again (services/status.py): an angry message edited into
+    another angry one is no new news, and raised a second alert once its first had been
+    acknowledged. Only edited messages can have one, so a batch without them asks nothing."""
+    edited = [m.id for m in messages if m.id is not None and (m.meta or {}).get("edits")]
+    worst: dict[int, int] = {}
+    if edited:
+        for message_id, rule in db.session.execute(select(Alert.message_id, Alert.rule)
+                                                   .where(Alert.message_id.in_(edited))):
+            worst[message_id] = max(worst.get(message_id, 0), SEVERITY.get(rule, 0))
+    return worst
+
+
+def evaluate(ticket: Ticket, new_messages: list[Message], rows: list[tuple], open_rules: set[str],
+             raised: dict[int, int] | None = None) -> list[Alert]:
     """The rules, without writing: the priority is raised on the object and the alerts are
     new objects, not yet added. ``rows``: the ticket's labelled customer messages as
     ``sentiment.labelled_rows`` gives them (oldest first, ``new_messages`` counted);
     ``open_rules``: those of its unacknowledged alerts (``open_alert_rules``), to which the
-    new alerts are added."""
+    new alerts are added; ``raised``: what the messages raised before an edit (``raised_by``)."""
     cfg = current_app.config
     alerts: list[Alert] = []
+    raised = raised or {}
 
     def alert(msg: Message, rule: str, detail: str) -> None:
+        if SEVERITY[rule] <= raised.get(msg.id, 0):
+            return
         if SEVERITY[rule] > max((SEVERITY.get(r, 0) for r in open_rules), default=0):
             alerts.append(Alert(ticket=ticket, message_id=msg.id, rule=rule, detail=detail))
             open_rules.add(rule)

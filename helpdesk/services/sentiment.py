@@ -125,13 +125,14 @@ def label_messages(msgs: list[Message]) -> None:
         ticket_rows = labelled_rows(Message.ticket_id, by_ticket, pending=msgs)
         contact_rows = labelled_rows(Message.contact_id, {t.contact_id for t in tickets}, last=20, pending=msgs)
         open_rules = escalation.open_alert_rules(by_ticket)
+        raised = escalation.raised_by(msgs)
         alerts: list[Alert] = []
         for ticket in tickets:
             rows = ticket_rows.get(ticket.id, [])
             _set_ticket_aggregate(ticket, rows)
             _set_contact_aggregate(ticket.contact, contact_rows.get(ticket.contact_id, []))
             open_now = open_rules.setdefault(ticket.id, set())
-            alerts += escalation.evaluate(ticket, by_ticket[ticket.id], rows, open_now)
+            alerts += escalation.evaluate(ticket, by_ticket[ticket.id], rows, open_now, raised)
         ticket_now = {t.id: ticket_json(t) for t in tickets}
     # the writes: the labels and aggregates, the alerts, then every event in one INSERT. Each
     # message's event carries its ticket as the batch left it (aggregates, an escalation's

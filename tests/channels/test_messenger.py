@@ -446,6 +446,27 @@ def test_edit_is_labelled_again_and_the_aggregates_follow(client, inbox):
     assert db.session.scalars(select(Contact)).one().sentiment_latest_label == "negative"
 
 
+@pytest.mark.config(SENTIMENT_ENABLED=True)
+def test_an_angry_message_edited_into_another_raises_no_second_alert(client, inbox):
+    """A calm message edited into an angry one is news, and alerts; an angry one edited into
+    another angry one is not, even once its alert was acknowledged (it alerted again)."""
+    from helpdesk.models import Alert
+    from helpdesk.models._types import utcnow
+
+    post_hub(client, "messenger", inbox, messaging(message("商品について質問があります", psid="7049", mid="m_ed9")))
+    assert db.session.scalars(select(Alert)).all() == []
+    post_hub(client, "messenger", inbox, messaging(edit("m_ed9", "ふざけるな！何度言えばわかるんだ！", psid="7049")))
+    (first,) = db.session.scalars(select(Alert)).all()
+    first.acknowledged_at = utcnow()
+    db.session.commit()
+    post_hub(client, "messenger", inbox, messaging(edit("m_ed9", "ふざけるな！！何度言えばわかるんだ！！最悪！",
+                                                        psid="7049", num=2)))
+    db.session.expire_all()
+    msg = db.session.scalars(select(Message)).one()
+    assert msg.body.endswith("最悪！") and msg.sentiment_label == "negative"  # labelled again
+    assert [a.id for a in db.session.scalars(select(Alert))] == [first.id]
+
+
 def test_edit_is_pending_for_the_labelling_job(client, inbox):
     """With labelling off here the message stays pending: a NULL label is what label_pending takes."""
     post_hub(client, "messenger", inbox, messaging(message("元の文", psid="7046", mid="m_ed6")))
