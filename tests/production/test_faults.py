@@ -85,23 +85,27 @@ def lost_reply(cluster) -> int:
     return int(out.split()[-1])
 
 
-def rq_registries(cluster) -> tuple[list[str], list[str]]:
+def rq_queue(cluster):
+    """The cluster's RQ queue, on a connection of the test's own."""
     from redis import Redis
     from rq import Queue
+
+    return Queue(cluster.env["HELPDESK_JOBS_QUEUE"], connection=Redis.from_url(REDIS_URL))
+
+
+def rq_registries(cluster) -> tuple[list[str], list[str]]:
     from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
-    queue = Queue(cluster.env["HELPDESK_JOBS_QUEUE"], connection=Redis.from_url(REDIS_URL))
+    queue = rq_queue(cluster)
     return ScheduledJobRegistry(queue=queue).get_job_ids(), FailedJobRegistry(queue=queue).get_job_ids()
 
 
 def sweeps_due_now(cluster) -> list[str]:
     """Sweep runs queued to run now, or running: one the dead worker's scheduler queued before the
     kill still runs, on the restarted worker, before the dead scheduler's lock lapses."""
-    from redis import Redis
-    from rq import Queue
     from rq.registry import StartedJobRegistry
 
-    queue = Queue(cluster.env["HELPDESK_JOBS_QUEUE"], connection=Redis.from_url(REDIS_URL))
+    queue = rq_queue(cluster)
     return [j for j in queue.get_job_ids() + StartedJobRegistry(queue=queue).get_job_ids() if "sweep" in j]
 
 
