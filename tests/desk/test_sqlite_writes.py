@@ -246,7 +246,7 @@ def _request_writes(app, seconds: float, every: float = 0.005) -> threading.Thre
 def test_background_work_waits_for_a_lull_in_the_requests_writes(app, monkeypatch):
     """The embedded labelling thread reads and writes when no request has wanted the lock for
     a moment: in a burst of posts it would otherwise take the lock between every few."""
-    monkeypatch.setattr(sqlite_writes, "LULL", 0.05)
+    monkeypatch.setattr(sqlite_writes, "LULL", 0.1)  # 20 times the requests' pace: a held-up request is no lull
     requests = _request_writes(app, 0.4)
     time.sleep(0.05)
     waited = in_thread(app, lambda: (sqlite_writes.yield_to_requests(), time.monotonic()), background=True)
@@ -260,6 +260,9 @@ def test_background_work_waits_for_a_lull_in_the_requests_writes(app, monkeypatc
 
 
 def test_background_work_waits_at_most_a_while_and_not_for_its_own_writes(app, monkeypatch):
+    # A lull far longer than the cap, so only the cap ends the wait: with the default lull
+    # (20 ms) a request thread held up on a loaded machine made one and ended it (CI, 63 ms).
+    monkeypatch.setattr(sqlite_writes, "LULL", 0.3)
     monkeypatch.setattr(sqlite_writes, "LULL_WAIT_AT_MOST", 0.1)
     requests = _request_writes(app, 1.0)
     time.sleep(0.05)
@@ -295,7 +298,7 @@ def test_background_labelling_starts_the_model_in_a_lull(app, monkeypatch):
         return real(texts, *args, **kwargs)
 
     monkeypatch.setattr(model, "predict", predict)
-    monkeypatch.setattr(sqlite_writes, "LULL", 0.05)
+    monkeypatch.setattr(sqlite_writes, "LULL", 0.1)
     requests = _request_writes(app, 0.4)
     time.sleep(0.05)
     assert in_thread(app, sentiment.label_pending, background=True) == 1
