@@ -37,8 +37,9 @@ def job(fn: Callable[..., Any] | None = None, *, lane: str = "default", coalesce
     """Register a job by its function name. Jobs in different lanes never wait for
     each other in the embedded runner (a long labelling batch must not hold a reply).
 
-    ``coalesce``: the job drains whatever is pending when it runs, so in the embedded
-    runner one queued run that has not started yet stands for any number of requests.
+    ``coalesce``: the job drains whatever is pending when it runs, so one queued run that has
+    not started yet stands for any number of requests: in the embedded runner, and on RQ,
+    where a marker in Redis says that a run is queued (``_coalesced``).
 
     ``retry``: with RQ, a run that raises is run again (``JOB_RETRY_SECONDS``). Off for a job
     that each sweep queues anyway: a retry would only run beside the next one.
@@ -148,7 +149,25 @@ def _rq_entry(name: str, *args: Any) -> Any:
     failed too, keeps it in the queue's failed job registry with its traceback. Handled, it
     would count as done and the work nobody's sweep looks for (a chat reply's email copy, a
     LINE message's media) would be lost."""
+    if name in COALESCE:
+        from rq import get_current_job
+
+        job_ = get_current_job()
+        if job_ is not None:
+            # Before the work: what is stored from now on may be after this run's last read, so
+            # it queues a run of its own.
+            job_.connection.delete(_coalesced(job_.origin, name, args))
     return run(name, *args, reraise=True)
+
+
+# How long a queued coalescing run's marker lasts, should the run itself be lost
+# (Redis flushed, the queue emptied by hand): after that the next request queues another.
+COALESCE_MARK_SECONDS = 60
+
+
+def _coalesced(queue: str, name: str, args: tuple) -> str:
+    """The Redis key saying that a run of a coalescing job is queued and has not started yet."""
+    return f"helpdesk:coalesce:{queue}:{name}:{args!r}"
 
 
 def _rq_retry():
@@ -225,7 +244,13 @@ class Jobs:
             kwargs: dict[str, Any] = {"retry": None if name in NO_RETRY else _rq_retry()}
             if job_id:
                 kwargs.update(job_id=re.sub(r"[^A-Za-z0-9_-]", "_", f"{q.name}-{job_id}"), unique=True)
+            mark = _coalesced(q.name, name, args) if name in COALESCE and delay <= 0 and not job_id else None
             try:
+                # Not RQ's unique job ids: a finished or running job keeps its id, but a run that has
+                # started may already have read past what was stored since.
+                if mark and not q.connection.set(mark, 1, nx=True, ex=COALESCE_MARK_SECONDS):
+                    log.debug("job %s%r is already queued", name, args)
+                    return True
                 if delay > 0:
                     q.enqueue_in(timedelta(seconds=delay), _rq_entry, name, *args, **kwargs)
                 else:
@@ -236,6 +261,11 @@ class Jobs:
                 # Callers enqueue after their commit: the work is recorded in the database
                 # (pending label, pending delivery) and the workers' sweep picks it up.
                 log.error("could not queue job %s%r (Redis unavailable: %s); the sweep will retry", name, args, exc)
+                if mark:
+                    try:  # a marker set before the enqueue failed would hold off the sweep's run
+                        q.connection.delete(mark)
+                    except (RedisConnectionError, RedisTimeoutError):
+                        pass  # it expires
                 return False
         return True
 

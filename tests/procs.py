@@ -44,7 +44,7 @@ def drop_rq_queue(redis_url: str, queue: str) -> None:
 
     r = Redis.from_url(redis_url)
     r.srem("rq:queues", f"rq:queue:{queue}")
-    for key in r.scan_iter(f"rq:*{queue}*"):
+    for key in [*r.scan_iter(f"rq:*{queue}*"), *r.scan_iter(f"helpdesk:coalesce:{queue}:*")]:
         r.delete(key)
     for key in r.scan_iter("rq:job:*"):
         if key.count(b":") == 2 and r.hget(key, "origin") == queue.encode():
