@@ -11,7 +11,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
 from .extensions import db
-from .models import Agent, Role
+from .models import Agent, Message, Role
 
 
 def register_cli(app: Flask) -> None:
@@ -93,9 +93,15 @@ def create_agent(email: str, name: str, role: str, password: str):
 def demo(force: bool):
     """Load demo agents, inboxes and Japanese tickets on every channel."""
     from .demo import DEMO_LOGIN, load_demo
+    from .jobs import jobs
+    from .services.sentiment import PENDING
 
     if load_demo(force=force):
-        click.echo("demo data loaded")
+        # The demo's messages queued their labelling on this process's job thread: without the
+        # wait, the process ended while the model loaded, and left every label pending.
+        jobs.wait_idle(timeout=300)
+        pending = db.session.scalar(select(func.count()).select_from(Message).where(PENDING))
+        click.echo("demo data loaded" + (f" ({pending} messages wait for sentiment)" if pending else ""))
     else:
         click.echo("demo data already present")
     click.echo(f"login: {DEMO_LOGIN[0]} / {DEMO_LOGIN[1]}")

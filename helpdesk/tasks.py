@@ -193,12 +193,11 @@ def sweep(slot: int | None = None) -> None:
 
     from .extensions import db
     from .jobs import jobs
-    from .models import Direction, Message
     from .models._types import utcnow
+    from .services.sentiment import PENDING
 
     schedule_sweep(after=slot)  # first: this run may die with its worker
     jobs.enqueue("poll_email")
     requeue_pending_sends(created_before=utcnow() - timedelta(seconds=current_app.config["SWEEP_SECONDS"]))
-    if db.session.scalar(select(exists().where(Message.direction == Direction.inbound,
-                                                Message.sentiment_label.is_(None)))):
+    if db.session.scalar(select(exists().where(PENDING))):
         jobs.enqueue("label_sentiment")

@@ -188,6 +188,8 @@ class SentimentModel:
                                  f"so it holds no model ({hint})")
         # A local directory must never trigger a download; a hub id obeys HF_HUB_OFFLINE.
         kwargs = {"local_files_only": True} if is_local else {}
+        if is_local:  # a progress bar in the desk's log for reading a local file (a download keeps the hub's)
+            transformers.utils.logging.disable_progress_bar()
         where = "directory" if is_local else "hub id"
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(local) if is_local else name_or_path, **kwargs)

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Iterable
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from .. import sqlite_writes
@@ -28,6 +28,8 @@ _lock = threading.Lock()  # one labelling pass at a time per process
 # Voice-of-customer needs the main terms, not every word of a long email (and a bounded
 # list keeps the row small enough for the report indexes).
 MAX_KEYWORDS = 20
+# A customer message waiting for its label: the labelling runs', the sweep's and `flask demo`'s test.
+PENDING = and_(Message.direction == Direction.inbound, Message.sentiment_label.is_(None))
 
 
 def model():
@@ -57,7 +59,7 @@ def label_pending(limit: int | None = None) -> int:
             while limit is None or done < limit:
                 msgs = db.session.scalars(
                     select(Message)
-                    .where(Message.direction == Direction.inbound, Message.sentiment_label.is_(None))
+                    .where(PENDING)
                     .order_by(Message.id)
                     .limit(batch)
                     .with_for_update(skip_locked=True)
