@@ -586,6 +586,8 @@ class _TextExtractor(HTMLParser):
         self.cur: list[str] = []
         self.skip = 0
         self.pre = 0
+        self.pre_lines: set[int] = set()  # lines of a <pre>: their indentation is the writer's
+        self.pre_opened = False  # just after <pre>, whose first newline a browser drops
         self.lined = lined_paragraphs
         self.p_spaced = not lined_paragraphs
 
@@ -595,13 +597,18 @@ class _TextExtractor(HTMLParser):
     def _break(self) -> None:
         """End the current line, if it holds anything visible (a block boundary)."""
         if self._has_content():
-            self.lines.append("".join(self.cur))
+            self._line("".join(self.cur))
         self.cur = []
 
     def _newline(self) -> None:
         """A hard line break (<br>, a newline in <pre>): an empty line stays a blank line."""
-        self.lines.append("".join(self.cur) if self._has_content() else "")
+        self._line("".join(self.cur) if self._has_content() else "")
         self.cur = []
+
+    def _line(self, line: str) -> None:
+        if self.pre:
+            self.pre_lines.add(len(self.lines))
+        self.lines.append(line)
 
     def _blank(self) -> None:
         """A margin: at least one blank line here (margins between blocks do not add up)."""
@@ -618,6 +625,7 @@ class _TextExtractor(HTMLParser):
         return not (_MSO_CLASS.search(a.get("class") or "") or _NO_MARGIN.search(a.get("style") or ""))
 
     def handle_starttag(self, tag, attrs):
+        self.pre_opened = False
         if tag in _SKIP:
             self.skip += 1
         elif self.skip:
@@ -637,6 +645,7 @@ class _TextExtractor(HTMLParser):
                 self.p_spaced = spaced  # an end tag has no attributes; <p> does not nest
             elif tag == "pre":
                 self.pre += 1
+                self.pre_opened = True
             elif tag == "li":
                 self.cur.append("・")
 
@@ -652,6 +661,7 @@ class _TextExtractor(HTMLParser):
             return
         elif tag in _BLOCK:
             if tag == "pre":
+                self._break()  # its last line, still preformatted
                 self.pre = max(0, self.pre - 1)
             self._blank() if (tag in _SPACED or (tag == "p" and self.p_spaced)) else self._break()
 
@@ -659,7 +669,11 @@ class _TextExtractor(HTMLParser):
         if self.skip:
             return
         if self.pre:
-            parts = data.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+            data = data.replace("\r\n", "\n").replace("\r", "\n")
+            if self.pre_opened and data.startswith("\n"):
+                data = data[1:]
+            self.pre_opened = False
+            parts = data.split("\n")
             for k, part in enumerate(parts):
                 if k:
                     self._newline()
@@ -669,7 +683,9 @@ class _TextExtractor(HTMLParser):
 
     def text(self) -> str:
         self._break()
-        return "\n".join(line.replace("\xa0", " ").strip(" \t") for line in self.lines)
+        lines = (line.replace("\xa0", " ") for line in self.lines)
+        return "\n".join(line.rstrip(" \t") if n in self.pre_lines else line.strip(" \t")
+                         for n, line in enumerate(lines))
 
 
 def html_to_text(markup: str) -> str:
@@ -684,4 +700,4 @@ def html_to_text(markup: str) -> str:
         parser.close()
     except Exception:  # html.parser is lenient; this is a last resort for pathological input
         return html.unescape(re.sub(r"<[^>]*>", " ", markup))
-    return parser.text().strip()
+    return parser.text().strip("\n")  # a <pre>'s first line keeps its indentation

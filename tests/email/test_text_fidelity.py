@@ -73,6 +73,11 @@ def test_gmail_html_only_mail_keeps_its_lines_and_blank_lines():
     ("<div>一行目<br></div><div>二行目</div>", "一行目\n二行目"),
     ("<div>一行目<br><br>三行目</div>", "一行目\n\n三行目"),
     ("<p style='margin:0'>一行目</p><p style='margin:0'>二行目</p>", "一行目\n二行目"),
+    # a pasted log or config keeps its indentation; a browser drops the newline right after <pre>
+    ("<p>エラーです:</p><pre>\nTraceback:\n    File \"a.py\", line 3\n\tx = 1  \n</pre><p>以上</p>",
+     "エラーです:\n\nTraceback:\n    File \"a.py\", line 3\n\tx = 1\n\n以上"),
+    ("<pre>  <b>設定</b>:\n    有効</pre>", "  設定:\n    有効"),
+    ("<pre><code>\n  y</code></pre><p>  z  </p>", "  y\n\nz"),
 ])
 def test_html_lines_are_the_writers_lines(markup, text):
     assert html_to_text(markup) == text
