@@ -93,18 +93,28 @@ def create_agent(email: str, name: str, role: str, password: str):
 def demo(force: bool):
     """Load demo agents, inboxes and Japanese tickets on every channel."""
     from .demo import DEMO_LOGIN, load_demo
-    from .jobs import jobs
-    from .services.sentiment import PENDING
 
     if load_demo(force=force):
-        # The demo's messages queued their labelling on this process's job thread: without the
-        # wait, the process ended while the model loaded, and left every label pending.
-        jobs.wait_idle(timeout=300)
-        pending = db.session.scalar(select(func.count()).select_from(Message).where(PENDING))
+        pending = _finish_jobs()
         click.echo("demo data loaded" + (f" ({pending} messages wait for sentiment)" if pending else ""))
     else:
         click.echo("demo data already present")
     click.echo(f"login: {DEMO_LOGIN[0]} / {DEMO_LOGIN[1]}")
+
+
+def _finish_jobs() -> int:
+    """Before a one-shot command that stored messages ends: wait for what they queued on this
+    process's job thread (embedded setup), their labelling first. Without the wait the process
+    ended while the model loaded, and left every label pending until the server's next run.
+    Returns how many messages still wait for their label (none while labelling is off)."""
+    from .jobs import jobs
+    from .services.sentiment import PENDING
+
+    jobs.wait_idle(timeout=300)
+    if not current_app.config["SENTIMENT_ENABLED"]:
+        return 0
+    db.session.remove()  # a fresh read: the labels were written by the job thread's session
+    return db.session.scalar(select(func.count()).select_from(Message).where(PENDING))
 
 
 @click.command("label-sentiment")
@@ -198,8 +208,11 @@ def poll_social(inbox_id: int | None, every: float):
     from .tasks import poll_social as poll
 
     while True:
-        click.echo(f"stored {poll(inbox_id)} new posts")
+        stored = poll(inbox_id)
+        click.echo(f"stored {stored} new posts")
         if every <= 0:
+            if stored and (pending := _finish_jobs()):
+                click.echo(f"{pending} messages wait for sentiment")
             return
         db.session.remove()
         time.sleep(every)
@@ -244,6 +257,8 @@ def poll_email(inbox_id: int | None, every: float):
         for report in reports:
             click.echo(str(report))
         if every <= 0:
+            if any(r.imported for r in reports) and (pending := _finish_jobs()):
+                click.echo(f"{pending} messages wait for sentiment")
             if any(r.errors for r in reports):
                 sys.exit(1)
             return

@@ -187,6 +187,19 @@ def kill_hard(proc: subprocess.Popen) -> None:
     proc.wait(10)
 
 
+def embedded_flask(command: str, db_url: str, tmp_path: Path, secret_key: str = "cli-test",
+                   timeout: float = 300) -> subprocess.CompletedProcess:
+    """``flask <command>`` in its own process on the embedded defaults (thread jobs, the shipped
+    model; no HELPDESK_* setting of this environment), as an operator runs it; asserts it ends well."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_")}
+    env.update(HELPDESK_DATABASE_URL=db_url, HELPDESK_SECRET_KEY=secret_key,
+               HELPDESK_UPLOAD_DIR=str(tmp_path / "uploads"), FLASK_APP="wsgi")
+    out = subprocess.run([sys.executable, "-m", "flask", *command.split()], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
 def wait_http(url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -17,6 +17,7 @@ from helpdesk.extensions import db
 from helpdesk.models import Delivery, Inbox, Message, Ticket
 from helpdesk.services.replies import post_reply
 from tests import factories as f
+from tests.procs import embedded_flask
 
 from .conftest import agent_socket, body_of, count, post_hub, received
 
@@ -262,6 +263,20 @@ def test_polling_stores_new_mentions_once_and_moves_the_cursor(app, runner, xapi
     calls = xapi.sent("/mentions")
     assert calls[-1].query["since_id"] == "103"
     assert count(Message) == 4
+
+
+def test_polling_once_labels_what_it_stored_before_the_command_ends(app, db_url, tmp_path, xapi):
+    """`flask poll-social` run once on the embedded setup (thread jobs, the shipped model) used
+    to end while its job thread loaded the model: the posts' labels stayed pending."""
+    f.inbox(kind="social", settings={"network": "x", "api_base": xapi.url, "account_id": ME, "poll": True},
+            secrets={"access_token": "x-user-token"})
+    xapi.users = [{"id": "4100", "name": "中村", "username": "nakamura"}]
+    xapi.mentions = [_mention(201, "@shop 届いた商品が壊れていました。最悪です"), _mention(202)]
+    out = embedded_flask("poll-social", db_url, tmp_path, secret_key=app.config["SECRET_KEY"])
+    assert "stored 2 new posts" in out.stdout and "wait for sentiment" not in out.stdout, out.stdout
+    db.session.remove()
+    labels = {m.external_id: m.sentiment_label for m in db.session.scalars(select(Message))}
+    assert labels["tweet:201"] == "negative" and labels["tweet:202"] is not None, labels
 
 
 def test_polling_failure_keeps_the_cursor(app, xapi, caplog):

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from helpdesk.extensions import db
 from helpdesk.models import Agent, Message, Role, Ticket
+from tests.procs import embedded_flask
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,13 +57,8 @@ def test_the_demo_command_labels_its_messages_before_it_ends(tmp_path):
     """As README's first command runs it: embedded jobs, the shipped model. The command used to
     end while its job thread loaded the model, leaving every label pending and two lines of
     "labelling stopped" in the terminal (and the model's progress bar, for a local file)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_")}
-    env.update(HELPDESK_DATABASE_URL=f"sqlite:///{tmp_path / 'desk.db'}", HELPDESK_SECRET_KEY="cli-test",
-               HELPDESK_UPLOAD_DIR=str(tmp_path / "uploads"), FLASK_APP="wsgi")
     for cmd in ("init-db", "demo"):
-        out = subprocess.run([sys.executable, "-m", "flask", cmd], env=env, cwd=ROOT, capture_output=True,
-                             text=True, timeout=300)
-        assert out.returncode == 0, out.stderr
+        out = embedded_flask(cmd, f"sqlite:///{tmp_path / 'desk.db'}", tmp_path)
     assert "demo data loaded\n" in out.stdout  # no "(N messages wait for sentiment)"
     assert "labelling stopped" not in out.stderr and "Loading weights" not in out.stderr, out.stderr
     import sqlite3

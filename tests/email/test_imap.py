@@ -13,7 +13,7 @@ from helpdesk.services import mailbox as mb
 from helpdesk.services import storage
 from tests.email import make_fixtures
 from tests.email.conftest import email_inbox
-from tests.procs import REDIS_URL, drop_rq_queue, redis_available
+from tests.procs import REDIS_URL, drop_rq_queue, embedded_flask, redis_available
 
 pytestmark = pytest.mark.config(SENTIMENT_ENABLED=False)
 
@@ -171,6 +171,21 @@ def test_flask_poll_email_command(app, runner, mailbox):
     result = runner.invoke(args=["poll-email"])
     assert result.exit_code == 0, result.output
     assert f"inbox {inbox.id}: 1 imported, 0 already imported, 0 quarantined" in result.output
+
+
+def test_flask_poll_email_once_labels_what_it_imported_before_it_ends(app, db_url, tmp_path, mailbox):
+    """As an operator runs it on the embedded setup (thread jobs, the shipped model): the command
+    used to end while its job thread loaded the model, and the mail's label stayed pending
+    until the server's next labelling run ("labelling stopped after 0 messages")."""
+    server, user, password, settings, secrets = mailbox
+    email_inbox(settings, secrets)
+    server.append(user, password, fixture("iphone_flowed_iso2022jp"))
+    out = embedded_flask("poll-email", db_url, tmp_path, secret_key=app.config["SECRET_KEY"])
+    assert "1 imported" in out.stdout and "wait for sentiment" not in out.stdout, out.stdout
+    assert "labelling stopped" not in out.stderr, out.stderr
+    db.session.remove()
+    (msg,) = messages()
+    assert msg.sentiment_label is not None and msg.sentiment_model
 
 
 @pytest.mark.config(JOBS="thread", SENTIMENT_ENABLED=False)
