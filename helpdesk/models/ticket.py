@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Column, Enum, ForeignKey, Index, String, Table
+from sqlalchemy import Column, Enum, ForeignKey, Index, String, Table, event
 from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
 
 from ..extensions import db
@@ -62,7 +62,7 @@ class Ticket(db.Model):
         # and sentiment shift, read from the index alone; and customers active in a range
         # (bench/dashboard.py, docs/performance.md).
         Index("ix_tickets_report", "created_at", "assignee_id", "team_id", "channel", "inbox_id", "first_response_at",
-              "resolved_at", "sentiment_first_score", "sentiment_score"),
+              "resolved_at", "sentiment_first_score", "sentiment_score", "paused_seconds"),
         Index("ix_tickets_contact_last", "last_message_at", "contact_id"),
     )
 
@@ -86,6 +86,11 @@ class Ticket(db.Model):
     last_message_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The resolution clock stops while the ticket waits for its customer (pending): since when it
+    # waits now, and the business seconds of its earlier waits (kept by _pending_clock below;
+    # whether the reports take them off is services/sla.py's SLA_PAUSE_WHEN_PENDING).
+    pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paused_seconds: Mapped[int] = mapped_column(default=0, server_default="0")
     # The ticket this one was merged into (services/tickets.merge_tickets): its conversation is
     # there. No foreign key: both are tickets of one inbox, deleted together; and SQLite can add a
     # column with a reference it reports back only by copying the table (the migration).
@@ -105,3 +110,30 @@ class Ticket(db.Model):
     messages: WriteOnlyMapped["Message"] = relationship(  # noqa: F821
         back_populates="ticket", passive_deletes=True, order_by="Message.id"
     )
+
+
+def pending_clock(old: Status | None, new: Status, pending_since: datetime | None, paused_seconds: int | None,
+                  now: datetime) -> dict:
+    """What ``pending_since`` and ``paused_seconds`` become when a ticket goes from ``old`` to
+    ``new`` at ``now``: a wait begins, or ends and its business time is added (the business
+    clock of the desk's settings now: a later change of hours does not redo earlier waits)."""
+    if new is Status.pending and old is not Status.pending:
+        return {"pending_since": now}
+    if old is Status.pending and new is not Status.pending:
+        from flask import current_app
+
+        from ..services.sla import BusinessClock
+
+        waited = BusinessClock.from_config(current_app.config).seconds_between(pending_since, now) \
+            if pending_since is not None else 0
+        return {"pending_since": None, "paused_seconds": (paused_seconds or 0) + waited}
+    return {}
+
+
+@event.listens_for(Ticket.status, "set", active_history=True)
+def _pending_clock(ticket: Ticket, new: Status, old, _initiator) -> None:
+    """Every status change through the ORM keeps the pending clock (ingest, which writes its
+    reopening with a plain UPDATE, calls ``pending_clock`` itself)."""
+    old = Status(old) if isinstance(old, str) else None  # None: a new ticket's first status
+    for key, value in pending_clock(old, Status(new), ticket.pending_since, ticket.paused_seconds, utcnow()).items():
+        setattr(ticket, key, value)

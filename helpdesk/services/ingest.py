@@ -22,7 +22,7 @@ from channels.base import Inbound
 from ..extensions import db
 from ..jobs import jobs
 from ..models import Contact, ContactIdentity, Delivery, Direction, Inbox, Message, Status, Tag, Ticket
-from ..models.ticket import ticket_tags
+from ..models.ticket import pending_clock, ticket_tags
 from ..models._types import utcnow
 from ..realtime import events
 from ..realtime.serializers import message_json, ticket_json
@@ -212,7 +212,8 @@ def _store(inbox: Inbox, inbound: Inbound) -> IngestResult:
         # coming back: the ticket stays where the agent left it
         if ((ticket.status in _REOPENABLE or ticket.status is Status.pending) and reply is None
                 and not inbound.meta.get("auto_submitted")):
-            changes.update(status=Status.open, resolved_at=None)
+            changes.update(pending_clock(ticket.status, Status.open, ticket.pending_since, ticket.paused_seconds, now),
+                           status=Status.open, resolved_at=None)
         if inbound.meta.get("reply_to"):
             changes["reply_to"] = str(inbound.meta["reply_to"])
         _write_ticket(ticket, changes)

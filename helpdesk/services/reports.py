@@ -411,20 +411,22 @@ def _epoch_expr(col_sql: str):
 
 def _ticket_times(f: Filters) -> list[tuple]:
     """Per ticket created in range: (id, agent, team, channel, first response s, resolution s, shift),
-    the times in business seconds."""
+    the times in business seconds; the resolution's without the customer's waits (pending) where
+    SLA_PAUSE_WHEN_PENDING says so."""
     clock = sla.BusinessClock.from_config(current_app.config)
+    pause = sla.Targets.from_config(current_app.config).pause_when_pending
     cum = clock.cumulative_ts
     stmt = _scope_tickets(
         select(Ticket.id, Ticket.assignee_id, Ticket.team_id, Ticket.channel, _epoch_expr("tickets.created_at"),
                _epoch_expr("tickets.first_response_at"), _epoch_expr("tickets.resolved_at"),
-               Ticket.sentiment_first_score, Ticket.sentiment_score).select_from(Ticket), f)
+               Ticket.sentiment_first_score, Ticket.sentiment_score, Ticket.paused_seconds).select_from(Ticket), f)
     out = []
-    for tid, agent_id, team_id, channel, created, fr, resolved, first_s, last_s in \
+    for tid, agent_id, team_id, channel, created, fr, resolved, first_s, last_s, paused in \
             db.session.execute(stmt):
         c0 = cum(created)
         out.append((tid, agent_id, team_id, channel,
                     max(cum(fr) - c0, 0) if fr is not None else None,
-                    max(cum(resolved) - c0, 0) if resolved is not None else None,
+                    max(cum(resolved) - c0 - (paused if pause else 0), 0) if resolved is not None else None,
                     (last_s - first_s) if first_s is not None and last_s is not None else None))
     return out
 
@@ -458,15 +460,21 @@ def operations(f: Filters, now: datetime | None = None) -> dict[str, Any]:
     resolution = stats(rt, targets.resolution_s)
     # Open tickets measured against their clock now.
     active = db.session.execute(_scope_tickets(
-        select(Ticket.id, _epoch_expr("tickets.created_at"), Ticket.first_response_at.is_not(None))
+        select(Ticket.id, _epoch_expr("tickets.created_at"), Ticket.first_response_at.is_not(None),
+               Ticket.paused_seconds, _epoch_expr("tickets.pending_since"))
         .select_from(Ticket).where(Ticket.status.in_(Status.active())), f, created_in_range=False))
     at_risk = []
     counts = Counter()
     now_cum = clock.cumulative(now)
-    for tid, created, fr in active:
-        elapsed = max(now_cum - clock.cumulative_ts(created), 0)
-        which, target = ("first_response", targets.first_response_s) if not fr else \
-            ("resolution", targets.resolution_s)
+    pause = targets.pause_when_pending
+    for tid, created, fr, paused, pending_since in active:
+        start = clock.cumulative_ts(created)
+        if not fr:
+            which, target, elapsed = "first_response", targets.first_response_s, now_cum - start
+        else:  # the resolution clock: stopped since the wait began while the customer is to answer
+            until = clock.cumulative_ts(pending_since) if pause and pending_since is not None else now_cum
+            which, target, elapsed = "resolution", targets.resolution_s, until - start - (paused if pause else 0)
+        elapsed = max(elapsed, 0)
         st = sla.state(elapsed, target, targets.warn_ratio)
         if st == "ok":
             continue

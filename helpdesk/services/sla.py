@@ -5,7 +5,9 @@ Settings (app config, all optional):
   BABEL_DEFAULT_TIMEZONE), HOLIDAY_COUNTRY "JP" (public holidays from the ``holidays`` package,
   so a Golden Week or Obon gap does not count against the team), SLA_FIRST_RESPONSE_MINUTES,
   SLA_RESOLUTION_MINUTES (business minutes), SLA_WARN_RATIO (share of a target after which a
-  ticket is "about to breach").
+  ticket is "about to breach"), SLA_PAUSE_WHEN_PENDING (default true: the resolution clock stops
+  while a ticket is pending, waiting for its customer, as it does in most desks; the first
+  response clock never stops).
 
 ``BusinessClock.seconds_between`` is O(1) after a per-clock cache of business days, so the
 dashboard can time thousands of tickets per request.
@@ -25,6 +27,7 @@ DEFAULTS = {
     "SLA_FIRST_RESPONSE_MINUTES": 60,
     "SLA_RESOLUTION_MINUTES": 2 * 9 * 60,  # two business days
     "SLA_WARN_RATIO": 0.8,
+    "SLA_PAUSE_WHEN_PENDING": True,
 }
 
 _EPOCH = date(2000, 1, 1)  # business days are counted from here; only differences matter
@@ -160,12 +163,14 @@ class Targets:
     first_response_s: int
     resolution_s: int
     warn_ratio: float
+    pause_when_pending: bool = True
 
     @classmethod
     def from_config(cls, config) -> Targets:
         return cls(int(setting(config, "SLA_FIRST_RESPONSE_MINUTES")) * 60,
                    int(setting(config, "SLA_RESOLUTION_MINUTES")) * 60,
-                   float(setting(config, "SLA_WARN_RATIO")))
+                   float(setting(config, "SLA_WARN_RATIO")),
+                   bool(setting(config, "SLA_PAUSE_WHEN_PENDING")))
 
 
 def state(elapsed_s: int, target_s: int, warn_ratio: float) -> str:

@@ -18,7 +18,7 @@ from flask_login import current_user
 
 from ..extensions import db, login_manager
 from ..models import Alert
-from ..services import reports
+from ..services import reports, sla
 from ..services.reports import Filters, ReportError
 
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
@@ -83,20 +83,21 @@ def _requested(args) -> SimpleNamespace:
                            as_args=lambda: {k: v for k, v in args.items() if k in FILTER_ARGS})
 
 
-def _page(template: str):
+def _page(template: str, **context):
     try:
         f, error = Filters.from_args(request.args), None
     except ReportError as exc:
         log.info("bad dashboard filter %s: %s", request.query_string, exc)
         f, error = _requested(request.args), str(exc)
     page = render_template(template, f=f, filter_error=error, choices=reports.filter_choices(),
-                           tz=str(f.tz), labels=reports.label_names())
+                           tz=str(f.tz), labels=reports.label_names(), **context)
     return page, 400 if error else 200
 
 
 @bp.get("/")
 def dashboard():
-    return _page("supervisor/dashboard.html")
+    return _page("supervisor/dashboard.html",
+                 pending_pauses=sla.Targets.from_config(current_app.config).pause_when_pending)
 
 
 @bp.get("/insight")

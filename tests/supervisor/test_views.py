@@ -71,6 +71,13 @@ def test_supervisor_and_admin_see_the_dashboard(app, client, role):
     assert client.get("/supervisor/insight").get_data(as_text=True).count("<h1") == 1
 
 
+@pytest.mark.parametrize("pauses", [True, False])
+def test_the_dashboard_says_whether_resolution_times_leave_out_the_waits(app, sv_client, pauses):
+    app.config["SLA_PAUSE_WHEN_PENDING"] = pauses
+    html = sv_client.get("/supervisor/").get_data(as_text=True)
+    assert ("解決時間には、保留中（お客様の返答待ち）の時間を含めていません。" in html) is pauses
+
+
 def test_bad_filters_are_a_400_with_a_message(app, sv_client):
     r = sv_client.get("/supervisor/api/sentiment?from=2026-03-09&to=2026-03-01")
     assert r.status_code == 400 and r.get_json()["error"]
