@@ -72,16 +72,34 @@ def _parse(text: str) -> list:
         return _tagger(text)
 
 
+def _pictographs(surface: str) -> list[str]:
+    """The emoji of a word (😡, 🙏, ♪), each a token of its own, without skin tones, joiners
+    and variation selectors, so that 👍🏻 and 🎉🎉 find 👍 and 🎉; none for a word that is not
+    emoji. MeCab tags them as punctuation, but a customer's 😡 is something an agent looks for."""
+    kept = [c for c in surface if unicodedata.category(c) == "So"]
+    return kept if kept and all(unicodedata.category(c) in _EMOJI_PARTS for c in surface) else []
+
+
+_EMOJI_PARTS = {"So", "Sk", "Cf", "Mn"}  # pictographs, skin tones, zero-width joiners, selectors
+_SYMBOLS = {"補助記号", "記号"}  # what UniDic calls an emoji
+
+
 @functools.lru_cache(maxsize=4096)
 def _tokens(text: str) -> tuple[str, ...]:
     out: list[str] = []
     for word in tagger()(text):
         # The part of speech from the raw feature string: fugashi's parsed ``feature`` builds a
         # tuple of all ~30 UniDic fields per word, several times the cost of the parse.
-        if word.feature_raw.split(",", 1)[0] in _SKIP_POS:
+        pos = word.feature_raw.split(",", 1)[0]
+        if pos in _SYMBOLS:
+            emoji = _pictographs(word.surface)
+            if emoji:
+                out += emoji
+                continue
+        if pos in _SKIP_POS:
             continue
         surface = word.surface.strip()
-        if surface:
+        if surface and not all(unicodedata.category(c) in _EMOJI_PARTS for c in surface):  # a lone joiner
             out.append(surface)
     return tuple(out)
 

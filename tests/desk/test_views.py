@@ -150,6 +150,18 @@ def test_search_full_width_query(app, client, desk):
     assert f'data-ticket-id="{hit.id}"' in html
 
 
+def test_search_finds_a_customers_emoji(app, client, desk):
+    """Chat customers write 😡 and 🙏 (MeCab calls them punctuation, which search used to drop)."""
+    inbox, *_ = desk
+    angry = ingest(inbox, f.inbound(user_id="a", text="まだ届かないんですけど😡😡")).message.ticket
+    thanks = ingest(inbox, f.inbound(user_id="b", text="助かりました👍🏻🙏")).message.ticket
+    plain = ingest(inbox, f.inbound(user_id="c", text="まだ届かないんですけど。")).message.ticket
+    for query, hits in (("😡", {angry}), ("👍", {thanks}), ("🙏 👍🏽", {thanks}), ("まだ 😡", {angry})):
+        html = client.get("/agent/", query_string={"q": query}).get_data(as_text=True)
+        found = {t for t in (angry, thanks, plain) if f'data-ticket-id="{t.id}"' in html}
+        assert found == hits, query
+
+
 def test_filters_mine_and_unassigned(app, client, desk):
     inbox, agent, other = desk
     mine = ingest(inbox, f.inbound(user_id="a")).message.ticket

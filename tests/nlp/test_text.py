@@ -33,3 +33,12 @@ def test_many_threads_share_one_tagger_safely():
     for t in threads:
         t.join()
     assert len(results) == 32 and all("返金" in r for r in results)
+
+
+def test_emoji_are_search_tokens_without_their_skin_tones_and_joiners():
+    assert search_tokens("最悪😡") == ["最悪", "😡"]
+    assert search_tokens("いいね👍🏻") == ["いい", "👍"]
+    assert search_tokens("🎉🎉") == ["🎉", "🎉"]
+    assert search_tokens("家族👨\u200d👩\u200d👧で") == ["家族", "👨", "👩", "👧"]
+    assert search_tokens("ありがとう❤️") == ["ありがとう", "❤"]
+    assert search_tokens("届きません。。！？") == ["届き"]  # punctuation is still no token
