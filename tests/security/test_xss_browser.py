@@ -18,6 +18,7 @@ import requests
 from sqlalchemy import select
 
 from helpdesk.extensions import db, socketio
+from helpdesk.jobs import jobs
 from helpdesk.models import CannedReply, Role, Ticket
 from helpdesk.services.ingest import ingest
 from helpdesk.services.tickets import update_ticket
@@ -232,7 +233,7 @@ def test_hostile_customer_text_never_executes_in_any_agent_view(app):
         channels.widget(app)
         update_ticket(db.session.get(Ticket, api_ticket), admin, tags=[TAG])
         db.session.commit()
-        time.sleep(0.3)  # LINE profile fetch runs as a background job
+        assert jobs.wait_idle(30)  # the LINE profile's fetch is a job on the server's thread
 
         # Server-rendered: every page, every ticket.
         page.goto(server.url + "/agent/")
