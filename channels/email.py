@@ -263,6 +263,8 @@ class EmailAdapter(Adapter):
             "In-Reply-To": in_reply_to,
             "References": " ".join(refs),
             "X-Helpdesk-Ticket": str(outbound.ticket_id),
+            # RFC 3834: the customer's own responder must not answer an automatic one
+            "Auto-Submitted": "auto-replied" if (outbound.meta or {}).get("auto_reply") else "",
         }
         files = [a for a in outbound.attachments if a.data is not None]
         charset = str(self.settings.get("outbound_charset") or "utf-8").lower()

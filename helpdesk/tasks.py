@@ -20,6 +20,14 @@ def send_message(message_id: int) -> None:
 
 
 @job
+def away_message(message_id: int) -> None:
+    """Outside business hours: the inbox's away message to the customer who just wrote."""
+    from .services.away import send_if_closed
+
+    send_if_closed(message_id)
+
+
+@job
 def chat_email_copy(message_id: int) -> None:
     """A widget reply to a visitor who had left, copied to the configured email inbox."""
     from .realtime.widget_ns import send_email_copy

@@ -27,7 +27,7 @@ from ..models._types import utcnow
 from ..realtime import events
 from ..realtime.serializers import message_json, ticket_json
 from ..sqlite_writes import write_now
-from . import storage, surveys
+from . import away, storage, surveys
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ def ingest(inbox: Inbox, inbound: Inbound) -> IngestResult:
                 return IngestResult(existing, created=False)
             write_now(db.session)
             result = _store(inbox, inbound)
+            away_wanted = away.wanted(inbox, inbound)  # before the commit expires the inbox
             db.session.commit()
         except IntegrityError:
             # The message is stored already (a redelivery, or a concurrent delivery that won
@@ -78,6 +79,8 @@ def ingest(inbox: Inbox, inbound: Inbound) -> IngestResult:
             surveys.record_reply(result.survey_reply, result.message_payload()["id"])
         if current_app.config["SENTIMENT_ENABLED"]:
             jobs.enqueue("label_sentiment")
+        if away_wanted and result.survey_reply is None:  # the job looks at the clock
+            jobs.enqueue("away_message", result.message_payload()["id"])
         return result
     raise RuntimeError(f"could not store message {inbound.external_id!r} after 3 attempts")
 

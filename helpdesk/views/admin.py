@@ -199,6 +199,8 @@ class InboxEditForm(InboxForm):
     members = SelectMultipleField(_l("Members"), coerce=int, choices=[], invalid_choice_message=NOT_A_CHOICE)
     # Email inboxes: kept in settings["signature"], edited here rather than as a JSON string.
     signature = TextAreaField(_l("Email signature"), validators=[Optional(), Length(max=2000)])
+    # Kept in settings["away_message"] (services/away.py).
+    away_message = TextAreaField(_l("Away message (outside business hours)"), validators=[Optional(), Length(max=1000)])
 
 
 class AgentForm(FlaskForm):
@@ -386,6 +388,7 @@ def _inbox_edit_form(inbox: Inbox, agents: list[Agent]) -> InboxEditForm:
         settings = dict(inbox.settings or {})
         if inbox.kind == "email":
             form.signature.data = settings.pop("signature", "")
+        form.away_message.data = settings.pop("away_message", "")
         form.settings.data = json.dumps(settings, ensure_ascii=False, indent=2)
         form.secrets.data = ""
         form.members.data = [a.id for a in inbox.members]
@@ -420,6 +423,10 @@ def edit_inbox(inbox_id: int):
             signature = (form.signature.data or "").replace("\r\n", "\n").strip("\n")
             if signature.strip():
                 settings["signature"] = signature
+        settings.pop("away_message", None)
+        away_message = (form.away_message.data or "").replace("\r\n", "\n").strip()
+        if away_message:
+            settings["away_message"] = away_message
         inbox.settings = settings
         inbox.active = form.active.data
         offered = {value for value, _label in form.members.choices}

@@ -60,7 +60,7 @@
       head.append(a);
     }
     const who = m.direction === "in" ? (document.querySelector(".contact-name") || {}).textContent || t.customer
-                                      : (m.agent ? m.agent.name : "");
+                                      : (m.agent ? m.agent.name : m.direction === "out" ? t.automatic : "");
     head.append(el("span", "who", who));
     if (m.direction === "note") head.append(el("span", "badge note", t.note));
     if (m.public) head.append(el("span", "badge public", t.public));

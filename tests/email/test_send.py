@@ -283,3 +283,16 @@ def test_the_signature_in_iso2022jp_and_without_an_agent(smtp_server):
     assert msg.get_content_charset() == "iso-2022-jp"
     body = decode_iso2022jp(msg.get_payload(decode=True)).replace("\r\n", "\n")
     assert body == "アンケートのお願い\n\n株式会社サンプル\nsupport@example.jp\n"
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "iso-2022-jp"])
+def test_an_automatic_reply_says_so_and_an_agents_does_not(smtp_server, charset):
+    """RFC 3834: the away message is Auto-Submitted, so the customer's vacation responder
+    does not answer it (and ours does not answer theirs)."""
+    sink, server = smtp_server
+    mail = adapter(server, outbound_charset=charset)
+    assert mail.send("taro@customer.jp", outbound(text="営業時間外です。", meta={"auto_reply": "away"})).ok
+    assert mail.send("taro@customer.jp", outbound(message_id=10)).ok
+    away, answer = (email.message_from_bytes(m["data"], policy=policy.default) for m in sink.messages)
+    assert away["Auto-Submitted"] == "auto-replied"
+    assert answer["Auto-Submitted"] is None
