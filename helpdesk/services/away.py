@@ -1,7 +1,8 @@
 """The away message (営業時間外の自動応答): a customer who writes while the desk is closed is
 told, once per ticket and closed spell, when to expect an answer.
 
-An inbox has one when its settings hold ``away_message`` (the admin's inbox page). It goes out
+An inbox has one when its settings hold ``away_message`` (the admin's inbox page), where
+``{next_open}`` says when the desk opens next. It goes out
 on the customer's channel as a system message, through the one outbound path; email marks it
 ``Auto-Submitted: auto-replied`` (RFC 3834), so that the customer's own responder does not answer
 it. It is no first response, and it does not change the ticket's status.
@@ -10,7 +11,9 @@ it. It is no first response, and it does not change the ticket's status.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
+from babel.dates import format_skeleton
 from flask import current_app
 from sqlalchemy import select
 
@@ -37,6 +40,19 @@ def wanted(inbox: Inbox, inbound: Inbound) -> bool:
     return bool(text_for(inbox)) and not inbound.meta.get("auto_submitted")
 
 
+def render(text: str, clock: sla.BusinessClock, now: datetime) -> str:
+    """The text with ``{next_open}`` as the customer reads it: when the desk opens next, in the
+    desk's language and time zone (「3月10日(火) 9:00」)."""
+    if "{next_open}" not in text:
+        return text
+    opens = clock.next_open(now)
+    if opens is None:
+        return text.replace("{next_open}", "")
+    locale = current_app.config.get("BABEL_DEFAULT_LOCALE") or "ja"
+    when = " ".join(format_skeleton(skeleton, opens, tzinfo=clock.tz, locale=locale) for skeleton in ("MMMEd", "Hm"))
+    return text.replace("{next_open}", when)
+
+
 def send_if_closed(message_id: int) -> Message | None:
     """The away message for this customer message, if the desk is closed now and the ticket
     has had none since it closed. Safe to run twice."""
@@ -58,6 +74,6 @@ def send_if_closed(message_id: int) -> Message | None:
     last = next((sent_at for sent_at, meta in recent if (meta or {}).get("auto_reply") == "away"), None)
     if last is not None and clock.seconds_between(last, now) == 0:
         return None  # told already in this closed spell
-    reply = post_reply(ticket, None, text, meta={"auto_reply": "away"})
+    reply = post_reply(ticket, None, render(text, clock, now), meta={"auto_reply": "away"})
     log.info("away message %s sent on ticket %s (the desk is closed)", reply.id, ticket.id)
     return reply

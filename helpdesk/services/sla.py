@@ -157,6 +157,19 @@ class BusinessClock:
         local = at.astimezone(self.tz)
         return self.is_business_day(local.date()) and self.start <= local.time() < self.end
 
+    def next_open(self, at: datetime) -> datetime | None:
+        """When the desk opens next (``at`` itself while it is open; None without business days
+        in the next two years)."""
+        if self.is_open(at):
+            return at
+        local = at.astimezone(self.tz)
+        first = 0 if local.time() < self.start else 1
+        for ahead in range(first, 2 * 366):
+            d = local.date() + timedelta(days=ahead)
+            if self.is_business_day(d):
+                return datetime.combine(d, self.start, tzinfo=self.tz)
+        return None
+
 
 @dataclass(frozen=True)
 class Targets:

@@ -94,3 +94,13 @@ def test_admins_write_the_away_message_on_the_inbox_page(app, client, inbox):
     client.post(f"/admin/inboxes/{inbox.id}", data=form)
     db.session.refresh(inbox)
     assert inbox.settings == {}
+
+
+@pytest.mark.parametrize("locale, said", [("ja", "3月16日(月) 9:00以降にご返信します。"),
+                                          ("en", "Mon, Mar 16 09:00以降にご返信します。")])
+def test_the_away_message_says_when_the_desk_opens(app, at, locale, said):
+    app.config["BABEL_DEFAULT_LOCALE"] = locale  # the desk's language, not the customer's
+    inbox = f.inbox(settings={"away_message": "{next_open}以降にご返信します。"})
+    at(jst(2026, 3, 13, 19))  # Friday evening
+    ticket = ingest(inbox, f.inbound(user_id="weekend")).message.ticket
+    assert [m.body for m in away_replies(ticket.id)] == [said]

@@ -74,3 +74,20 @@ def test_epoch_timestamps_give_the_same_business_time_as_datetimes(zone):
     for ts in range(start, start + 366 * 86400, 433):
         at = datetime.fromtimestamp(ts, timezone.utc)
         assert clock.cumulative_ts(ts + 0.25) == reference.cumulative(at), at
+
+
+@pytest.mark.parametrize("at, opens", [
+    (jst(2026, 3, 9, 7), jst(2026, 3, 9, 9)),          # Monday before opening: today
+    (jst(2026, 3, 9, 10), jst(2026, 3, 9, 10)),        # open now
+    (jst(2026, 3, 9, 18), jst(2026, 3, 10, 9)),        # closing time: tomorrow
+    (jst(2026, 3, 13, 22), jst(2026, 3, 16, 9)),       # Friday night: Monday
+    (jst(2026, 3, 19, 20), jst(2026, 3, 23, 9)),       # Thursday night before 春分の日 (Fri): Monday
+    (jst(2026, 4, 28, 19), jst(2026, 4, 30, 9)),       # 昭和の日 (Wed 29 April) is skipped
+])
+def test_next_opening(clock, at, opens):
+    assert clock.next_open(at) == opens
+
+
+def test_no_opening_without_business_days():
+    clock = BusinessClock.from_config({"BUSINESS_DAYS": []})
+    assert clock.next_open(jst(2026, 3, 9, 10)) is None
