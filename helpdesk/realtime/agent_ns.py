@@ -55,7 +55,10 @@ class AgentNamespace(Namespace):
         ticket = self._ticket(data)
         if ticket is None:
             return {"ok": False, "error": "not found"}
-        join_room(events.ticket_room(ticket.id))
+        try:
+            join_room(events.ticket_room(ticket.id))
+        except (KeyError, ValueError):  # the page went away while this event waited for its thread
+            return {"ok": False, "error": "disconnected"}
         presence.registry().view(request.sid, ticket.id)
         self._presence(ticket.id)
         return {"ok": True}

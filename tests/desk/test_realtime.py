@@ -205,3 +205,26 @@ def test_events_name_the_customer_for_open_ticket_pages(app, client):
     renamed = [e["args"][0] for e in events(sio, "ticket.updated")]
     assert {p["id"] for p in renamed} == {first.ticket_id, created["ticket_id"]}  # each open ticket of theirs
     assert all(p["contact"] == {"id": first.contact_id, "name": "山本 正樹"} for p in renamed)
+
+
+@pytest.mark.parametrize("others", [0, 1])
+def test_a_page_that_left_before_its_view_was_handled_is_no_error(app, client, others):
+    """Socket.IO runs each event on a thread of its own: a browser that moves on to the next
+    page can be gone by the time its view_ticket is handled. Joining the ticket's room then
+    raised in that thread (ValueError with no socket left on /agent, KeyError with others)."""
+    from flask import request
+    from flask_login import login_user
+
+    from helpdesk.realtime.agent_ns import AgentNamespace
+
+    inbox = f.inbox()
+    agent = f.agent(inboxes=[inbox])
+    ticket = ingest(inbox, f.inbound(user_id="a")).message.ticket
+    if others:
+        login(client, agent.email)
+        connect(app, client)  # another tab stays
+    with app.test_request_context():
+        request.sid, request.namespace = "gone-sid", "/agent"
+        login_user(agent)
+        assert AgentNamespace("/agent").on_view_ticket({"ticket_id": ticket.id}) == \
+            {"ok": False, "error": "disconnected"}
