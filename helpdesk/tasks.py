@@ -20,6 +20,14 @@ def send_message(message_id: int) -> None:
 
 
 @job
+def auto_assign(ticket_id: int) -> None:
+    """A new ticket of an inbox with automatic assignment: to its least busy online agent."""
+    from .services.assign import assign_new
+
+    assign_new(ticket_id)
+
+
+@job
 def away_message(message_id: int) -> None:
     """Outside business hours: the inbox's away message to the customer who just wrote."""
     from .services.away import send_if_closed

@@ -118,13 +118,19 @@ class Presence:
     def viewers(self, ticket_id: int) -> list[dict]:
         with self._lock:
             here = [e.agent for e in self._agents.values() if ticket_id in e.ticket_ids]
-        return _distinct_agents(here + self._shared(lambda: self._shared_viewers(ticket_id), []))
+        return _distinct_agents(here + self._shared(lambda: self._shared_agents(self._key("ticket", ticket_id)), []))
 
     def agents_online(self, inbox_id: int) -> bool:
         with self._lock:
             if any(inbox_id in e.inbox_ids for e in self._agents.values()):
                 return True
         return self._shared(lambda: self._live_count(self._key("inbox", inbox_id)) > 0, False)
+
+    def online_agent_ids(self, inbox_id: int) -> set[int]:
+        """The agents with a live /agent socket that sees this inbox, on any server."""
+        with self._lock:
+            here = {e.agent["id"] for e in self._agents.values() if inbox_id in e.inbox_ids}
+        return here | {a["id"] for a in self._shared(lambda: self._shared_agents(self._key("inbox", inbox_id)), [])}
 
     def visitor_online(self, key: str) -> bool:
         with self._lock:
@@ -172,8 +178,9 @@ class Presence:
     def _live_count(self, key: str) -> int:
         return self._redis.zcount(key, time.time(), "+inf")
 
-    def _shared_viewers(self, ticket_id: int) -> list[dict]:
-        sids = self._redis.zrangebyscore(self._key("ticket", ticket_id), time.time(), "+inf")
+    def _shared_agents(self, key: str) -> list[dict]:
+        """The agents of the live sockets in one of the sorted sets."""
+        sids = self._redis.zrangebyscore(key, time.time(), "+inf")
         if not sids:
             return []
         found = self._redis.mget([self._key("agent", s.decode()) for s in sids])

@@ -27,7 +27,7 @@ from ..models._types import utcnow
 from ..realtime import events
 from ..realtime.serializers import message_json, ticket_json
 from ..sqlite_writes import write_now
-from . import away, storage, surveys
+from . import assign, away, storage, surveys
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ def ingest(inbox: Inbox, inbound: Inbound) -> IngestResult:
             write_now(db.session)
             result = _store(inbox, inbound)
             away_wanted = away.wanted(inbox, inbound)  # before the commit expires the inbox
+            assign_wanted = result.ticket_created and assign.wanted(inbox)
             db.session.commit()
         except IntegrityError:
             # The message is stored already (a redelivery, or a concurrent delivery that won
@@ -79,6 +80,8 @@ def ingest(inbox: Inbox, inbound: Inbound) -> IngestResult:
             surveys.record_reply(result.survey_reply, result.message_payload()["id"])
         if current_app.config["SENTIMENT_ENABLED"]:
             jobs.enqueue("label_sentiment")
+        if assign_wanted:
+            jobs.enqueue("auto_assign", result.message_payload()["ticket_id"])
         if away_wanted and result.survey_reply is None:  # the job looks at the clock
             jobs.enqueue("away_message", result.message_payload()["id"])
         return result

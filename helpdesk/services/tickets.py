@@ -33,12 +33,13 @@ def tag_names(tags) -> list[str]:
     return sorted({t.strip()[:60] for t in tags if t.strip()})
 
 
-def update_ticket(ticket: Ticket, agent: Agent, *, status: str | None = None, priority: str | None = None,
+def update_ticket(ticket: Ticket, agent: Agent | None, *, status: str | None = None, priority: str | None = None,
                   assignee_id: int | None | str = "", team_id: int | None | str = "",
                   tags: list[str] | None = None, subject: str | None = None) -> dict[str, Any]:
     """Apply the given changes; ``assignee_id=""`` (``team_id=""``) means unchanged, None
     means none. The team is where the ticket is routed (the inbox's team filter, reports by
-    team); who may see it still follows its inbox."""
+    team); who may see it still follows its inbox. ``agent`` None: the desk itself (automatic
+    assignment)."""
     changes: dict[str, Any] = {}
     if status is not None:
         try:
@@ -170,10 +171,10 @@ def merge_tickets(target: Ticket, source: Ticket, agent: Agent) -> Ticket:
     return target
 
 
-def _announce(ticket: Ticket, agent: Agent, changes: list[str], **extra: Any) -> dict[str, Any]:
-    """ticket.updated for a change an agent made: the ticket, who changed it and what."""
-    payload = {**ticket_json(ticket), "changed_by": {"id": agent.id, "name": agent.name}, "changes": changes,
-               **extra}
+def _announce(ticket: Ticket, agent: Agent | None, changes: list[str], **extra: Any) -> dict[str, Any]:
+    """ticket.updated for a change an agent (None: the desk) made: the ticket, who changed it and what."""
+    payload = {**ticket_json(ticket), "changed_by": {"id": agent.id, "name": agent.name} if agent else None,
+               "changes": changes, **extra}
     events.publish(events.TICKET_UPDATED, payload, inbox_id=ticket.inbox_id, ticket_id=ticket.id)
     return payload
 

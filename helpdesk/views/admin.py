@@ -199,7 +199,8 @@ class InboxEditForm(InboxForm):
     members = SelectMultipleField(_l("Members"), coerce=int, choices=[], invalid_choice_message=NOT_A_CHOICE)
     # Email inboxes: kept in settings["signature"], edited here rather than as a JSON string.
     signature = TextAreaField(_l("Email signature"), validators=[Optional(), Length(max=2000)])
-    # Kept in settings["away_message"] (services/away.py).
+    # Kept in settings["auto_assign"] (services/assign.py) and settings["away_message"] (services/away.py).
+    auto_assign = BooleanField(_l("Assign each new ticket to the least busy of the inbox's agents online"))
     away_message = TextAreaField(_l("Away message (outside business hours)"), validators=[Optional(), Length(max=1000)])
 
 
@@ -389,6 +390,7 @@ def _inbox_edit_form(inbox: Inbox, agents: list[Agent]) -> InboxEditForm:
         if inbox.kind == "email":
             form.signature.data = settings.pop("signature", "")
         form.away_message.data = settings.pop("away_message", "")
+        form.auto_assign.data = bool(settings.pop("auto_assign", False))
         form.settings.data = json.dumps(settings, ensure_ascii=False, indent=2)
         form.secrets.data = ""
         form.members.data = [a.id for a in inbox.members]
@@ -424,6 +426,9 @@ def edit_inbox(inbox_id: int):
             if signature.strip():
                 settings["signature"] = signature
         settings.pop("away_message", None)
+        settings.pop("auto_assign", None)
+        if form.auto_assign.data:
+            settings["auto_assign"] = True
         away_message = (form.away_message.data or "").replace("\r\n", "\n").strip()
         if away_message:
             settings["away_message"] = away_message
