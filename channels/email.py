@@ -263,8 +263,9 @@ class EmailAdapter(Adapter):
             "In-Reply-To": in_reply_to,
             "References": " ".join(refs),
             "X-Helpdesk-Ticket": str(outbound.ticket_id),
-            # RFC 3834: the customer's own responder must not answer an automatic one
-            "Auto-Submitted": "auto-replied" if (outbound.meta or {}).get("auto_reply") else "",
+            # RFC 3834: the customer's own responder must not answer an automatic one (the away
+            # message answers the customer's mail; a survey question is sent of the desk's accord)
+            "Auto-Submitted": _auto_submitted_value(outbound.meta or {}),
         }
         files = [a for a in outbound.attachments if a.data is not None]
         charset = str(self.settings.get("outbound_charset") or "utf-8").lower()
@@ -381,6 +382,12 @@ def _raw_header(msg: Message, name: str) -> str | None:
         if key.lower() == name:
             return value if isinstance(value, str) else str(value)
     return None
+
+
+def _auto_submitted_value(meta: Mapping[str, Any]) -> str:
+    if meta.get("auto_reply"):
+        return "auto-replied"
+    return "auto-generated" if meta.get("survey") else ""
 
 
 # RFC 3834's Auto-Submitted and the older markers vacation responders still send instead.

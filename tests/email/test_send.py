@@ -287,12 +287,14 @@ def test_the_signature_in_iso2022jp_and_without_an_agent(smtp_server):
 
 @pytest.mark.parametrize("charset", ["utf-8", "iso-2022-jp"])
 def test_an_automatic_reply_says_so_and_an_agents_does_not(smtp_server, charset):
-    """RFC 3834: the away message is Auto-Submitted, so the customer's vacation responder
-    does not answer it (and ours does not answer theirs)."""
+    """RFC 3834: the away message and a survey's question are Auto-Submitted, so the customer's
+    vacation responder does not answer them (and the desk does not answer the responder)."""
     sink, server = smtp_server
     mail = adapter(server, outbound_charset=charset)
     assert mail.send("taro@customer.jp", outbound(text="営業時間外です。", meta={"auto_reply": "away"})).ok
     assert mail.send("taro@customer.jp", outbound(message_id=10)).ok
-    away, answer = (email.message_from_bytes(m["data"], policy=policy.default) for m in sink.messages)
+    assert mail.send("taro@customer.jp", outbound(message_id=11, meta={"survey": {"id": 1, "kind": "csat"}})).ok
+    away, answer, survey = (email.message_from_bytes(m["data"], policy=policy.default) for m in sink.messages)
     assert away["Auto-Submitted"] == "auto-replied"
     assert answer["Auto-Submitted"] is None
+    assert survey["Auto-Submitted"] == "auto-generated"  # asked of the desk's accord, answered by a person
