@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from ..extensions import db
 from ..models import Agent, Inbox, Status, Ticket
 from ..realtime import presence
-from .access import assignable_agents
+from .access import can_see_inbox
 from .tickets import update_ticket
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,10 @@ def assign_new(ticket_id: int) -> Agent | None:
     if ticket is None or ticket.assignee_id is not None or ticket.status not in Status.active():
         return None
     online = presence.registry().online_agent_ids(ticket.inbox_id)
-    candidates = [a for a in assignable_agents(ticket.inbox) if a.id in online and not a.sees_all_inboxes]
+    # Only the online agents are read and checked (a query each): not every agent of the desk.
+    agents = db.session.scalars(select(Agent).where(Agent.id.in_(online), Agent.active.is_(True))).all() \
+        if online else []
+    candidates = [a for a in agents if not a.sees_all_inboxes and can_see_inbox(a, ticket.inbox_id)]
     if not candidates:
         log.info("ticket %s left unassigned: no agent of inbox %s is online", ticket.id, ticket.inbox_id)
         return None
