@@ -6,7 +6,8 @@ concurrent webhooks most time is spent asleep. Taking the locks at a session's f
 write (a flush, or an INSERT/UPDATE/DELETE run through the session) and releasing them
 at commit or rollback hands the database from writer to writer with no sleeping:
 
-* a process-wide lock queues the threads of one process;
+* a process-wide lock queues the threads of one process, in the order they asked: a thread
+  that lets go and asks again goes behind those already waiting (``_FifoLock``);
 * an exclusive ``flock`` on ``<database>-writer`` beside the file queues the processes:
   several web servers on one SQLite file, ``flask worker``, or a CLI command run while
   the desk is serving (docs/architecture.md).
@@ -31,6 +32,7 @@ higher mark, for a process whose thread cannot keep up.
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import logging
 import os
@@ -42,7 +44,51 @@ from urllib.request import pathname2url
 from sqlalchemy import URL, event, make_url
 from sqlalchemy.orm import Session, scoped_session
 
-_lock = threading.RLock()
+class _FifoLock:
+    """A reentrant lock handed to its waiters in the order they asked."""
+
+    def __init__(self):
+        self._mutex = threading.Lock()
+        self._owner: int | None = None
+        self._depth = 0
+        self._waiters: collections.deque = collections.deque()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        me = threading.get_ident()
+        with self._mutex:
+            if self._owner is None or self._owner == me:
+                self._owner = me
+                self._depth += 1
+                return True
+            if not blocking:
+                return False
+            waiter = threading.Lock()
+            waiter.acquire()
+            self._waiters.append((me, waiter))
+        if waiter.acquire(timeout=timeout):
+            return True  # handed over: release() made this thread the owner
+        with self._mutex:
+            if self._owner == me:
+                return True
+            self._waiters.remove((me, waiter))
+            return False
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._owner != threading.get_ident():
+                raise RuntimeError("cannot release un-acquired lock")
+            self._depth -= 1
+            if self._depth:
+                return
+            if self._waiters:
+                self._owner, waiter = self._waiters.popleft()
+                self._depth = 1
+                waiter.release()
+            else:
+                self._owner = None
+
+
+_lock = _FifoLock()
 _HELD = "helpdesk.sqlite_write_lock"
 log = logging.getLogger(__name__)
 

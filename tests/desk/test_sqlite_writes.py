@@ -332,3 +332,55 @@ def test_a_request_waiting_for_the_lock_is_no_lull(app, monkeypatch):
     waited = in_thread(app, long_write_then_yield, background=True)
     asker.join()
     assert waited >= 0.04
+
+
+def test_writers_take_the_lock_in_the_order_they_asked():
+    """No barging: a thread letting go of the lock and asking again at once (it still has the
+    GIL) goes behind the threads already waiting, and they go in their order. Under concurrent
+    posts an unfair lock let a request be passed over, which is the ingest tail's p99
+    (docs/performance.md)."""
+    lock = sqlite_writes._lock
+    order = []
+
+    def writer(name):
+        lock.acquire()
+        order.append(name)
+        lock.release()
+
+    lock.acquire()
+    threads = []
+    try:
+        for k, name in enumerate("abc", start=1):
+            threads.append(threading.Thread(target=writer, args=(name,)))
+            threads[-1].start()
+            deadline = time.monotonic() + 10
+            while len(lock._waiters) < k and time.monotonic() < deadline:  # queued behind the holder
+                time.sleep(0.001)
+    finally:
+        lock.release()
+    writer("again")
+    for t in threads:
+        t.join(10)
+    assert order == ["a", "b", "c", "again"]
+
+
+def test_the_lock_is_reentrant_and_times_out():
+    lock = sqlite_writes._lock
+    assert lock.acquire() and lock.acquire(blocking=False)  # the holder again: reentrant
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(lock.acquire(timeout=0.05)))
+    waiter.start()
+    waiter.join(10)
+    assert got == [False] and not lock._waiters  # gave up, and left the queue
+    lock.release()
+    other = threading.Thread(target=lambda: got.append(lock.acquire(blocking=False)))
+    other.start()
+    other.join(10)
+    assert got == [False, False]  # still held once
+    lock.release()
+    with pytest.raises(RuntimeError):
+        lock.release()
+    third = threading.Thread(target=lambda: got.append(lock.acquire(blocking=False) and lock.release() is None))
+    third.start()
+    third.join(10)
+    assert got == [False, False, True]
