@@ -93,8 +93,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     register_error_pages(app)
     from flask_babel import get_locale
 
-    from .labels import (channel_label, channel_labels, language_name, priority_label, priority_labels, role_label,
-                         status_label, status_labels)
+    from .labels import (availability_label, channel_label, channel_labels, language_name, priority_label,
+                         priority_labels, role_label, status_label, status_labels)
     from .realtime.events import last_event_id
 
     app.jinja_env.globals.update(
@@ -108,6 +108,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         status_names=status_labels,
         priority_names=priority_labels,
         role_name=role_label,
+        availability_label=availability_label,
         has_endpoint=lambda name: name in app.view_functions,
         last_event_id=last_event_id,
     )

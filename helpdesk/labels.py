@@ -60,7 +60,7 @@ AUDIT_FIELD_LABELS = {
     "inboxes": _l("Inboxes"), "open_tickets": _l("Open tickets"), "locale": _l("Language"),
     "kind": _l("Channel"), "identities": _l("Identities"), "active": _l("Active (may log in)"),
     "note": _l("Note (agents only)"), "merged_into": _l("Merge into ticket"), "merged": _l("Merged from"),
-    "messages": _l("Messages moved"),
+    "messages": _l("Messages moved"), "availability": _l("Availability"),
 }
 
 
@@ -85,7 +85,12 @@ def audit_field_label(key: str, object_type: str | None = None) -> str:
 ROLE_LABELS = {"admin": _l("Administrator"), "supervisor": _l("Supervisor"), "agent": _l("Agent")}
 STATUS_LABELS = {"new": _l("New"), "open": _l("Open"), "pending": _l("Pending"), "resolved": _l("Resolved"),
                  "closed": _l("Closed")}
+AVAILABILITY_LABELS = {"available": _l("Available"), "busy": _l("Busy")}
 PRIORITY_LABELS = {"low": _l("Low"), "normal": _l("Normal"), "high": _l("High"), "urgent": _l("Urgent")}
+
+
+def availability_label(code: str) -> str:
+    return str(AVAILABILITY_LABELS.get(code, code))
 
 
 def role_label(code: str) -> str:

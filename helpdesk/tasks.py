@@ -27,6 +27,14 @@ def auto_assign(ticket_id: int) -> None:
     assign_new(ticket_id)
 
 
+@job(coalesce=True)  # one run gives out the whole queue
+def assign_waiting(inbox_id: int) -> None:
+    """Room for a ticket waiting in an inbox with a cap on each agent's tickets: give them out."""
+    from .services.assign import assign_waiting as give_out
+
+    give_out(inbox_id)
+
+
 @job
 def away_message(message_id: int) -> None:
     """Outside business hours: the inbox's away message to the customer who just wrote."""

@@ -1,6 +1,6 @@
 """All models, importable from one place."""
 
-from .agent import Agent, ApiToken, Role, Team
+from .agent import Agent, ApiToken, Availability, Role, Team
 from .contact import Contact, ContactIdentity
 from .inbox import Inbox
 from .message import Delivery, Direction, Message
@@ -9,6 +9,6 @@ from .survey import Survey, SurveyAnswer  # noqa: F401
 from .ticket import Priority, Status, Tag, Ticket
 
 __all__ = [
-    "Agent", "Alert", "ApiToken", "AuditLog", "CannedReply", "Contact", "ContactIdentity", "Delivery",
+    "Agent", "Alert", "ApiToken", "AuditLog", "Availability", "CannedReply", "Contact", "ContactIdentity", "Delivery",
     "Direction", "Event", "Inbox", "Message", "Priority", "Role", "Status", "Tag", "Team", "Ticket",
 ]

@@ -25,6 +25,15 @@ class Role(str, enum.Enum):
     admin = "admin"
 
 
+class Availability(str, enum.Enum):
+    """Whether an agent takes new tickets from automatic assignment (services/assign.py): set by
+    the agent in the desk's top bar. Offline is not a state of its own: it is having no page of
+    the desk open (realtime/presence.py)."""
+
+    available = "available"
+    busy = "busy"
+
+
 team_members = Table(
     "team_members",
     db.metadata,
@@ -53,6 +62,8 @@ class Agent(UserMixin, db.Model):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    availability: Mapped[Availability] = mapped_column(Enum(Availability, native_enum=False, length=16),
+                                                       default=Availability.available, server_default="available")
     teams: Mapped[list[Team]] = relationship(secondary=team_members, back_populates="members")
 
     def set_password(self, password: str) -> None:

@@ -7,7 +7,7 @@ from flask_login import current_user
 from flask_socketio import Namespace, join_room, leave_room
 
 from ..extensions import db
-from ..models import Ticket
+from ..models import Availability, Ticket
 from ..models._types import ROW_ID_MAX
 from ..services.access import visible_inbox_ids
 from . import events, presence
@@ -31,6 +31,10 @@ class AgentNamespace(Namespace):
             join_room(events.SUPERVISORS)
         presence.registry().agent_connected(request.sid, {"id": current_user.id, "name": current_user.name},
                                             inbox_ids)
+        if current_user.availability is Availability.available and not current_user.sees_all_inboxes:
+            from ..services.assign import enqueue_waiting
+
+            enqueue_waiting(inbox_ids)  # an agent coming online may have room for tickets waiting
         return True
 
     def on_disconnect(self, reason=None):

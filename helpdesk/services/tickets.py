@@ -17,6 +17,7 @@ from ..models._types import utcnow
 from ..realtime import events
 from ..realtime.serializers import message_json, ticket_json
 from ..sqlite_writes import write_now
+from . import assign
 
 
 class TicketError(ValueError):
@@ -100,6 +101,8 @@ def update_ticket(ticket: Ticket, agent: Agent | None, *, status: str | None = N
     if assigned:
         events.publish(events.TICKET_ASSIGNED, payload, inbox_id=ticket.inbox_id, ticket_id=ticket.id)
     db.session.commit()
+    if assign.frees_room(changes) and assign.queues(ticket.inbox):
+        assign.enqueue_waiting([ticket.inbox_id])
     if "status" in changes and ticket.status is Status.resolved:
         from .surveys import on_resolved
 
@@ -168,6 +171,8 @@ def merge_tickets(target: Ticket, source: Ticket, agent: Agent) -> Ticket:
         ticket.updated_at = now
         _announce(ticket, agent, ["merged"], merged_into=target.id)
     db.session.commit()
+    if assign.frees_room({"status": [old_status, "closed"]}) and assign.queues(source.inbox):
+        assign.enqueue_waiting([source.inbox_id])
     return target
 
 

@@ -16,19 +16,21 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from wtforms.fields.choices import SelectChoice
-from wtforms import BooleanField, EmailField, PasswordField, SelectField, SelectMultipleField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
+from wtforms import (BooleanField, EmailField, IntegerField, PasswordField, SelectField, SelectMultipleField,
+                     StringField, TextAreaField)
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, ValidationError
 
 from channels import kinds
 from channels.base import valid_email
 from channels.chat import clean_origin
 
 from ..extensions import db
-from ..labels import (AUDIT_ACTION_LABELS, audit_action_label, audit_field_label, audit_object_label, channel_label,
-                      language_name, priority_label, role_label, status_label)
+from ..labels import (AUDIT_ACTION_LABELS, audit_action_label, audit_field_label, audit_object_label,
+                      availability_label, channel_label, language_name, priority_label, role_label, status_label)
 from ..models import Agent, ApiToken, AuditLog, CannedReply, Inbox, Role, Status, Team, Ticket
 from ..models._types import ROW_ID_MAX
 from ..realtime.agent_ns import drop_agent_sockets
+from ..services import assign
 from ..services.access import assignable_agents, visible_inbox_ids
 from ..services.tickets import audit
 from ..sqlite_writes import write_now
@@ -199,8 +201,11 @@ class InboxEditForm(InboxForm):
     members = SelectMultipleField(_l("Members"), coerce=int, choices=[], invalid_choice_message=NOT_A_CHOICE)
     # Email inboxes: kept in settings["signature"], edited here rather than as a JSON string.
     signature = TextAreaField(_l("Email signature"), validators=[Optional(), Length(max=2000)])
-    # Kept in settings["auto_assign"] (services/assign.py) and settings["away_message"] (services/away.py).
+    # Kept in settings["auto_assign"], settings["auto_assign_limit"] (services/assign.py) and
+    # settings["away_message"] (services/away.py).
     auto_assign = BooleanField(_l("Assign each new ticket to the least busy of the inbox's agents online"))
+    auto_assign_limit = IntegerField(_l("Tickets to work per agent, at most (empty: no limit)"),
+                                     validators=[Optional(), NumberRange(min=1, max=999)])
     away_message = TextAreaField(_l("Away message (outside business hours)"), validators=[Optional(), Length(max=1000)])
 
 
@@ -391,6 +396,8 @@ def _inbox_edit_form(inbox: Inbox, agents: list[Agent]) -> InboxEditForm:
             form.signature.data = settings.pop("signature", "")
         form.away_message.data = settings.pop("away_message", "")
         form.auto_assign.data = bool(settings.pop("auto_assign", False))
+        form.auto_assign_limit.data = assign.limit(inbox)
+        settings.pop("auto_assign_limit", None)
         form.settings.data = json.dumps(settings, ensure_ascii=False, indent=2)
         form.secrets.data = ""
         form.members.data = [a.id for a in inbox.members]
@@ -427,8 +434,11 @@ def edit_inbox(inbox_id: int):
                 settings["signature"] = signature
         settings.pop("away_message", None)
         settings.pop("auto_assign", None)
+        settings.pop("auto_assign_limit", None)
         if form.auto_assign.data:
             settings["auto_assign"] = True
+        if form.auto_assign_limit.data:
+            settings["auto_assign_limit"] = form.auto_assign_limit.data
         away_message = (form.away_message.data or "").replace("\r\n", "\n").strip()
         if away_message:
             settings["away_message"] = away_message
@@ -449,6 +459,8 @@ def edit_inbox(inbox_id: int):
             audit(current_user, "inbox.update", "inbox", inbox.id, changes)
         db.session.commit()
         drop_agent_sockets(saw ^ sees)
+        if "settings" in changes:
+            assign.enqueue_waiting([inbox.id])  # a cap set or raised: tickets waiting may go now
         log.info("inbox %s updated by agent %s: %s", inbox.id, current_user.id, sorted(changes))
         flash(_("Inbox saved."), "ok")
         return redirect(url_for(".edit_inbox", inbox_id=inbox.id))
@@ -686,6 +698,8 @@ def _audit_value(key: str, value, names: dict[int, str], teams: dict[int, str]) 
         return status_label(str(value))
     if key == "priority":
         return priority_label(str(value))
+    if key == "availability":
+        return availability_label(str(value))
     if key == "role" and value in {r.value for r in Role}:
         return role_label(value)
     if key == "locale":

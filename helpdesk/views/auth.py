@@ -5,7 +5,8 @@ from __future__ import annotations
 import hmac
 import logging
 
-from flask import Blueprint, current_app, flash, make_response, redirect, render_template, request, session, url_for
+from flask import (Blueprint, current_app, flash, jsonify, make_response, redirect, render_template, request, session,
+                   url_for)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
@@ -17,9 +18,12 @@ from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
 from ..extensions import db, limiter, login_manager
 from ..labels import language_name
-from ..models import Agent
+from ..models import Agent, Availability
 from ..models._types import utcnow
+from ..realtime import events
 from ..realtime.agent_ns import drop_agent_sockets
+from ..services import assign
+from ..services.access import visible_inbox_ids
 from ..services.tickets import audit
 from . import email_filter
 from .errors import http_error
@@ -171,3 +175,33 @@ def account():
     session["lang"] = agent.locale  # the page language follows at once
     flash(_("Your account is saved."), "ok")
     return redirect(url_for(".account"))
+
+
+@bp.post("/account/availability")
+@login_required
+def availability():
+    """The agent's own availability for automatic assignment: the top bar's switch. Busy, the
+    agent gets no new tickets from it; available again, tickets waiting for room may come."""
+    agent = current_user._get_current_object()
+    wants_json = request.accept_mimetypes.best == "application/json"
+    try:
+        new = Availability(request.form.get("availability", ""))
+    except ValueError:
+        log.warning("agent %s: unknown availability %r refused", agent.id, request.form.get("availability"))
+        if wants_json:
+            return jsonify(error="availability must be one of: " + ", ".join(a.value for a in Availability)), 400
+        flash(_("Unknown availability."), "error")
+        return redirect(safe_next(request.form.get("next")))
+    if new is not agent.availability:
+        audit(agent, "account.update", "agent", agent.id, {"availability": [agent.availability.value, new.value]})
+        agent.availability = new
+        # the agent's other pages show it too
+        events.publish_to(events.agent_room(agent.id), events.AGENT_AVAILABILITY, {"availability": new.value},
+                          events.AGENT_NS)
+        db.session.commit()
+        log.info("agent %s is %s", agent.id, new.value)
+        if new is Availability.available and not agent.sees_all_inboxes:
+            assign.enqueue_waiting(visible_inbox_ids(agent))
+    if wants_json:
+        return jsonify(availability=agent.availability.value)
+    return redirect(safe_next(request.form.get("next")))

@@ -33,9 +33,11 @@
     return e;
   }
   function fmt(str, vars) { return str.replace(/\{(\w+)\}/g, (_, k) => vars[k]); }
-  function timeText(iso) {
-    try { return new Date(iso).toLocaleString(document.documentElement.lang || "ja", {dateStyle: "short", timeStyle: "short"}); }
-    catch (e) { return iso; }
+  function timeText(iso) {  // in the desk's time zone, as the server writes the page's own times
+    try {
+      return new Date(iso).toLocaleString(document.documentElement.lang || "ja",
+                                          {dateStyle: "short", timeStyle: "short", timeZone: cfg.tz});
+    } catch (e) { return iso; }
   }
   function sentimentBadge(s, trend) {
     if (!s || !s.label) return el("span", "badge sent sent-pending", t.analysing);
@@ -484,6 +486,9 @@
   window.desk = {socket, handle, resync, get lastEventId() { return lastEventId; }};
 
   // ---- presence and typing -------------------------------------------------
+  socket.on("agent.availability", (p) => {  // set on another of this agent's pages: availability.js
+    document.dispatchEvent(new CustomEvent("helpdesk:availability", {detail: p.availability}));
+  });
   socket.on("presence.updated", (p) => {
     if (p.ticket_id !== ticketId) return;
     const others = p.viewers.filter((v) => v.id !== cfg.agent.id).map((v) => v.name);

@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from helpdesk.extensions import db
-from helpdesk.models import AuditLog, Role, Status, Ticket
+from helpdesk.models import AuditLog, Availability, Role, Status, Ticket
 from helpdesk.realtime import presence
 from helpdesk.realtime.presence import Presence
 from helpdesk.services.ingest import ingest
+from helpdesk.services.tickets import merge_tickets, update_ticket
 from tests import factories as f
-from tests.conftest import csrf_token, login
+from tests.conftest import csrf_token, in_thread, login
 from tests.procs import REDIS_URL, redis_available
 from tests.supervisor import builders as b
 
@@ -105,3 +106,202 @@ def test_admins_switch_it_on_the_inbox_page(app, client, inbox):
     client.post(f"/admin/inboxes/{inbox.id}", data={**form, "auto_assign": "y"})
     db.session.refresh(inbox)
     assert inbox.settings == {"auto_assign": True}
+
+
+# ---- availability, the cap on each agent's tickets, and the queue -----------------------
+
+def capped(limit: int, **settings):
+    return f.inbox(settings={"auto_assign": True, "auto_assign_limit": limit, **settings})
+
+
+def assignee(ticket_id: int) -> int | None:
+    db.session.expire_all()
+    return db.session.get(Ticket, ticket_id).assignee_id
+
+
+def test_a_busy_agent_gets_no_new_tickets(app, inbox):
+    worker, resting = f.agent(inboxes=[inbox]), f.agent(inboxes=[inbox], availability=Availability.busy)
+    online(worker, [inbox.id])
+    online(resting, [inbox.id])
+    assert [new_ticket(inbox, f"c{i}").assignee_id for i in range(3)] == [worker.id] * 3
+    worker.availability = Availability.busy
+    db.session.commit()
+    assert new_ticket(inbox, "c9").assignee_id is None  # everyone busy: it waits
+
+
+def test_pending_tickets_are_no_load(app, inbox):
+    waiting_on_customer, working = f.agent(inboxes=[inbox]), f.agent(inboxes=[inbox])
+    online(waiting_on_customer, [inbox.id])
+    online(working, [inbox.id])
+    for _ in range(3):
+        b.ticket(inbox, created=b.jst(2026, 3, 9, 9), agent=waiting_on_customer, status=Status.pending)
+    b.ticket(inbox, created=b.jst(2026, 3, 9, 9), agent=working, status=Status.new)
+    db.session.commit()
+    assert new_ticket(inbox, "c1").assignee_id == waiting_on_customer.id
+
+
+def test_the_cap_makes_tickets_wait_until_someone_has_room(app):
+    inbox = capped(2)
+    agent = f.agent(inboxes=[inbox])
+    colleague = f.agent(inboxes=[inbox], availability=Availability.busy)  # takes none by itself
+    online(agent, [inbox.id])
+    tickets = [new_ticket(inbox, f"c{i}") for i in range(5)]
+    assert [t.assignee_id for t in tickets] == [agent.id, agent.id, None, None, None]
+    update_ticket(tickets[0], agent, status="pending")  # room for one: the oldest waiting comes
+    assert [assignee(t.id) for t in tickets[2:]] == [agent.id, None, None]
+    update_ticket(tickets[1], agent, assignee_id=colleague.id)  # handed to a colleague: room again
+    assert [assignee(t.id) for t in tickets[3:]] == [agent.id, None]
+    update_ticket(tickets[2], agent, status="resolved")
+    assert assignee(tickets[4].id) == agent.id
+    update_ticket(tickets[0], agent, status="open")  # the customer answered: past the cap, nothing moves
+    assert [assignee(t.id) for t in tickets] == [agent.id, colleague.id, agent.id, agent.id, agent.id]
+    update_ticket(tickets[3], agent, assignee_id=None)  # given back, and no room: it waits
+    assert assignee(tickets[3].id) is None
+
+
+def test_a_merged_duplicate_makes_room(app):
+    inbox = capped(1)
+    agent = f.agent(inboxes=[inbox])
+    online(agent, [inbox.id])
+    first = new_ticket(inbox, "c1")
+    duplicate = ingest(inbox, f.inbound(user_id="c1", new_thread=True)).message.ticket_id
+    other = new_ticket(inbox, "c2")
+    assert (first.assignee_id, assignee(other.id)) == (agent.id, None)
+    update_ticket(db.session.get(Ticket, duplicate), agent, assignee_id=agent.id)  # by hand, past the cap
+    merge_tickets(first, db.session.get(Ticket, duplicate), agent)
+    assert assignee(other.id) is None  # still two tickets to work, the merged one closed: one
+    update_ticket(first, agent, status="resolved")
+    assert assignee(other.id) == agent.id
+
+
+def test_waiting_tickets_go_most_urgent_first_then_oldest(app, client):
+    inbox = capped(2)
+    agent = f.agent(inboxes=[inbox], availability=Availability.busy)
+    online(agent, [inbox.id])
+    old, newer, urgent, newest = (new_ticket(inbox, f"c{i}") for i in range(4))
+    update_ticket(urgent, None, priority="urgent")
+    assert {assignee(t.id) for t in (old, newer, urgent, newest)} == {None}
+    login(client, agent.email)
+    token = csrf_token(client, "/agent/")
+    resp = client.post("/account/availability", data={"csrf_token": token, "availability": "available"},
+                       headers={"Accept": "application/json"})
+    assert resp.get_json() == {"availability": "available"}
+    assert [assignee(t.id) for t in (old, newer, urgent, newest)] == [agent.id, None, agent.id, None]
+
+
+def test_an_agent_opening_the_desk_takes_waiting_tickets_only_under_a_cap(app, client):
+    from helpdesk.extensions import socketio
+
+    queueing, plain = capped(5), f.inbox(settings={"auto_assign": True})
+    agent = f.agent(inboxes=[queueing, plain])
+    queued = [new_ticket(queueing, f"q{i}") for i in range(2)]
+    unqueued = new_ticket(plain, "p1")
+    assert {t.assignee_id for t in [*queued, unqueued]} == {None}  # nobody online
+    login(client, agent.email)
+    sio = socketio.test_client(app, namespace="/agent", flask_test_client=client)
+    try:
+        assert sio.is_connected("/agent")
+        assert [assignee(t.id) for t in queued] == [agent.id, agent.id]
+        # without a cap, the first agent in is not handed the night's queue
+        assert assignee(unqueued.id) is None
+    finally:
+        sio.disconnect("/agent")
+
+
+def test_the_availability_switch(app, client, caplog):
+    from helpdesk.extensions import socketio
+
+    inbox = f.inbox()
+    agent = f.agent(inboxes=[inbox])
+    login(client, agent.email)
+    page = client.get("/agent/").get_data(as_text=True)
+    assert re.search(r'<option value="available" selected>対応可能</option>', page)
+    other_page = socketio.test_client(app, namespace="/agent", flask_test_client=client)
+    other_page.get_received("/agent")
+    token = csrf_token(client, "/agent/")
+    # without JavaScript: the form posts and comes back to the page it was on
+    resp = client.post("/account/availability", data={"csrf_token": token, "availability": "busy",
+                                                     "next": "/contacts?q=1"})
+    assert (resp.status_code, resp.headers["Location"]) == (302, "/contacts?q=1")
+    db.session.refresh(agent)
+    assert agent.availability is Availability.busy
+    assert [e["args"][0] for e in other_page.get_received("/agent") if e["name"] == "agent.availability"] \
+        == [{"availability": "busy"}]
+    other_page.disconnect("/agent")
+    assert 'data-state="busy"' in client.get("/agent/").get_data(as_text=True)
+    audit = db.session.scalars(select(AuditLog).where(AuditLog.action == "account.update")).all()
+    assert [(a.agent_id, a.changes) for a in audit] == [(agent.id, {"availability": ["available", "busy"]})]
+    # the same again changes nothing and logs nothing
+    client.post("/account/availability", data={"csrf_token": token, "availability": "busy"})
+    assert db.session.scalar(select(func.count()).select_from(AuditLog)) == 1
+    with caplog.at_level("WARNING", logger="helpdesk.views.auth"):
+        bad = client.post("/account/availability", data={"csrf_token": token, "availability": "<b>lunch</b>"},
+                          headers={"Accept": "application/json"})
+    assert bad.status_code == 400 and "available, busy" in bad.get_json()["error"]
+    assert "unknown availability" in caplog.text
+    assert client.post("/account/availability", data={"availability": "available"}).status_code == 400  # no CSRF
+    db.session.refresh(agent)
+    assert agent.availability is Availability.busy
+
+
+def test_admins_and_supervisors_have_no_switch(app, client):
+    login(client, f.agent(role=Role.supervisor, email="boss@example.com").email)
+    assert 'id="availability"' not in client.get("/agent/").get_data(as_text=True)
+
+
+def test_admins_set_the_cap_on_the_inbox_page(app, client):
+    inbox = capped(3)
+    admin = f.agent(role=Role.admin, email="root@example.com")
+    agent = f.agent(inboxes=[inbox])
+    online(agent, [inbox.id])
+    waiting = [new_ticket(inbox, f"c{i}") for i in range(5)]
+    assert [t.assignee_id for t in waiting].count(agent.id) == 3
+    login(client, admin.email)
+    path = f"/admin/inboxes/{inbox.id}"
+    assert re.search(r'id="auto_assign_limit"[^>]*value="3"', client.get(path).get_data(as_text=True))
+    form = {"csrf_token": csrf_token(client, path), "name": inbox.name, "active": "y", "settings": "{}",
+            "auto_assign": "y", "members": [agent.id]}
+    for bad in ("0", "-1", "abc", "1000"):
+        assert client.post(path, data={**form, "auto_assign_limit": bad}).status_code == 400
+    db.session.refresh(inbox)
+    assert inbox.settings == {"auto_assign": True, "auto_assign_limit": 3}
+    assert client.post(path, data={**form, "auto_assign_limit": "4"}).status_code == 302
+    db.session.refresh(inbox)
+    assert inbox.settings == {"auto_assign": True, "auto_assign_limit": 4}
+    assert [assignee(t.id) for t in waiting].count(agent.id) == 4  # raised: one more given out at once
+    assert client.post(path, data=form).status_code == 302  # empty: no cap
+    db.session.refresh(inbox)
+    assert inbox.settings == {"auto_assign": True}
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+def test_two_runs_at_once_give_no_ticket_twice_and_no_agent_past_the_cap(app):
+    """As two RQ workers would: each run in a thread (and session) of its own."""
+    import threading
+
+    from helpdesk.services.assign import assign_waiting
+
+    inbox = capped(2)
+    agents = [f.agent(inboxes=[inbox]) for _ in range(2)]
+    tickets = [b.ticket(inbox, created=b.jst(2026, 3, 9, 9, i), status=Status.new).id for i in range(8)]
+    db.session.commit()
+    for agent in agents:
+        online(agent, [inbox.id])
+    start = threading.Barrier(2)
+    given = []
+
+    def run():
+        start.wait()
+        given.append(assign_waiting(inbox.id))
+
+    threads = [threading.Thread(target=in_thread, args=(app, run)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sum(given) == 4
+    owners = [assignee(t) for t in tickets]
+    assert sorted(owners, key=str) == sorted([agents[0].id] * 2 + [agents[1].id] * 2 + [None] * 4, key=str)
+    assert owners[:4].count(None) == 0  # the oldest first
+    audit = db.session.scalars(select(AuditLog).where(AuditLog.action == "ticket.update")).all()
+    assert len(audit) == 4  # one assignment each, none replaced

@@ -49,6 +49,7 @@ ACCESS = {
     "auth.logout": "logout",
     "agent.inbox": "agent",
     "auth.account": "agent",
+    "auth.availability": "agent",
     "agent.ticket": "agent-object",
     "agent.reply": "agent-object",
     "agent.update": "agent-object",
