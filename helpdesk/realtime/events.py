@@ -30,7 +30,7 @@ TICKET_ASSIGNED = "ticket.assigned"
 SENTIMENT_ALERT = "sentiment.alert"
 AGENT_TYPING = "agent.typing"
 PRESENCE_UPDATED = "presence.updated"
-# to the agent's own pages (their agent room), outside the numbered stream
+# to the agent's own pages (their agent room) and the supervisors, outside the numbered stream
 AGENT_AVAILABILITY = "agent.availability"
 
 AGENT_NS = "/agent"

@@ -132,6 +132,25 @@ class Presence:
             here = {e.agent["id"] for e in self._agents.values() if inbox_id in e.inbox_ids}
         return here | {a["id"] for a in self._shared(lambda: self._shared_agents(self._key("inbox", inbox_id)), [])}
 
+    def online_among(self, agent_ids) -> set[int]:
+        """Which of these agents have a live /agent socket, on any server."""
+        ids = set(agent_ids)
+        with self._lock:
+            here = {e.agent["id"] for e in self._agents.values()} & ids
+
+        def shared() -> set[int]:
+            rest = sorted(ids - here)
+            if not rest:
+                return set()
+            now = time.time()
+            with self._redis.pipeline(transaction=False) as p:
+                for agent_id in rest:
+                    p.zcount(self._key("sockets", agent_id), now, "+inf")
+                counts = p.execute()
+            return {agent_id for agent_id, n in zip(rest, counts) if n}
+
+        return here | self._shared(shared, set())
+
     def visitor_online(self, key: str) -> bool:
         with self._lock:
             if key in self._visitors.values():

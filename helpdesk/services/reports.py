@@ -172,9 +172,10 @@ def _scope_messages(stmt, f: Filters, *, joined_ticket: bool = False, in_range: 
 
 def _filter_on(stmt, f: Filters, *, inbox, channel, team, agent, ticket):
     """The dashboard filters applied to whichever columns carry them in a query
-    (a ticket's own, or a survey's copy taken when it was sent)."""
+    (a ticket's own, or a survey's copy taken when it was sent); a column given as None is
+    not filtered."""
     for value, col in ((f.inbox_id, inbox), (f.channel, channel), (f.team_id, team), (f.agent_id, agent)):
-        if value:
+        if value and col is not None:
             stmt = stmt.where(col == value)
     if f.tag:
         stmt = stmt.where(ticket.in_(_tagged(f.tag)))
@@ -841,6 +842,66 @@ def agent_scorecard(f: Filters) -> dict[str, Any]:
                          _("Average sentiment shift")],
                         [[c["name"], c["tickets"], c["resolved"], c["frt_median_min"], c["rt_median_min"],
                           c["csat"], c["csat_n"], c["avg_shift"]] for c in cards]),
+    }
+
+
+# ---- who is working now -----------------------------------------------------------------------
+
+def staffing(f: Filters) -> dict[str, Any]:
+    """Now, whatever the dates: each active agent's state (a page of the desk open or not, and
+    available or busy for automatic assignment), their tickets to work (new and open) and their
+    pending ones, and how many tickets wait for an agent (new or open, unassigned). The team and
+    agent filters choose the agents; the inbox, channel and tag filters the tickets counted."""
+    from ..models import Availability
+    from ..models.agent import team_members
+    from ..realtime import presence
+    from .assign import WORKING
+
+    stmt = select(Agent).where(Agent.active.is_(True)).order_by(Agent.name, Agent.id)
+    if f.team_id:
+        stmt = stmt.where(Agent.id.in_(select(team_members.c.agent_id).where(team_members.c.team_id == f.team_id)))
+    if f.agent_id:
+        stmt = stmt.where(Agent.id == f.agent_id)
+    agents = db.session.scalars(stmt).all()
+    ids = [a.id for a in agents]
+
+    def tickets(stmt):
+        return _filter_on(stmt, f, inbox=Ticket.inbox_id, channel=Ticket.channel, team=None, agent=None,
+                          ticket=Ticket.id)
+
+    counts: dict[tuple[int, Status], int] = {}
+    if ids:
+        rows = db.session.execute(tickets(
+            select(Ticket.assignee_id, Ticket.status, func.count())
+            .where(Ticket.assignee_id.in_(ids), Ticket.status.in_(Status.active()))
+            .group_by(Ticket.assignee_id, Ticket.status))).all()
+        counts = {(aid, status): n for aid, status, n in rows}
+    waiting_stmt = tickets(select(func.count()).select_from(Ticket)
+                           .where(Ticket.assignee_id.is_(None), Ticket.status.in_(WORKING)))
+    if f.team_id:
+        waiting_stmt = waiting_stmt.where(Ticket.team_id == f.team_id)
+    waiting = db.session.scalar(waiting_stmt)
+    online = presence.registry().online_among(ids)
+    states = {"available": _("Available"), "busy": _("Busy"), "online": _("Online"), "offline": _("Offline")}
+    people = []
+    for a in agents:
+        if a.id not in online:
+            state = "offline"
+        elif a.sees_all_inboxes:  # not given tickets automatically: neither available nor busy
+            state = "online"
+        else:
+            state = "busy" if a.availability is Availability.busy else "available"
+        people.append({"agent_id": a.id, "name": a.name, "state": state,
+                       "working": sum(counts.get((a.id, s), 0) for s in WORKING),
+                       "pending": counts.get((a.id, Status.pending), 0)})
+    order = {"available": 0, "busy": 1, "online": 2, "offline": 3}
+    people.sort(key=lambda p: (order[p["state"]], -p["working"]))
+    return {
+        "agents": people,
+        "waiting": waiting,
+        "online": sum(p["state"] != "offline" for p in people),
+        "table": _table([_("Agent"), _("State"), _("New and open"), _("Pending")],
+                        [[p["name"], states[p["state"]], p["working"], p["pending"]] for p in people]),
     }
 
 

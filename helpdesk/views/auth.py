@@ -195,9 +195,10 @@ def availability():
     if new is not agent.availability:
         audit(agent, "account.update", "agent", agent.id, {"availability": [agent.availability.value, new.value]})
         agent.availability = new
-        # the agent's other pages show it too
-        events.publish_to(events.agent_room(agent.id), events.AGENT_AVAILABILITY, {"availability": new.value},
-                          events.AGENT_NS)
+        # the agent's other pages show it, the supervisors' dashboards count it
+        for room in (events.agent_room(agent.id), events.SUPERVISORS):
+            events.publish_to(room, events.AGENT_AVAILABILITY, {"agent_id": agent.id, "availability": new.value},
+                              events.AGENT_NS)
         db.session.commit()
         log.info("agent %s is %s", agent.id, new.value)
         if new is Availability.available and not agent.sees_all_inboxes:

@@ -53,6 +53,7 @@ _REPORTS = {
     "keyword-messages": lambda f, a: reports.keyword_messages(f, a.get("term", ""), a.get("label", "negative")),
     "customers": lambda f, a: reports.customers(f, a.get("segment", "at_risk")),
     "agents": lambda f, a: reports.agent_scorecard(f),
+    "staffing": lambda f, a: reports.staffing(f),
     "alerts": lambda f, a: reports.alerts(f),
 }
 # What ?format=csv may export: the tables of a report, nothing else of its data.

@@ -487,6 +487,7 @@
 
   // ---- presence and typing -------------------------------------------------
   socket.on("agent.availability", (p) => {  // set on another of this agent's pages: availability.js
+    if (p.agent_id !== cfg.agent.id) return;  // a colleague's (this page is a supervisor's)
     document.dispatchEvent(new CustomEvent("helpdesk:availability", {detail: p.availability}));
   });
   socket.on("presence.updated", (p) => {

@@ -206,6 +206,10 @@
       }));
       if (!d.breaching.tickets.length) body.append(emptyRow(t.none_breaching, 5));
     },
+    staffing(section, d) {
+      setText("staff-online", d.online);
+      setText("staff-waiting", d.waiting);
+    },
     keywords(section, d) {
       const chip = (r, withRatio) => {
         const li = el("li");
@@ -333,7 +337,8 @@
   // ---- live --------------------------------------------------------------------------------
   // Throttle live refreshes per report: a busy desk sends many events a second, and a report
   // redrawn every few seconds is live enough. Cheap charts refresh faster than heavy ones.
-  const WAIT = {sentiment: 1500, breakdown: 3000, surveys: 3000, operations: 10000, keywords: 15000, agents: 15000};
+  const WAIT = {sentiment: 1500, breakdown: 3000, surveys: 3000, operations: 10000, keywords: 15000, agents: 15000,
+                staffing: 3000};
   const lastRun = {};
   const timers = {};
   function refreshSoon(names) {
@@ -356,8 +361,12 @@
     socket.on("disconnect", (reason) => { if (reason === "io server disconnect") socket.connect(); });  // see desk.js
     socket.on("message.sentiment", () => refreshSoon(["sentiment", "breakdown", "keywords"]));
     socket.on("survey.answered", () => refreshSoon(["surveys", "agents"]));
-    socket.on("ticket.updated", () => refreshSoon(["operations"]));
+    socket.on("ticket.updated", () => refreshSoon(["operations", "staffing"]));
+    socket.on("ticket.created", () => refreshSoon(["staffing"]));
     socket.on("message.created", (p) => { if (p.ticket) refreshSoon(["operations"]); });
+    socket.on("agent.availability", () => refreshSoon(["staffing"]));
+    // Who has a page open is no event: the table looks again every half minute.
+    if (document.querySelector("[data-report=staffing]")) setInterval(() => refreshSoon(["staffing"]), 30000);
     socket.on("sentiment.alert", (p) => {
       if (!alertsFiltered) { upsertAlert(p, true); return; }
       // The payload cannot say whether the ticket fits the page's team, agent or tag: the server does.

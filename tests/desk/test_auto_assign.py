@@ -226,7 +226,7 @@ def test_the_availability_switch(app, client, caplog):
     db.session.refresh(agent)
     assert agent.availability is Availability.busy
     assert [e["args"][0] for e in other_page.get_received("/agent") if e["name"] == "agent.availability"] \
-        == [{"availability": "busy"}]
+        == [{"agent_id": agent.id, "availability": "busy"}]
     other_page.disconnect("/agent")
     assert 'data-state="busy"' in client.get("/agent/").get_data(as_text=True)
     audit = db.session.scalars(select(AuditLog).where(AuditLog.action == "account.update")).all()

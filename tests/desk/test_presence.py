@@ -56,6 +56,19 @@ def test_two_servers_and_a_worker_see_the_same_viewers_agents_and_visitors(prefi
 
 
 @pytest.mark.redis
+def test_which_agents_are_online_on_any_server(prefix):
+    one, two, worker = (Presence(REDIS_URL, prefix) for _ in range(3))
+    one.agent_connected("sid-a", A, [1])
+    two.agent_connected("sid-b", B, [2])
+    assert worker.online_among([A["id"], B["id"], 99]) == {A["id"], B["id"]}
+    assert one.online_among([A["id"], 99]) == {A["id"]} and one.online_among([]) == set()
+    two.disconnected("sid-b")
+    assert worker.online_among([A["id"], B["id"]]) == {A["id"]}
+    one.disconnected("sid-a")
+    assert worker.online_among([A["id"], B["id"]]) == set()
+
+
+@pytest.mark.redis
 def test_an_agent_in_tabs_on_two_servers_is_listed_once_until_the_last_tab_closes(prefix):
     one, two = Presence(REDIS_URL, prefix), Presence(REDIS_URL, prefix)
     for p, sid in ((one, "tab-1"), (two, "tab-2")):
@@ -107,6 +120,7 @@ def test_with_redis_down_nothing_raises_and_the_answer_is_this_process(caplog):
     # Every yes is still true; a no may be wrong, which costs an email, never a message.
     assert down.viewers(2) == [A] and down.agents_online(1) and down.visitor_online("v:here")
     assert down.viewers(3) == [] and not down.agents_online(4) and not down.visitor_online("v:elsewhere")
+    assert down.online_among([A["id"], 4]) == {A["id"]}
     down.leave("sid-a", 2)
     assert down.viewers(2) == []
     assert down.disconnected("sid-a") == [] and down.disconnected("sid-v") == []

@@ -162,3 +162,31 @@ def test_filtered_dashboard_counts_in_whole_numbers_and_takes_only_the_alerts_th
         assert page.locator(f"#alert-{skipped}").count() == 0
         assert page.locator("#alert-list li").count() == 1
         assert errors == []
+
+
+def test_agents_now_follows_an_agent_going_busy_and_a_ticket_given_out(app, tmp_path):
+    inbox = f.inbox(kind="test", settings={"auto_assign": True})
+    sup = f.agent(role=Role.supervisor, name="上長", email="boss@example.com")
+    agent = f.agent(inboxes=[inbox], name="担当 花子")
+    with live_server(app) as server, chromium() as browser:
+        board = open_desk_page(browser, server, sup.email, f.PASSWORD)
+        board.goto(server.url + "/supervisor/")
+        board.wait_for_selector("body[data-live=ready]", timeout=10000)
+        desk = open_desk_page(browser, server, agent.email, f.PASSWORD)
+        desk.goto(server.url + "/agent/")
+        desk.wait_for_selector("body[data-live=ready]", timeout=10000)
+        row = "#report-staffing tbody tr:first-child"
+        # the agent's page opened after the board loaded: a new ticket brings the table up to date
+        from helpdesk.services.ingest import ingest
+
+        ingest(inbox, f.inbound(user_id="c1", text="至急お願いします"))
+        board.wait_for_function("(sel) => (document.querySelector(sel) || {}).textContent"
+                                " === ['担当 花子', '対応可能', '1', '0'].join('')", arg=row, timeout=10000)
+        assert board.inner_text("#staff-waiting") == "0"
+        desk.select_option("#availability select", "busy")
+        board.wait_for_function("(sel) => document.querySelector(sel).textContent.includes('取り込み中')",
+                                arg=row, timeout=10000)
+        ingest(inbox, f.inbound(user_id="c2", text="こちらも"))  # nobody available: it waits
+        board.wait_for_function("() => document.getElementById('staff-waiting').textContent === '1'", timeout=10000)
+        board.locator("#report-staffing").screenshot(path=str(tmp_path / "staffing.png"))
+        assert board.errors == [] and desk.errors == []
