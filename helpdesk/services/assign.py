@@ -79,7 +79,7 @@ def assign_waiting(inbox_id: int) -> int:
             break  # nobody has room
         given += chosen is not None  # (not waiting any more: another run gave it meanwhile)
     else:
-        enqueue_waiting([inbox_id])  # a long queue: the rest in a run of its own
+        jobs.enqueue("assign_waiting", inbox_id)  # a long queue: the rest in a run of its own
     return given
 
 
@@ -137,10 +137,12 @@ def enqueue_waiting(inbox_ids: Iterable[int]) -> None:
             jobs.enqueue("assign_waiting", inbox.id)
 
 
-def frees_room(changes: dict) -> bool:
-    """Whether a ticket change (update_ticket's ``changes``) may leave an agent with room for
-    another ticket: one taken from an agent, or out of the statuses that count."""
-    if changes.get("assignee_id", [None])[0] is not None:
-        return True
+def after_change(ticket: Ticket, changes: dict) -> None:
+    """After the commit of a ticket change (the audit's ``changes``): one that may leave an agent
+    with room for another ticket (the ticket taken from them, or out of the statuses that count)
+    queues a run of assign_waiting, if its inbox queues tickets."""
     old, new = changes.get("status", (None, None))
-    return old in _WORKING_VALUES and new not in _WORKING_VALUES
+    freed = changes.get("assignee_id", [None])[0] is not None or (
+        old in _WORKING_VALUES and new not in _WORKING_VALUES)
+    if freed and queues(ticket.inbox):
+        jobs.enqueue("assign_waiting", ticket.inbox_id)

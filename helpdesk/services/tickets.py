@@ -101,8 +101,7 @@ def update_ticket(ticket: Ticket, agent: Agent | None, *, status: str | None = N
     if assigned:
         events.publish(events.TICKET_ASSIGNED, payload, inbox_id=ticket.inbox_id, ticket_id=ticket.id)
     db.session.commit()
-    if assign.frees_room(changes) and assign.queues(ticket.inbox):
-        assign.enqueue_waiting([ticket.inbox_id])
+    assign.after_change(ticket, changes)
     if "status" in changes and ticket.status is Status.resolved:
         from .surveys import on_resolved
 
@@ -161,7 +160,8 @@ def merge_tickets(target: Ticket, source: Ticket, agent: Agent) -> Ticket:
                        body=note, delivery=Delivery.none, sent_at=now, created_at=now)
     db.session.add(note_msg)
     audit(agent, "ticket.merge", "ticket", target.id, {"merged": source.id, "messages": moved})
-    audit(agent, "ticket.update", "ticket", source.id, {"status": [old_status, "closed"], "merged_into": target.id})
+    closed = {"status": [old_status, "closed"], "merged_into": target.id}
+    audit(agent, "ticket.update", "ticket", source.id, closed)
     db.session.flush()
     from .sentiment import update_ticket_aggregate
 
@@ -171,8 +171,7 @@ def merge_tickets(target: Ticket, source: Ticket, agent: Agent) -> Ticket:
         ticket.updated_at = now
         _announce(ticket, agent, ["merged"], merged_into=target.id)
     db.session.commit()
-    if assign.frees_room({"status": [old_status, "closed"]}) and assign.queues(source.inbox):
-        assign.enqueue_waiting([source.inbox_id])
+    assign.after_change(source, closed)
     return target
 
 

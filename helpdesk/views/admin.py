@@ -382,6 +382,11 @@ def _connect_hint(inbox: Inbox) -> str | None:
     return None
 
 
+# Inbox settings the inbox page edits as fields of their own, not in its JSON (with an email
+# inbox's signature).
+_FIELD_SETTINGS = ("auto_assign", "auto_assign_limit", "away_message")
+
+
 def _inbox_edit_form(inbox: Inbox, agents: list[Agent]) -> InboxEditForm:
     form = InboxEditForm(obj=inbox) if request.method == "GET" else InboxEditForm()
     form.editing = inbox.id
@@ -394,10 +399,11 @@ def _inbox_edit_form(inbox: Inbox, agents: list[Agent]) -> InboxEditForm:
         settings = dict(inbox.settings or {})
         if inbox.kind == "email":
             form.signature.data = settings.pop("signature", "")
-        form.away_message.data = settings.pop("away_message", "")
-        form.auto_assign.data = bool(settings.pop("auto_assign", False))
+        form.away_message.data = settings.get("away_message", "")
+        form.auto_assign.data = assign.wanted(inbox)
         form.auto_assign_limit.data = assign.limit(inbox)
-        settings.pop("auto_assign_limit", None)
+        for key in _FIELD_SETTINGS:
+            settings.pop(key, None)
         form.settings.data = json.dumps(settings, ensure_ascii=False, indent=2)
         form.secrets.data = ""
         form.members.data = [a.id for a in inbox.members]
@@ -432,16 +438,10 @@ def edit_inbox(inbox_id: int):
             signature = (form.signature.data or "").replace("\r\n", "\n").strip("\n")
             if signature.strip():
                 settings["signature"] = signature
-        settings.pop("away_message", None)
-        settings.pop("auto_assign", None)
-        settings.pop("auto_assign_limit", None)
-        if form.auto_assign.data:
-            settings["auto_assign"] = True
-        if form.auto_assign_limit.data:
-            settings["auto_assign_limit"] = form.auto_assign_limit.data
-        away_message = (form.away_message.data or "").replace("\r\n", "\n").strip()
-        if away_message:
-            settings["away_message"] = away_message
+        fields = {"auto_assign": form.auto_assign.data, "auto_assign_limit": form.auto_assign_limit.data,
+                  "away_message": (form.away_message.data or "").replace("\r\n", "\n").strip()}
+        settings = {k: v for k, v in settings.items() if k not in _FIELD_SETTINGS}
+        settings.update({k: v for k, v in fields.items() if v})  # an empty field: the key is left out
         inbox.settings = settings
         inbox.active = form.active.data
         offered = {value for value, _label in form.members.choices}
